@@ -1,0 +1,34 @@
+"""dynlearn: learned dynamics models — fit how a system evolves from logged data, measure how far to trust it, use it.
+
+>>> import dynlearn as dl
+>>> data = dl.data.load("hopper-medium.hdf5", task="Hopper-v5")
+>>> task = dl.tasks.get("Hopper-v5")
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def _enable_compilation_cache() -> None:
+    """Persist compiled XLA programs across runs (``$DYNLEARN_CACHE_DIR``, default ``~/.cache/dynlearn/jax``).
+
+    Respects a cache directory the user already configured for JAX.
+    """
+    import os
+
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:
+        return
+    default = os.path.join(os.path.expanduser("~"), ".cache", "dynlearn", "jax")
+    jax.config.update("jax_compilation_cache_dir", os.environ.get("DYNLEARN_CACHE_DIR", default))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+_enable_compilation_cache()
+
+from . import data, metrics, tasks  # noqa: E402
+from .errors import ConfigError, DataError, DynlearnError, OutputExistsError  # noqa: E402
+
+__all__ = ["ConfigError", "DataError", "DynlearnError", "OutputExistsError", "__version__", "data", "metrics", "tasks"]

@@ -1,0 +1,130 @@
+"""Atomic file writes and pickle-free checkpoints (config JSON + array leaves + library version).
+
+Every file dynlearn writes goes through :func:`atomic_write`: the bytes land in a temporary file in
+the same folder and are renamed over the target, so a crash never leaves half a file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+import equinox as eqx
+
+from .errors import DataError, OutputExistsError
+
+CHECKPOINT_FORMAT = 1
+
+
+def check_writable(path: str | os.PathLike, *, force: bool) -> Path:
+    """Refuse to overwrite ``path`` unless ``force``; create its parent folder."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb", *, force: bool = True) -> Iterator[IO[Any]]:
+    """Open a temporary file next to ``path``; on success rename it over ``path``, else delete it."""
+    path = check_writable(path, force=force)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
+    """Give a temporary path next to ``path`` for writers that need a file name (h5py); rename on success."""
+    path = check_writable(path, force=force)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: Any, *, force: bool = True) -> Path:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_write(path, "w", force=force) as f:
+        json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
+        f.write("\n")
+    return Path(path)
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def save_module(folder: str | os.PathLike, module: eqx.Module, config: dict, *, kind: str, force: bool = True) -> Path:
+    """Save ``module``'s array leaves and the ``config`` that rebuilds its structure.
+
+    ``folder/config.json`` holds ``{"kind", "format", "dynlearn_version", "config"}``;
+    ``folder/leaves.eqx`` holds the leaves (``eqx.tree_serialise_leaves``). No pickle.
+    """
+    from . import __version__
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_write(folder / "leaves.eqx", "wb", force=force) as f:
+        eqx.tree_serialise_leaves(f, module)
+    header = {"kind": kind, "format": CHECKPOINT_FORMAT, "dynlearn_version": __version__, "config": config}
+    write_json(folder / "config.json", header, force=force)
+    return folder
+
+
+def read_header(folder: str | os.PathLike, *, kind: str | None = None) -> dict:
+    """Read and check a checkpoint's ``config.json``; returns the stored header."""
+    folder = Path(folder)
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        raise DataError(str(folder), "not a dynlearn checkpoint (no config.json).", "pass the folder that save() wrote.")
+    try:
+        header = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(str(cfg_path), f"invalid JSON ({e.msg} at line {e.lineno}).", "restore the file from the run folder.") from None
+    if header.get("format") != CHECKPOINT_FORMAT:
+        raise DataError(str(cfg_path), f"checkpoint format {header.get('format')!r} is not {CHECKPOINT_FORMAT}.",
+                        "load it with the dynlearn version that wrote it.", key="format")
+    if kind is not None and header.get("kind") != kind:
+        raise DataError(str(cfg_path), f"holds a {header.get('kind')!r}, expected a {kind!r}.", "pass the matching checkpoint.", key="kind")
+    return header
+
+
+def load_leaves(folder: str | os.PathLike, like: eqx.Module) -> eqx.Module:
+    """Fill the structure ``like`` with the leaves saved in ``folder``; shapes and dtypes must match."""
+    path = Path(folder) / "leaves.eqx"
+    try:
+        return eqx.tree_deserialise_leaves(path, like)
+    except FileNotFoundError:
+        raise DataError(str(path), "missing.", "pass the folder that save() wrote.") from None
+    except (RuntimeError, ValueError) as e:
+        raise DataError(str(path), f"does not match the structure in config.json ({e}).",
+                        "load it with the dynlearn version and config that wrote it.") from None

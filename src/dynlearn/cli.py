@@ -1,0 +1,212 @@
+"""The ``dynlearn`` command line. Parses arguments into config dataclasses and calls the public API; no logic of its own.
+
+Errors in the user's input (``DynlearnError``) print one line and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Callable
+
+import tyro
+
+from .errors import DynlearnError
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceArgs:
+    path: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="PATH")]
+    """dataset: a D4RL-layout .hdf5, a Minari dataset folder or id, an .npz or a .csv"""
+    task: str | None = None
+    """task the data comes from (checks dims, adds normalized scores), e.g. Hopper-v5"""
+    obs_cols: str | None = None
+    """.npz/.csv: observation columns, comma-separated names or patterns (obs_*)"""
+    act_cols: str | None = None
+    """.npz/.csv: action columns"""
+    rew_col: str | None = None
+    """.npz/.csv: reward column (default rewards)"""
+    terminal_col: str | None = None
+    """.npz/.csv: terminal-flag column (default terminals, optional)"""
+    timeout_col: str | None = None
+    """.npz/.csv: timeout-flag column (default timeouts, optional)"""
+    next_obs_cols: str | None = None
+    """.npz/.csv: successor-observation columns (default: derived inside episodes)"""
+    episode_col: str | None = None
+    """.npz/.csv: episode-id column (default: episodes end at terminal/timeout flags)"""
+
+    def load(self):
+        from .data import Columns, load
+
+        columns = None
+        if any(v is not None for v in (self.obs_cols, self.act_cols, self.rew_col, self.terminal_col, self.timeout_col,
+                                       self.next_obs_cols, self.episode_col)) or self.path.lower().endswith((".csv", ".tsv")):
+            columns = Columns.parse(obs=self.obs_cols, act=self.act_cols, rew=self.rew_col, terminal=self.terminal_col,
+                                    timeout=self.timeout_col, next_obs=self.next_obs_cols, episode=self.episode_col)
+        return load(self.path, task=self.task, columns=columns)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataInfo(SourceArgs):
+    """Print a dataset's size, episodes, dims, return statistics, flags and any problems found."""
+
+    json: bool = False
+    """print the summary as JSON"""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataGenerate:
+    """Collect a dataset in a task with a behaviour policy and write it in the D4RL layout."""
+
+    task: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="TASK")]
+    """task id, e.g. Hopper-v5"""
+    out: Path
+    """output .hdf5 file"""
+    policy: str = "random"
+    """random, controller (the task's hand-written controller, where one exists), or a saved agent folder"""
+    steps: int = 100_000
+    """environment steps to collect"""
+    seed: int = 0
+    """seed for resets and the policy's randomness"""
+    noise: float = 0.0
+    """Gaussian action noise added to the policy, in units of half the action range"""
+    num_envs: int = 8
+    """environments stepped side by side"""
+    force: bool = False
+    """overwrite an existing output file"""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConvert(SourceArgs):
+    """Convert a dataset (Minari, .npz, .csv, .hdf5) to the D4RL HDF5 layout."""
+
+    out: Annotated[Path, tyro.conf.arg(aliases=("-o",))] = Path("dataset.hdf5")
+    """output .hdf5 file"""
+    force: bool = False
+    """overwrite an existing output file"""
+
+
+@dataclasses.dataclass(frozen=True)
+class TasksList:
+    """List the registered tasks with dims, termination/reward functions and reference returns."""
+
+    json: bool = False
+    """print as JSON"""
+
+
+def _cmd_data_info(cfg: DataInfo) -> None:
+    from .data import summarize
+    from .tasks import get
+
+    dataset = cfg.load()
+    summary = summarize(dataset, get(cfg.task) if cfg.task else _task_of(dataset))
+    print(json.dumps(summary.to_dict(), indent=2) if cfg.json else summary.render())
+
+
+def _task_of(dataset):
+    from .tasks import get, is_registered
+
+    return get(dataset.task) if dataset.task and is_registered(dataset.task) else None
+
+
+def _cmd_data_generate(cfg: DataGenerate) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .checkpoint import check_writable
+    from .data import summarize, write_d4rl
+    from .tasks import NoisyPolicy, collect, get
+    from .tasks.policies import policy_from_name
+
+    task = get(cfg.task)
+    check_writable(cfg.out, force=cfg.force)
+    policy = policy_from_name(cfg.policy, task)
+    if cfg.noise > 0:
+        policy = NoisyPolicy(policy, task, noise=cfg.noise)
+    with Progress(TextColumn("collecting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True) as bar:
+        job = bar.add_task("steps", total=cfg.steps)
+        dataset = collect(task, policy, steps=cfg.steps, seed=cfg.seed, num_envs=cfg.num_envs, name=cfg.out.stem,
+                          policy_name=cfg.policy, on_step=lambda n: bar.advance(job, n))
+    write_d4rl(cfg.out, dataset, force=cfg.force)
+    print(f"wrote {cfg.out}")
+    print(summarize(dataset, task).render())
+
+
+def _cmd_data_convert(cfg: DataConvert) -> None:
+    from .data import write_d4rl
+
+    dataset = cfg.load()
+    write_d4rl(cfg.out, dataset, force=cfg.force)
+    print(f"wrote {cfg.out} ({len(dataset):,} transitions, {dataset.n_episodes} episodes)")
+
+
+def _cmd_tasks(cfg: TasksList) -> None:
+    from .tasks import get, ids
+
+    rows = []
+    for task_id in ids():
+        t = get(task_id)
+        rows.append({"id": t.id, "obs_dim": t.obs_dim, "act_dim": t.act_dim, "max_episode_steps": t.max_episode_steps,
+                     "termination": t.termination_fn.__name__ if t.termination_fn else "learned",
+                     "reward": t.reward_fn.__name__ if t.reward_fn else "learned",
+                     "ref_random": t.ref_random, "ref_expert": t.ref_expert, "reference": t.ref_source})
+    if cfg.json:
+        print(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        print(f"{r['id']:<22} obs {r['obs_dim']:>3}  act {r['act_dim']:>2}  termination {r['termination']:<28} "
+              f"reward {r['reward']:<26} random {r['ref_random']}  expert {r['ref_expert']}  ({r['reference']})")
+
+
+def _cmd_run(cfg) -> None:
+    from .default_job import run_default_job
+
+    run_default_job(cfg)
+
+
+def _commands() -> dict[str, tuple[type, Callable]]:
+    from .default_job import DefaultJobConfig
+
+    return {
+        "run": (DefaultJobConfig, _cmd_run),
+        "data info": (DataInfo, _cmd_data_info),
+        "data generate": (DataGenerate, _cmd_data_generate),
+        "data convert": (DataConvert, _cmd_data_convert),
+        "tasks": (TasksList, _cmd_tasks),
+    }
+
+
+USAGE = """usage: dynlearn COMMAND [ARGS]   (dynlearn COMMAND --help for a command's options)
+
+commands:
+  run             the built-in default job, end to end (--quick for a smoke test)
+  data info       what a dataset holds, and problems found in it
+  data generate   collect a dataset in a task with a behaviour policy (D4RL layout)
+  data convert    convert Minari / .npz / .csv data to the D4RL layout
+  tasks           list the registered tasks
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = _commands()
+    name = next((n for n in sorted(commands, key=len, reverse=True) if argv[: len(n.split())] == n.split()), None)
+    if name is None:
+        print(USAGE, file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    cls, handler = commands[name]
+    cfg = tyro.cli(cls, args=argv[len(name.split()):], prog=f"dynlearn {name}", description=cls.__doc__)
+    try:
+        handler(cfg)
+    except DynlearnError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

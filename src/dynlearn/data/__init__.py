@@ -1,0 +1,21 @@
+"""Datasets: containers, validation, loaders and writers. Knows no environment.
+
+>>> import dynlearn as dl
+>>> ds = dl.data.load("hopper.hdf5", task="Hopper-v5")
+>>> train, holdout = ds.split()
+"""
+
+from .d4rl import load_d4rl, write_d4rl
+from .dataset import Dataset, derive_next_obs, from_arrays
+from .load import load, register_named
+from .minari import load_minari, minari_root
+from .normalize import Normalizer
+from .summary import DatasetSummary, summarize
+from .tabular import Columns, load_csv, load_npz
+from .transitions import Transitions, concatenate, sample
+
+__all__ = [
+    "Columns", "Dataset", "DatasetSummary", "Normalizer", "Transitions", "concatenate", "derive_next_obs",
+    "from_arrays", "load", "load_csv", "load_d4rl", "load_minari", "load_npz", "minari_root", "register_named",
+    "sample", "summarize", "write_d4rl",
+]

@@ -1,0 +1,33 @@
+"""Errors that mean "the input is wrong", raised at the library's boundary.
+
+Every message is one line that names the file (or argument), the key and the fix. The CLI prints
+these without a traceback and exits non-zero; anything else escaping is a bug in dynlearn.
+"""
+
+from __future__ import annotations
+
+
+class DynlearnError(Exception):
+    """Base class for user-facing errors (bad input, bad config, refused overwrite)."""
+
+
+class DataError(DynlearnError, ValueError):
+    """A dataset file or array is missing something, is malformed or holds bad values."""
+
+    def __init__(self, source: str, problem: str, fix: str | None = None, *, key: str | None = None):
+        where = f"{source}" + (f" [{key}]" if key else "")
+        message = f"{where}: {problem}" + (f" Fix: {fix}" if fix else "")
+        super().__init__(message)
+        self.source, self.key, self.problem, self.fix = source, key, problem, fix
+
+
+class ConfigError(DynlearnError, ValueError):
+    """A configuration or command-line value is invalid."""
+
+
+class OutputExistsError(DynlearnError, FileExistsError):
+    """Refusing to write over an existing output without ``force``."""
+
+    def __init__(self, path):
+        super().__init__(f"{path}: already exists. Fix: choose another output path, or pass --force to overwrite it.")
+        self.path = path

@@ -1,0 +1,132 @@
+"""Run folders and the versioned ``results.json`` schema every run writes.
+
+A run folder holds ``config.json`` (what was asked), ``results.json`` (what happened, schema below) and
+figures. Scores are of the *final* policy of each seed, never the best seen during training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .checkpoint import write_json
+from .errors import OutputExistsError
+
+SCHEMA = "dynlearn.results/1"
+REQUIRED = ("schema", "dynlearn_version", "git_sha", "jax_version", "created", "dataset", "task", "method", "budget",
+            "scores", "wall_time_s", "steps_per_s")
+
+
+def git_sha() -> str | None:
+    """The commit of the dynlearn source tree in use (None outside a git checkout)."""
+    if os.environ.get("DYNLEARN_GIT_SHA"):
+        return os.environ["DYNLEARN_GIT_SHA"]
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedScore:
+    """The final policy's evaluation for one training seed."""
+
+    seed: int
+    return_mean: float
+    return_std: float
+    normalized: float | None
+    episodes: int
+
+
+def make_results(*, method: str, task: str, dataset: dict | None, budget: dict, seed_scores: list[SeedScore],
+                 wall_time_s: float, steps_per_s: float | None, extra: dict | None = None) -> dict[str, Any]:
+    """Assemble a ``results.json`` dict (schema ``dynlearn.results/1``).
+
+    ``dataset`` is ``{"name", "hash", "transitions"}`` (or None for online runs); ``budget`` at least
+    ``{"steps", "seeds"}``. ``scores.mean``/``std`` are over seeds, of normalized scores when the task has
+    reference returns, else of raw returns (``scores.metric`` says which).
+    """
+    import jax
+
+    from . import __version__
+
+    normalized = [s.normalized for s in seed_scores]
+    metric = "normalized_score" if seed_scores and all(v is not None for v in normalized) else "return"
+    values = np.array(normalized if metric == "normalized_score" else [s.return_mean for s in seed_scores], np.float64)
+    return {
+        "schema": SCHEMA,
+        "dynlearn_version": __version__,
+        "git_sha": git_sha(),
+        "jax_version": jax.__version__,
+        "jax_backend": jax.default_backend(),
+        "python": platform.python_version(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "dataset": dataset,
+        "task": task,
+        "method": method,
+        "budget": budget,
+        "scores": {
+            "metric": metric,
+            "per_seed": [dataclasses.asdict(s) for s in seed_scores],
+            "mean": float(values.mean()) if values.size else None,
+            "std": float(values.std()) if values.size else None,
+            "policy": "final",
+        },
+        "wall_time_s": float(wall_time_s),
+        "steps_per_s": None if steps_per_s is None else float(steps_per_s),
+        "extra": extra or {},
+    }
+
+
+def check_results(results: dict) -> None:
+    """Raise ValueError if ``results`` does not follow the schema (used by tests and loaders of run folders)."""
+    missing = [k for k in REQUIRED if k not in results]
+    if missing:
+        raise ValueError(f"results.json is missing {missing}")
+    if results["schema"] != SCHEMA:
+        raise ValueError(f"results.json schema {results['schema']!r}, expected {SCHEMA!r}")
+    for k in ("steps", "seeds"):
+        if k not in results["budget"]:
+            raise ValueError(f"results.json budget is missing '{k}'")
+    if len(results["scores"]["per_seed"]) != results["budget"]["seeds"]:
+        raise ValueError("results.json has a score per seed count that differs from budget.seeds")
+
+
+def dataset_record(dataset) -> dict:
+    """What ``results.json`` records about a :class:`dynlearn.data.Dataset`."""
+    return {"name": dataset.name, "hash": dataset.content_hash(), "transitions": len(dataset), "episodes": dataset.n_episodes}
+
+
+class RunFolder:
+    """A run's output folder. Refuses an existing non-empty folder unless ``force`` (then replaces it)."""
+
+    def __init__(self, path: str | os.PathLike, *, force: bool = False):
+        self.path = Path(path)
+        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            if not force:
+                raise OutputExistsError(self.path)
+            if self.path.is_dir():
+                shutil.rmtree(self.path)
+            else:
+                self.path.unlink()
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def write_config(self, config: dict) -> Path:
+        return write_json(self.path / "config.json", config)
+
+    def write_results(self, results: dict) -> Path:
+        check_results(results)
+        return write_json(self.path / "results.json", results)

@@ -1,0 +1,16 @@
+"""Tasks: environments, their termination/reward functions and reference returns; collection and evaluation.
+
+>>> import dynlearn as dl
+>>> task = dl.tasks.get("Hopper-v5")
+>>> data = dl.tasks.collect(task, dl.tasks.RandomPolicy(task), steps=10_000, seed=0)
+>>> dl.tasks.evaluate(dl.tasks.RandomPolicy(task), task, episodes=10, key=0).normalized_mean
+"""
+
+from . import termination
+from .collect import collect
+from .evaluate import EvalResult, evaluate
+from .policy import JaxPolicy, NoisyPolicy, Policy, RandomPolicy
+from .registry import Task, get, ids, is_registered, register
+
+__all__ = ["EvalResult", "JaxPolicy", "NoisyPolicy", "Policy", "RandomPolicy", "Task", "collect", "evaluate", "get", "ids",
+           "is_registered", "register", "termination"]

@@ -1,0 +1,76 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dynlearn.cli import main
+from dynlearn.results import check_results
+from tests.helpers import episodes_arrays, write_h5
+
+
+def test_data_info_counts(tmp_path, capsys):
+    arrays = episodes_arrays(lengths=(5, 7, 4), ends=("terminal", "timeout", "cut"))
+    del arrays["next_observations"]
+    write_h5(tmp_path / "d.hdf5", arrays)
+    assert main(["data", "info", str(tmp_path / "d.hdf5"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["transitions"], info["episodes"], info["complete_episodes"]) == (16, 3, 2)
+    assert (info["terminals"], info["timeouts"], info["without_successor"]) == (1, 1, 3)
+    assert any("last episode" in p for p in info["problems"])
+
+
+def test_data_info_csv_with_columns(tmp_path, capsys):
+    lines = ["o1,o2,a,r,d"] + [f"{i},{i * 2},{0.1 * i},{1.0},{int(i == 9)}" for i in range(10)]
+    (tmp_path / "log.csv").write_text("\n".join(lines))
+    assert main(["data", "info", str(tmp_path / "log.csv"), "--obs-cols", "o1,o2", "--act-cols", "a", "--rew-col", "r",
+                 "--terminal-col", "d", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["transitions"] == 10 and info["obs_dim"] == 2 and info["terminals"] == 1
+
+
+@pytest.mark.parametrize("content", [b"plain text", b""])
+def test_bad_input_is_one_line_error_without_traceback(tmp_path, capsys, content):
+    (tmp_path / "x.hdf5").write_bytes(content)
+    assert main(["data", "info", str(tmp_path / "x.hdf5")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err and "x.hdf5" in err
+
+
+def test_console_script_exits_nonzero_without_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "dynlearn.cli", "data", "info", str(tmp_path / "missing.hdf5")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "no such file" in result.stderr
+
+
+def test_generate_then_refuse_overwrite(tmp_path, capsys):
+    out = tmp_path / "p.hdf5"
+    assert main(["data", "generate", "Pendulum-v1", "--out", str(out), "--steps", "300", "--policy", "controller"]) == 0
+    capsys.readouterr()
+    assert main(["data", "info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["transitions"] == 300 and info["task"] == "Pendulum-v1" and info["normalized_returns"] is not None
+    assert main(["data", "generate", "Pendulum-v1", "--out", str(out), "--steps", "300"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["data", "generate", "Pendulum-v1", "--out", str(out), "--steps", "200", "--force"]) == 0
+
+
+def test_unknown_option_is_rejected(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "generate", "Pendulum-v1", "--out", "x.hdf5", "--stepz", "10"])
+    assert exit_info.value.code == 2
+
+
+def test_run_quick_writes_a_valid_run_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--quick", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    check_results(results)
+    assert results["dataset"]["transitions"] == 2000 and results["budget"]["seeds"] == 1
+    behaviour = results["extra"]["behaviour"]["return_mean"]
+    random = results["extra"]["random"]["return_mean"]
+    assert behaviour > random  # the noisy controller is still far better than random
+    assert {"config.json", "dataset.hdf5", "report.md"} <= {p.name for p in out.iterdir()}
+    assert main(["run", "--quick", "--out", str(out)]) == 2  # no silent overwrite
+    assert np.isfinite(results["wall_time_s"])
