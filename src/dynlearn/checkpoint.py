@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -128,3 +129,35 @@ def load_leaves(folder: str | os.PathLike, like: eqx.Module) -> eqx.Module:
     except (RuntimeError, ValueError) as e:
         raise DataError(str(path), f"does not match the structure in config.json ({e}).",
                         "load it with the dynlearn version and config that wrote it.") from None
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh folder next to ``path``; on success it replaces ``path`` (the old one is kept until the swap is done).
+
+    A crash leaves either the old folder at ``path`` or, between the two renames, at ``path.old``:
+    :func:`latest_dir` finds it.
+    """
+    path = Path(path)
+    new, old = path.with_name(path.name + ".new"), path.with_name(path.name + ".old")
+    shutil.rmtree(new, ignore_errors=True)
+    new.mkdir(parents=True)
+    try:
+        yield new
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    if path.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        path.rename(old)
+    new.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_dir(path: str | os.PathLike) -> Path | None:
+    """The folder :func:`atomic_dir` last completed at ``path`` (or its ``.old`` twin after a crash), else None."""
+    path = Path(path)
+    for candidate in (path, path.with_name(path.name + ".old")):
+        if candidate.is_dir():
+            return candidate
+    return None

@@ -61,10 +61,10 @@ class DataInfo(SourceArgs):
 class DataGenerate:
     """Collect a dataset in a task with a behaviour policy and write it in the D4RL layout."""
 
-    task: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="TASK")]
-    """task id, e.g. Hopper-v5"""
-    out: Path
-    """output .hdf5 file"""
+    task: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="TASK|NAME")]
+    """task id (e.g. Hopper-v5), or a suite dataset name (e.g. hopper-medium-v5: regenerated from kept policies)"""
+    out: Path | None = None
+    """output .hdf5 file (a suite dataset defaults to the dataset cache)"""
     policy: str = "random"
     """random, controller (the task's hand-written controller, where one exists), or a saved agent folder"""
     steps: int = 100_000
@@ -87,6 +87,36 @@ class DataConvert(SourceArgs):
     """output .hdf5 file"""
     force: bool = False
     """overwrite an existing output file"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Train:
+    """Train an agent offline on a dataset (DATA), or online in the task (--online). Writes a run folder."""
+
+    algo: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="ALGO")]
+    """agent: sac, td3bc, iql, bc, ... (dynlearn.agents)"""
+    data: Annotated[str | None, tyro.conf.Positional, tyro.conf.arg(metavar="DATA")] = None
+    """dataset (file, Minari id or named dataset); omit with --online"""
+    out: Path = Path("runs/train")
+    """run folder"""
+    task: str | None = None
+    """task to evaluate in (required with --online; else read from the dataset when it records one)"""
+    online: bool = False
+    """train by interacting with the task instead of from a dataset"""
+    steps: int | None = None
+    """gradient steps per seed (default: 100,000 offline; 500,000 online)"""
+    seeds: int = 3
+    """offline: seeds run one after another (online runs one seed: --seed)"""
+    seed: int = 0
+    """first seed"""
+    eval_every: int = 10_000
+    """evaluate the policy every this many steps"""
+    eval_episodes: int = 10
+    """evaluation episodes"""
+    resume: bool = False
+    """continue the run in --out from its checkpoint"""
+    force: bool = False
+    """replace an existing run folder"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +150,19 @@ def _cmd_data_generate(cfg: DataGenerate) -> None:
     from .tasks import NoisyPolicy, collect, get
     from .tasks.policies import policy_from_name
 
+    from .errors import ConfigError
+    from .tasks import suite
+
+    if suite.parse(cfg.task) is not None:
+        out = cfg.out or suite.path_of(cfg.task, cfg.seed)
+        check_writable(out, force=cfg.force)
+        dataset = suite.generate(cfg.task, seed=cfg.seed)
+        write_d4rl(out, dataset, force=cfg.force)
+        print(f"wrote {out}")
+        print(summarize(dataset, get(dataset.task)).render())
+        return
+    if cfg.out is None:
+        raise ConfigError("data generate TASK needs --out FILE.hdf5.")
     task = get(cfg.task)
     check_writable(cfg.out, force=cfg.force)
     policy = policy_from_name(cfg.policy, task)
@@ -160,6 +203,33 @@ def _cmd_tasks(cfg: TasksList) -> None:
               f"reward {r['reward']:<26} random {r['ref_random']}  expert {r['ref_expert']}  ({r['reference']})")
 
 
+def _cmd_train(cfg: Train) -> None:
+    from .errors import ConfigError
+    from .tasks import get
+
+    if cfg.online:
+        from .algos.online import OnlineConfig, train_online
+
+        if cfg.task is None or cfg.data is not None:
+            raise ConfigError("train --online needs --task and no DATA. Fix: dynlearn train sac --online --task Hopper-v5 --out DIR.")
+        online = OnlineConfig(task=get(cfg.task).id, agent=cfg.algo, steps=cfg.steps or 500_000, seed=cfg.seed,
+                              eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes)
+        train_online(online, cfg.out, resume=cfg.resume, force=cfg.force)
+        return
+    from .algos.offline import OfflineConfig, train_offline
+    from .data import load
+
+    if cfg.data is None:
+        raise ConfigError("train needs a DATA argument (or --online). Fix: dynlearn train td3bc hopper.hdf5 --task Hopper-v5.")
+    dataset = load(cfg.data, task=cfg.task)
+    task_id = cfg.task or dataset.task
+    if task_id is None:
+        raise ConfigError(f"{cfg.data} does not record its task. Fix: pass --task (e.g. --task Hopper-v5).")
+    offline = OfflineConfig(agent=cfg.algo, steps=cfg.steps or 100_000, seeds=cfg.seeds, seed=cfg.seed,
+                            eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes)
+    train_offline(dataset, get(task_id), offline, cfg.out, resume=cfg.resume, force=cfg.force)
+
+
 def _cmd_run(cfg) -> None:
     from .default_job import run_default_job
 
@@ -174,6 +244,7 @@ def _commands() -> dict[str, tuple[type, Callable]]:
         "data info": (DataInfo, _cmd_data_info),
         "data generate": (DataGenerate, _cmd_data_generate),
         "data convert": (DataConvert, _cmd_data_convert),
+        "train": (Train, _cmd_train),
         "tasks": (TasksList, _cmd_tasks),
     }
 
@@ -185,6 +256,7 @@ commands:
   data info       what a dataset holds, and problems found in it
   data generate   collect a dataset in a task with a behaviour policy (D4RL layout)
   data convert    convert Minari / .npz / .csv data to the D4RL layout
+  train           train an agent offline on a dataset, or online in a task (--online)
   tasks           list the registered tasks
 """
 
@@ -197,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     cls, handler = commands[name]
-    cfg = tyro.cli(cls, args=argv[len(name.split()):], prog=f"dynlearn {name}", description=cls.__doc__)
     try:
+        cfg = tyro.cli(cls, args=argv[len(name.split()):], prog=f"dynlearn {name}", description=cls.__doc__)
         handler(cfg)
     except DynlearnError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -121,6 +121,26 @@ class RunFolder:
                 self.path.unlink()
         self.path.mkdir(parents=True, exist_ok=True)
 
+    @classmethod
+    def open(cls, path: str | os.PathLike, config: dict, *, resume: bool = False, force: bool = False) -> "RunFolder":
+        """A new run folder with ``config.json`` written, or (``resume``) an existing one whose config must match."""
+        import json
+
+        from .errors import ConfigError, DataError
+
+        if not resume:
+            run = cls(path, force=force)
+            run.write_config(config)
+            return run
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise DataError(str(path), "has no run to resume.", "start a new run without --resume.")
+        if json.loads((path / "config.json").read_text()) != json.loads(json.dumps(config, default=str)):
+            raise ConfigError(f"{path}/config.json differs from this run's config. Fix: resume with the same options and data, or use a new --out.")
+        run = cls.__new__(cls)
+        run.path = path
+        return run
+
     def file(self, name: str) -> Path:
         return self.path / name
 

@@ -5,8 +5,9 @@
 >>> train, holdout = ds.split()
 """
 
+from .buffer import ReplayBuffer
 from .d4rl import load_d4rl, write_d4rl
-from .dataset import Dataset, derive_next_obs, from_arrays
+from .dataset import Dataset, concat_datasets, derive_next_obs, from_arrays
 from .load import load, register_named
 from .minari import load_minari, minari_root
 from .normalize import Normalizer
@@ -15,7 +16,7 @@ from .tabular import Columns, load_csv, load_npz
 from .transitions import Transitions, concatenate, sample
 
 __all__ = [
-    "Columns", "Dataset", "DatasetSummary", "Normalizer", "Transitions", "concatenate", "derive_next_obs",
+    "Columns", "Dataset", "DatasetSummary", "ReplayBuffer", "Normalizer", "Transitions", "concat_datasets", "concatenate", "derive_next_obs",
     "from_arrays", "load", "load_csv", "load_d4rl", "load_minari", "load_npz", "minari_root", "register_named",
     "sample", "summarize", "write_d4rl",
 ]

@@ -178,7 +178,28 @@ def from_arrays(
     if next_obs is None:
         next_a, valid = derive_next_obs(obs_a, starts)
     else:
-        valid = np.ones(n, dtype=bool) if next_obs_valid is None else np.asarray(next_obs_valid, dtype=bool)
+        valid = np.ones(n, dtype=bool) if next_obs_valid is None else flag_array(next_obs_valid, source, "infos/next_obs_valid")
+        if valid.shape[0] != n:
+            raise DataError(source, f"has {valid.shape[0]} rows but observations have {n}.", "store one flag per step.", key="infos/next_obs_valid")
     transitions = Transitions(obs=obs_a, act=act_a, rew=rew_a, next_obs=next_a, terminal=term_a, timeout=tout_a, next_obs_valid=valid)
     return Dataset(transitions=transitions, episode_starts=starts, name=name, source=source,
                    task=None if task is None else task.id, metadata=dict(metadata or {}))
+
+
+def concat_datasets(parts: list[Dataset], *, name: str, source: str | None = None) -> Dataset:
+    """Episodes of several datasets one after another (D4RL's medium-expert is medium followed by expert).
+
+    Per-step metadata arrays present in every part (``qpos``, ``qvel``) are concatenated too.
+    """
+    from .transitions import concatenate
+
+    if not parts:
+        raise ValueError("concat_datasets needs at least one dataset")
+    offsets = np.cumsum([0] + [len(p) for p in parts[:-1]])
+    starts = np.concatenate([p.episode_starts + o for p, o in zip(parts, offsets)]).astype(np.int64)
+    metadata = {"format": "generated", "parts": [p.name for p in parts]}
+    for key in ("qpos", "qvel"):
+        if all(key in p.metadata for p in parts):
+            metadata[key] = np.concatenate([p.metadata[key] for p in parts])
+    return Dataset(transitions=concatenate([p.transitions for p in parts]), episode_starts=starts, name=name,
+                   source=source or " + ".join(p.source for p in parts), task=parts[0].task, metadata=metadata)

@@ -6,11 +6,16 @@
 >>> dl.tasks.evaluate(dl.tasks.RandomPolicy(task), task, episodes=10, key=0).normalized_mean
 """
 
-from . import termination
+from . import suite, termination
 from .collect import collect
 from .evaluate import EvalResult, evaluate
 from .policy import JaxPolicy, NoisyPolicy, Policy, RandomPolicy
 from .registry import Task, get, ids, is_registered, register
 
+from ..data.load import register_named as _register_named
+
+for _short in suite.TASKS:
+    _register_named(f"{_short}-", suite.load_named)
+
 __all__ = ["EvalResult", "JaxPolicy", "NoisyPolicy", "Policy", "RandomPolicy", "Task", "collect", "evaluate", "get", "ids",
-           "is_registered", "register", "termination"]
+           "is_registered", "register", "suite", "termination"]

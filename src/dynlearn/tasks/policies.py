@@ -22,7 +22,24 @@ def policy_from_name(name: str, task) -> Policy:
         return CONTROLLERS[task.id]()
     path = Path(name)
     if path.is_dir():
-        from ..agents import load_policy
-
-        return load_policy(path, task)
+        return saved_policy(path, task)
     raise ConfigError(f"--policy {name}: not 'random', 'controller' or an existing agent folder. Fix: pass one of those.")
+
+
+def saved_policy(folder, task, *, deterministic: bool = False) -> Policy:
+    """A saved policy (``save_policy`` or a full agent checkpoint) as a batch :class:`Policy`.
+
+    Gaussian policies sample their actions unless ``deterministic`` (D4RL's datasets were collected with
+    the stochastic policy). The policy's action size must match the task's.
+    """
+    import jax
+
+    from ..agents.export import load_policy
+    from .policy import JaxPolicy
+
+    policy = load_policy(folder)
+    if policy.spec.obs_dim != task.obs_dim or policy.spec.act_dim != task.act_dim:
+        raise ConfigError(f"policy {folder} is for obs {policy.spec.obs_dim}/act {policy.spec.act_dim}, but {task.id} has "
+                          f"{task.obs_dim}/{task.act_dim}. Fix: pass a policy trained on {task.id}.")
+    act = jax.jit(lambda obs, key: policy(obs, key=key, deterministic=deterministic))
+    return JaxPolicy(lambda obs, *, key: act(obs, key))

@@ -1,0 +1,254 @@
+"""Soft Actor-Critic: Haarnoja et al. 2018 (arXiv 1801.01290), automatic temperature from 1812.05905.
+
+A tanh-Gaussian policy maximises ``min_i Q_i(s, a) - alpha log pi(a|s)``; ``n_critics`` critics (2 by
+default) regress to ``r + gamma (1 - terminal) (min_i Q'_i(s', a') - alpha log pi(a'|s'))`` with Polyak
+-averaged targets ``Q'``, and ``alpha`` is tuned so the policy's entropy tracks ``-act_dim``.
+
+The critics are one stacked ensemble, so SAC-N (An et al. 2021) is this code with ``n_critics=N``;
+EDAC's gradient-diversity term is ``eta > 0`` (see :mod:`dynlearn.agents.edac`).
+Order of one step, as in OfflineRL-Kit: critics, then the actor (against the updated critics), then
+the temperature, then the targets.
+Differences from the paper: none in the algorithm. Log-probabilities are of the action in the unit box
+``[-1, 1]`` (before rescaling to the bounds), so the entropy target does not depend on the bounds;
+``log_std`` is clipped to [-5, 2] (OfflineRL-Kit). The paper uses one learning rate 3e-4 for all
+parts; OfflineRL-Kit's MOPO/MOBILE use actor 1e-4 and alpha 1e-4 (set them in the config).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+from .._types import Array, Float, Int, Key
+from ..data.transitions import Transitions
+from ..errors import ConfigError
+from . import base
+from .base import AgentSpec, BatchSource, Info
+from .networks import QEnsemble, TanhGaussianPolicy
+
+NAME = "sac"
+
+
+@dataclasses.dataclass(frozen=True)
+class SACConfig:
+    """SAC hyperparameters; defaults are the paper's (Haarnoja et al. 2018, table 1) with 256x256 networks."""
+
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden widths of the actor and of each critic (256x256: SAC's paper and the offline MBRL papers)."""
+    n_critics: int = 2
+    """Number of critics; the target and the actor use their minimum (2: SAC; 10-50: SAC-N/EDAC)."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the policy."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics."""
+    alpha_lr: float = 3e-4
+    """Adam learning rate of log(alpha)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak rate of the target critics: target <- (1 - tau) target + tau online, every step."""
+    batch_size: int = 256
+    """Rows per gradient step in update_block."""
+    auto_alpha: bool = True
+    """Tune the temperature toward target_entropy; if False alpha stays init_alpha."""
+    init_alpha: float = 1.0
+    """Initial temperature (log_alpha = 0, as in OfflineRL-Kit and CORL)."""
+    target_entropy: float | None = None
+    """Entropy target of the policy in the unit box; None means -act_dim."""
+    backup_entropy: bool = True
+    """Subtract alpha log pi(a'|s') in the critic target (the soft Bellman backup)."""
+    eta: float = 0.0
+    """EDAC's gradient-diversity weight (An et al. 2021); 0 is plain SAC/SAC-N."""
+    log_std_min: float = -5.0
+    """Lower clip of the policy's log standard deviation."""
+    log_std_max: float = 2.0
+    """Upper clip of the policy's log standard deviation."""
+
+    def __post_init__(self):
+        if not self.hidden or min(self.hidden) < 1:
+            raise ConfigError(f"SACConfig.hidden must be positive widths, got {self.hidden}")
+        if self.n_critics < 1 or (self.eta > 0 and self.n_critics < 2):
+            raise ConfigError(f"SACConfig.n_critics must be >= 1 (>= 2 with eta > 0), got {self.n_critics}")
+        if not 0.0 < self.tau <= 1.0 or not 0.0 <= self.gamma <= 1.0:
+            raise ConfigError(f"SACConfig: tau {self.tau} must be in (0, 1], gamma {self.gamma} in [0, 1]")
+        if self.init_alpha <= 0 or self.batch_size < 1 or self.eta < 0:
+            raise ConfigError("SACConfig: init_alpha > 0, batch_size >= 1 and eta >= 0 are required")
+
+
+Config = SACConfig
+
+
+class SACState(eqx.Module):
+    """Everything SAC needs to act and to resume training exactly."""
+
+    actor: TanhGaussianPolicy
+    critic: QEnsemble
+    target_critic: QEnsemble
+    log_alpha: Float[Array, ""]
+    actor_opt: optax.OptState
+    critic_opt: optax.OptState
+    alpha_opt: optax.OptState
+    step: Int[Array, ""]
+    cfg: SACConfig = eqx.field(static=True)
+    spec: AgentSpec = eqx.field(static=True)
+
+
+State = SACState
+
+
+def _optimisers(cfg: SACConfig):
+    return optax.adam(cfg.actor_lr), optax.adam(cfg.critic_lr), optax.adam(cfg.alpha_lr)
+
+
+def _target_entropy(state: SACState) -> float:
+    cfg = state.cfg
+    return -float(state.spec.act_dim) if cfg.target_entropy is None else float(cfg.target_entropy)
+
+
+@eqx.filter_jit
+def init(key: Key, spec: AgentSpec, cfg: SACConfig = SACConfig()) -> SACState:
+    """Fresh networks (targets copy the critics) and optimiser states."""
+    actor_key, critic_key = jax.random.split(key)
+    actor = TanhGaussianPolicy(spec.obs_dim, spec.act_dim, cfg.hidden, log_std_min=cfg.log_std_min,
+                               log_std_max=cfg.log_std_max, key=actor_key)
+    critic = QEnsemble(cfg.n_critics, spec.obs_dim, spec.act_dim, cfg.hidden, key=critic_key)
+    log_alpha = jnp.asarray(math.log(cfg.init_alpha), jnp.float32)
+    actor_tx, critic_tx, alpha_tx = _optimisers(cfg)
+    return SACState(actor, critic, critic, log_alpha, actor_tx.init(actor), critic_tx.init(critic),
+                    alpha_tx.init(log_alpha), jnp.zeros((), jnp.int32), cfg, spec)
+
+
+def _q_and_diversity(critic: QEnsemble, obs, act) -> tuple[Float[Array, "n batch"], Float[Array, ""]]:
+    """Every critic's ``Q(obs, act)`` and EDAC's gradient-diversity loss from one forward pass: the
+    sum over pairs i != j of cos(grad_a Q_i, grad_a Q_j), mean over rows, divided by n - 1. Each
+    critic gets its own copy of the actions, so one backward pass gives every critic's gradient."""
+    n = critic.net.n
+
+    def total(a):
+        q = critic.per_member(obs, a)
+        return jnp.sum(q), q
+
+    g, q = jax.grad(total, has_aux=True)(jnp.broadcast_to(act, (n, *act.shape)))  # g: [n, B, act]
+    g = g / (jnp.linalg.norm(g, axis=-1, keepdims=True) + 1e-10)
+    cos = jnp.einsum("ibk,jbk->bij", g, g)  # [B, n, n]
+    off_diagonal = jnp.sum(cos, axis=(1, 2)) - jnp.trace(cos, axis1=1, axis2=2)
+    return q, jnp.mean(off_diagonal) / (n - 1)
+
+
+def _diversity(critic: QEnsemble, obs, act) -> Float[Array, ""]:
+    """EDAC's gradient-diversity loss alone (see :func:`_q_and_diversity`)."""
+    return _q_and_diversity(critic, obs, act)[1]
+
+
+@eqx.filter_jit
+def update(state: SACState, batch: Transitions, *, key: Key, target_adjust=None) -> tuple[SACState, Info]:
+    """One SAC step on ``batch`` (see :mod:`dynlearn.agents.base` for ``target_adjust``)."""
+    cfg, spec = state.cfg, state.spec
+    actor_tx, critic_tx, alpha_tx = _optimisers(cfg)
+    obs, act = base.as_f32(batch.obs), base.as_f32(batch.act)
+    next_obs, rew = base.successor(batch), base.as_f32(batch.rew)
+    alpha = jnp.exp(state.log_alpha)
+    # One draw for both policy samples (at s' for the target, at s for the actor loss).
+    next_eps, eps = jax.random.normal(key, (2, *act.shape), jnp.float32)
+
+    # Critic target from the current policy and the target critics.
+    next_u, next_log_prob = state.actor.sample_with(next_obs, next_eps)
+    next_v = jnp.min(state.target_critic(next_obs, spec.to_env(next_u)), axis=0)
+    if cfg.backup_entropy:
+        next_v = next_v - alpha * next_log_prob
+    mask = base.td_mask(batch)
+    target = rew + cfg.gamma * base.bootstrap(batch) * next_v
+    if target_adjust is not None:
+        target = target_adjust(state, batch, target, key=jax.random.fold_in(key, 1))
+    target = base.clean_target(target, mask)
+
+    def critic_loss(critic: QEnsemble):
+        if cfg.eta > 0:
+            q, div = _q_and_diversity(critic, obs, act)  # [n, B], EDAC's term from the same forward pass
+        else:
+            q = critic(obs, act)  # [n, B]
+        mse = base.masked_mean((q - target) ** 2, mask)
+        loss = jnp.sum(mse)
+        info = {"loss/critic": jnp.mean(mse), "q/mean": jnp.mean(q), "q/std_members": jnp.mean(jnp.std(q, axis=0))}
+        if cfg.eta > 0:
+            loss = loss + cfg.eta * div
+            info["loss/diversity"] = div
+        return loss, info
+
+    (_, critic_info), grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic)
+    critic, critic_opt = base.apply_optimizer(critic_tx, state.critic, grads, state.critic_opt)
+
+    def actor_loss(actor: TanhGaussianPolicy):
+        u, log_prob = actor.sample_with(obs, eps)
+        q = jnp.min(critic(obs, spec.to_env(u)), axis=0)
+        loss = jnp.mean(alpha * log_prob - q)
+        return loss, (log_prob, {"loss/actor": loss, "q/policy": jnp.mean(q)})
+
+    (_, (log_prob, actor_info)), grads = jax.value_and_grad(actor_loss, has_aux=True)(state.actor)
+    actor, actor_opt = base.apply_optimizer(actor_tx, state.actor, grads, state.actor_opt)
+
+    entropy = -jnp.mean(log_prob)
+    log_alpha, alpha_opt = state.log_alpha, state.alpha_opt
+    alpha_loss = jnp.zeros((), jnp.float32)
+    if cfg.auto_alpha:
+        # Loss -log_alpha * mean(log_prob + target_entropy) = log_alpha * (entropy - target_entropy):
+        # its gradient is the entropy gap, so alpha falls while the entropy is above target.
+        gap = jax.lax.stop_gradient(entropy - _target_entropy(state))
+        alpha_loss = state.log_alpha * gap
+        log_alpha, alpha_opt = base.apply_optimizer(alpha_tx, state.log_alpha, gap, state.alpha_opt)
+
+    target_critic = base.polyak(state.target_critic, critic, cfg.tau)
+    new = SACState(actor, critic, target_critic, log_alpha, actor_opt, critic_opt, alpha_opt, state.step + 1, cfg, spec)
+    info = {**critic_info, **actor_info, "q/target": base.masked_mean(target, mask), "policy/alpha": alpha,
+            "loss/alpha": alpha_loss, "policy/entropy": entropy}
+    return new, info
+
+
+@eqx.filter_jit
+def update_block(state: SACState, data: Transitions | BatchSource, *, key: Key, steps: int,
+                 target_adjust=None) -> tuple[SACState, Info]:
+    """``steps`` updates in one ``lax.scan``, each on ``cfg.batch_size`` rows of ``data``; mean info."""
+    return base.scan_updates(update, state, data, key=key, steps=steps, batch_size=state.cfg.batch_size,
+                             target_adjust=target_adjust)
+
+
+@eqx.filter_jit
+def act(state: SACState, obs: Float[Array, "... obs"], *, key: Key | None = None,
+        deterministic: bool = False) -> Float[Array, "... act"]:
+    """An action in environment units: the policy's mean (``deterministic``) or a sample."""
+    base.check_key(key, deterministic, "sac.act")
+    obs = base.as_f32(obs)
+    u = state.actor.mode(obs) if deterministic else state.actor.sample(obs, key=key)[0]
+    return state.spec.to_env(u)
+
+
+@eqx.filter_jit
+def sample_action(state: SACState, obs: Float[Array, "... obs"], *, key: Key) -> tuple[Float[Array, "... act"], Float[Array, "..."]]:
+    """A sampled action (environment units) and its log-density in the unit box."""
+    u, log_prob = state.actor.sample(base.as_f32(obs), key=key)
+    return state.spec.to_env(u), log_prob
+
+
+@eqx.filter_jit
+def q_values(state: SACState, obs: Float[Array, "... obs"], act: Float[Array, "... act"], *,
+             target: bool = False) -> Float[Array, "n ..."]:
+    """Every critic's ``Q(obs, act)`` (``target=True``: the target critics), shape ``[n_critics, ...]``."""
+    critic = state.target_critic if target else state.critic
+    return critic(base.as_f32(obs), base.as_f32(act))
+
+
+def save(folder: str | os.PathLike, state: SACState) -> Path:
+    """Save networks, targets, optimiser states and step, with spec and config (no pickle)."""
+    return base.save_state(folder, state, name=NAME)
+
+
+def load(folder: str | os.PathLike) -> SACState:
+    """Load what :func:`save` wrote; training resumes exactly."""
+    return base.load_state(folder, name=NAME, init=init, config_cls=SACConfig)

@@ -1,0 +1,1 @@
+"""Training loops and methods: one readable file each."""

@@ -1,0 +1,34 @@
+"""Figures and text reports for run folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def learning_curve(path: str | Path, points, *, title: str, ylabel: str = "return", xlabel: str = "step") -> Path:
+    """Plot ``[(x, mean, std), ...]`` (one curve) or ``{label: [(x, mean, std), ...]}`` to ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .checkpoint import atomic_path
+
+    curves = points if isinstance(points, dict) else {None: points}
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    for label, pts in curves.items():
+        if not pts:
+            continue
+        x, m, s = (np.asarray(v, float) for v in zip(*pts))
+        ax.plot(x, m, label=label)
+        ax.fill_between(x, m - s, m + s, alpha=0.2)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    if any(label is not None for label in curves):
+        ax.legend()
+    fig.tight_layout()
+    with atomic_path(path, force=True) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return Path(path)
