@@ -39,7 +39,7 @@ class ExportedPolicy(eqx.Module):
         if not deterministic and hasattr(self.actor, "sample"):
             if key is None:
                 raise ValueError("a stochastic action needs key=...")
-            u = self.actor.sample(obs, key=key)[0]
+            u = jax.numpy.clip(self.actor.sample(obs, key=key)[0], -1.0, 1.0)  # IQL/BC Gaussians are not squashed
         elif hasattr(self.actor, "mode"):
             u = self.actor.mode(obs)
         else:
