@@ -186,7 +186,7 @@ def train_online(cfg: OnlineConfig, out: str | Path, *, resume: bool = False, fo
                 pending = _empty_pending()
                 if t > cfg.start_steps:
                     sampler = UniformSampler(buffer.data, agent_cfg.batch_size, buffer.size)
-                    state, info = agent.update_block(state, sampler, key=jax.random.fold_in(update_key, t), steps=cfg.update_every)
+                    state, _ = agent.update_block(state, sampler, key=jax.random.fold_in(update_key, t), steps=cfg.update_every)
                 if t % cfg.eval_every == 0:
                     _evaluate(progress, task, policy_of(state), cfg, jax.random.fold_in(eval_key, t), started, log)
                 if cfg.snapshot_every and t % cfg.snapshot_every == 0:

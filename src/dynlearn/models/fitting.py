@@ -1,0 +1,447 @@
+"""Supervised fitting of a :class:`ProbabilisticEnsemble`: holdout by episodes, bootstrap, early stopping, elites.
+
+The procedure is OfflineRL-Kit's ``EnsembleDynamics.train`` (the MOPO/MOBILE model), compiled:
+
+- **Holdout by whole episodes** (:meth:`Dataset.split`): at least ``holdout_episodes`` (10) episodes, more
+  when episodes are short so the holdout holds about ``min(holdout_fraction * N, holdout_max_transitions)``
+  rows. Where that would take more than ``holdout_fraction`` of the data (few, long episodes) or the data
+  has too few episodes, it falls back to Kit's random ``min(20%, 1000)`` transitions (``FitReport.holdout_mode``).
+  Kit always holds out random transitions; neighbouring steps of one episode are nearly equal, so that
+  holdout measures interpolation, not generalisation.
+- **Rows without a successor** (``next_obs_valid == False``) are kept, but their ``next_obs - obs`` target is
+  masked out of every loss and holdout error; their reward and terminal flag, which the data does hold, still
+  train the reward output and the termination head (in a file without ``next_observations`` those are exactly
+  the episode ends).
+- **Bootstrap**: each member trains on its own resample (with replacement) of the training rows, drawn once
+  and reshuffled every epoch, as Kit.
+- **Epochs**: ``ceil(N / batch_size)`` Adam steps per epoch in one ``lax.scan`` (the last batch's missing rows
+  are masked, as Kit's short last batch); all data on device; one host sync per epoch (the holdout MSE).
+- **Early stopping**: after every epoch each member's holdout MSE (data units, mean over target dims) is
+  compared with its best; a relative improvement above ``min_improvement`` (1%) replaces that member's
+  snapshot (``jnp.where`` on device). Training stops after ``patience`` (5) epochs in which no member
+  improved, or at ``max_epochs``. Members end at their best snapshots; the shared log-variance bounds keep
+  their final values (as Kit). Elites: the ``elites`` members with the lowest best holdout MSE.
+- **Termination head** (when the config has one): binary cross-entropy on every row's terminal flag,
+  trained jointly (same trunk, same steps), weighted by ``EnsembleConfig.termination_coef``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .._types import Array, Float, Key
+from ..agents.base import apply_optimizer
+from ..data.dataset import Dataset
+from ..data.normalize import Normalizer
+from ..data.transitions import Transitions
+from ..errors import ConfigError, DataError
+from ..metrics import model_error
+from .ensemble import EnsembleConfig, EnsembleMLP, ProbabilisticEnsemble
+
+
+@dataclasses.dataclass(frozen=True)
+class FitConfig:
+    """How :func:`fit` trains; defaults are OfflineRL-Kit's dynamics training."""
+
+    lr: float = 1e-3
+    """Adam learning rate."""
+    batch_size: int = 256
+    """Rows per member per gradient step."""
+    bootstrap: bool = True
+    """Each member trains on its own bootstrap resample of the training rows (else all members see all rows)."""
+    holdout_episodes: int = 10
+    """Fewest whole episodes held out for early stopping and elite selection."""
+    holdout_fraction: float = 0.2
+    """Largest share of the rows the holdout may take; above it, random transitions are held out instead."""
+    holdout_max_transitions: int = 1000
+    """Target holdout size in rows (more episodes are held out when 10 are shorter); cap of the transition fallback."""
+    max_epochs: int | None = None
+    """Stop after this many epochs even if the holdout error still improves (None: only early stopping)."""
+    patience: int = 5
+    """Stop after this many epochs without any member improving by more than min_improvement."""
+    min_improvement: float = 0.01
+    """Relative holdout-MSE improvement that counts (and replaces a member's best snapshot)."""
+    holdout_chunk: int = 4096
+    """Holdout rows evaluated per chunk (bounds memory on large holdouts)."""
+    progress: bool = True
+    """Show a rich progress line (epoch, holdout MSE); False for quiet runs and tests."""
+
+    def __post_init__(self):
+        if self.lr <= 0 or self.batch_size < 1 or self.patience < 1 or self.holdout_chunk < 1:
+            raise ConfigError(f"FitConfig: lr {self.lr}, batch_size {self.batch_size}, patience {self.patience} and "
+                              f"holdout_chunk {self.holdout_chunk} must be positive.")
+        if self.max_epochs is not None and self.max_epochs < 1:
+            raise ConfigError(f"FitConfig.max_epochs must be None or >= 1, got {self.max_epochs}.")
+        if not 0.0 < self.holdout_fraction < 1.0 or self.holdout_episodes < 1 or self.holdout_max_transitions < 1:
+            raise ConfigError(f"FitConfig: holdout_fraction {self.holdout_fraction} must be in (0, 1), holdout_episodes "
+                              f"{self.holdout_episodes} and holdout_max_transitions {self.holdout_max_transitions} >= 1.")
+
+    @classmethod
+    def from_dict(cls, d: dict, *, source: str = "config") -> "FitConfig":
+        from ..agents.base import config_from_dict
+
+        return config_from_dict(cls, d, source=source)
+
+
+@dataclasses.dataclass(frozen=True)
+class FitReport:
+    """What :func:`fit` did."""
+
+    epochs: int
+    """Epochs run."""
+    stopped_early: bool
+    """True when early stopping ended training (False: max_epochs)."""
+    holdout_mse: tuple[float, ...]
+    """Each member's best holdout MSE (data units, mean over target dims): the snapshot it ends with."""
+    elites: tuple[int, ...]
+    """Elite members, best first."""
+    train_size: int
+    """Training rows."""
+    holdout_size: int
+    """Holdout rows."""
+    holdout_mode: str
+    """'episodes' (whole episodes held out) or 'transitions' (random rows: the fallback for few, long episodes)."""
+    holdout_episodes: int
+    """Episodes in the holdout (0 for the transition fallback)."""
+    holdout_seed: int
+    """Seed of the split: ``split_holdout(dataset, cfg, seed=holdout_seed)`` gives the same train/holdout rows."""
+    rows_without_successor: int
+    """Rows whose next-obs target was masked (``next_obs_valid`` False), train and holdout together."""
+    steps: int
+    """Gradient steps (each updates every member on its own batch)."""
+    wall_s: float
+    """Wall time of the whole fit, compilation included."""
+    steps_per_s: float
+    """Gradient steps per second after the first (compiling) epoch; the whole run if only one epoch."""
+    history: tuple[tuple[float, ...], ...]
+    """Per epoch, every member's holdout MSE after that epoch."""
+    epoch_s: tuple[float, ...]
+    """Wall time of every epoch (the first includes compilation)."""
+    steps_per_epoch: int
+    """Gradient steps per epoch, ``ceil(train_size / batch_size)``."""
+
+    @property
+    def elite_holdout_mse(self) -> float:
+        """Mean best holdout MSE over the elites (Kit's logged ``dynamics_holdout_loss``)."""
+        return float(np.mean([self.holdout_mse[i] for i in self.elites]))
+
+
+# ----------------------------------------------------------------------------------------------
+# Data preparation (host)
+
+
+class _Rows(eqx.Module):
+    """Training or holdout rows on device, model-ready."""
+
+    x: Float[Array, "n i"]      # (obs, act), standardised
+    y: Float[Array, "n t"]      # (delta obs, reward), normalised if the config says so; 0 where masked
+    y_raw: Float[Array, "n t"]  # the same in data units
+    mask: Float[Array, "n t"]   # 1 where the target exists (delta obs needs a successor)
+    terminal: Float[Array, " n"]
+
+
+def _arrays(t: Transitions) -> tuple[np.ndarray, ...]:
+    """``x = (obs, act)``, ``y = (next_obs - obs, rew)`` (0 where masked), ``mask [N, T]``, ``terminal``."""
+    obs, nxt = np.asarray(t.obs, np.float32), np.asarray(t.next_obs, np.float32)
+    valid = np.asarray(t.next_obs_valid, bool)
+    with np.errstate(all="ignore"):  # whatever a row without successor holds never reaches an array we keep
+        delta = np.where(valid[:, None], nxt - obs, 0.0).astype(np.float32)
+    x = np.concatenate([obs, np.asarray(t.act, np.float32)], axis=1)
+    y = np.concatenate([delta, np.asarray(t.rew, np.float32)[:, None]], axis=1)
+    mask = np.concatenate([np.repeat(valid[:, None], obs.shape[1], axis=1), np.ones((len(obs), 1), bool)], axis=1)
+    return x, y, mask, np.asarray(t.terminal, np.float32)
+
+
+def _rows(arrays, input_norm: Normalizer, target_norm: Normalizer) -> _Rows:
+    x, y, mask, term = (jnp.asarray(a) for a in arrays)
+    yn = jnp.where(mask, target_norm(y), 0.0)
+    return _Rows(x=input_norm(x), y=yn, y_raw=y, mask=mask.astype(jnp.float32), terminal=term)
+
+
+def split_holdout(dataset: Dataset, cfg: FitConfig = FitConfig(), *, seed: int = 0) -> tuple[Transitions, Transitions, str, int]:
+    """``(train, holdout, mode, holdout_episodes)`` as :func:`fit` splits ``dataset`` (see the module docstring).
+
+    ``mode`` is 'episodes' (whole episodes held out with :meth:`Dataset.split`) or 'transitions' (random rows).
+    """
+    n = len(dataset)
+    if n < 2:
+        raise DataError(dataset.source, f"has {n} rows; fitting a model needs at least 2.", "provide more data.")
+    target = min(cfg.holdout_fraction * n, cfg.holdout_max_transitions)
+    k = max(cfg.holdout_episodes, math.ceil(target * dataset.n_episodes / n))
+    if dataset.n_episodes > k:
+        # A vanishing fraction: Dataset.split then holds out exactly min_holdout_episodes = k episodes.
+        train, hold = dataset.split(1e-9, min_holdout_episodes=k, seed=seed)
+        if len(hold) <= cfg.holdout_fraction * n:
+            return train.transitions, hold.transitions, "episodes", hold.n_episodes
+    size = max(1, min(int(cfg.holdout_fraction * n), cfg.holdout_max_transitions))
+    order = np.random.default_rng(seed).permutation(n)
+    t = dataset.transitions
+    return t.take(np.sort(order[size:])), t.take(np.sort(order[:size])), "transitions", 0
+
+
+# ----------------------------------------------------------------------------------------------
+# The compiled epoch
+
+
+@functools.lru_cache(maxsize=8)
+def _adam(lr: float) -> optax.GradientTransformation:
+    # Cached so repeated fits with the same settings reuse the compiled epoch.
+    return optax.adam(lr)
+
+
+def _loss(net: EnsembleMLP, x, y, mask, terminal, cfg: EnsembleConfig):
+    """Kit's loss: per member mean over rows and dims of ``(mu - y)^2 exp(-logvar) + logvar``, summed over
+    members, + weight decay + bound regulariser (+ termination BCE). ``mask [E, B, T]``."""
+    mean, logvar, logit = net(x)
+    nll = jnp.square(mean - y) * jnp.exp(-logvar) + logvar
+    count = jnp.maximum(jnp.sum(mask, axis=(1, 2)), 1.0)
+    per_member = jnp.sum(jnp.where(mask > 0, nll, 0.0), axis=(1, 2)) / count
+    loss = jnp.sum(per_member) + net.decay(cfg.weight_decay)
+    info = {"loss/nll": jnp.mean(per_member)}
+    if cfg.learn_logvar_bounds:
+        loss = loss + cfg.logvar_bound_coef * (jnp.sum(net.max_logvar) - jnp.sum(net.min_logvar))
+    if logit is not None:
+        rows = mask[..., -1]  # the reward entry: 1 on every real row, 0 on batch padding
+        bce = optax.sigmoid_binary_cross_entropy(logit, terminal)
+        per_member_bce = jnp.sum(rows * bce, axis=1) / jnp.maximum(jnp.sum(rows, axis=1), 1.0)
+        loss = loss + cfg.termination_coef * jnp.sum(per_member_bce)
+        info["loss/terminal"] = jnp.mean(per_member_bce)
+    return loss, info
+
+
+def _holdout_mse(net: EnsembleMLP, rows: _Rows, target_norm: Normalizer, chunk: int) -> Float[Array, "members t"]:
+    """Per member and target dim: MSE of the mean in data units over the holdout rows (masked)."""
+    n = rows.x.shape[0]
+    chunks = -(-n // chunk)
+    chunk = -(-n // chunks)  # balanced chunks: at most chunks - 1 padding rows
+    pad = chunks * chunk - n
+    padded = lambda a: jnp.concatenate([a, jnp.zeros((pad, *a.shape[1:]), a.dtype)]).reshape(chunks, chunk, *a.shape[1:])  # noqa: E731
+    xs, ys, ms = padded(rows.x), padded(rows.y_raw), padded(rows.mask)
+
+    def one(args):
+        x, y, m = args
+        mean = target_norm.inverse(net(x)[0])
+        return jnp.sum(jnp.where(m > 0, jnp.square(mean - y), 0.0), axis=1)  # [E, T]
+
+    sums = jnp.sum(jax.lax.map(one, (xs, ys, ms)), axis=0)
+    return sums / jnp.maximum(jnp.sum(rows.mask, axis=0), 1.0)
+
+
+@eqx.filter_jit
+def _epoch(net: EnsembleMLP, opt_state, best: EnsembleMLP, best_mse, train: _Rows, holdout: _Rows, boot, target_norm: Normalizer,
+           key: Key, *, cfg: EnsembleConfig, lr: float, batch_size: int, min_improvement: float, chunk: int):
+    """One epoch of Adam steps for every member, then the holdout MSE and the best-snapshot update."""
+    opt = _adam(lr)
+    e, n = boot.shape
+    b = batch_size
+    steps = -(-n // b)
+    perm = jax.vmap(jax.random.permutation)(jax.random.split(key, e), boot)  # each member's rows, reshuffled
+    pad = steps * b - n
+    perm = jnp.concatenate([perm, perm[:, :pad]], axis=1).reshape(e, steps, b).transpose(1, 0, 2)
+    real = (jnp.arange(steps * b) < n).reshape(steps, 1, b, 1).astype(jnp.float32)
+
+    def body(carry, inputs):
+        net, opt_state = carry
+        idx, row_ok = inputs
+        x, y, m, t = train.x[idx], train.y[idx], train.mask[idx] * row_ok, train.terminal[idx]
+        (loss, info), grads = jax.value_and_grad(_loss, has_aux=True)(net, x, y, m, t, cfg)
+        net, opt_state = apply_optimizer(opt, net, grads, opt_state)
+        return (net, opt_state), {"loss/total": loss, **info}
+
+    (net, opt_state), infos = jax.lax.scan(body, (net, opt_state), (perm, real))
+    mse = jnp.mean(_holdout_mse(net, holdout, target_norm, chunk), axis=1)  # [E]
+    improved = (best_mse - mse) / best_mse > min_improvement
+    best_mse = jnp.where(improved, mse, best_mse)
+
+    stacked = (best.weights, best.biases)
+    best_w, best_b = jax.tree_util.tree_map(lambda b_, c_: jnp.where(improved.reshape(e, *(1,) * (b_.ndim - 1)), c_, b_),
+                                            stacked, (net.weights, net.biases))
+    best = dataclasses.replace(net, weights=best_w, biases=best_b)  # bounds: the current values (as Kit)
+    return net, opt_state, best, best_mse, mse, improved, jax.tree_util.tree_map(jnp.mean, infos)
+
+
+# ----------------------------------------------------------------------------------------------
+# fit
+
+
+def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Dataset, *, key: Key,
+        cfg: FitConfig = FitConfig(), task: Any | None = None) -> tuple[ProbabilisticEnsemble, FitReport]:
+    """Fit an ensemble to ``dataset``; returns the model (best snapshots, elites set) and a :class:`FitReport`.
+
+    ``model_or_config``: an :class:`EnsembleConfig` builds a fresh model and fits its normalisers on the
+    training split; a :class:`ProbabilisticEnsemble` is trained further from its parameters and keeps its
+    normalisation statistics. ``task`` (a :class:`dynlearn.tasks.Task` or None) attaches the task's
+    termination and reward functions to the returned model (see :meth:`ProbabilisticEnsemble.with_task`).
+    """
+    start = time.perf_counter()
+    t = dataset.transitions
+    init_key, split_key, boot_key, train_key = jax.random.split(key, 4)
+    if isinstance(model_or_config, EnsembleConfig):
+        model = ProbabilisticEnsemble.init(model_or_config, t.obs_dim, t.act_dim, key=init_key)
+        fresh = True
+    elif isinstance(model_or_config, ProbabilisticEnsemble):
+        model, fresh = model_or_config, False
+        if (model.obs_dim, model.act_dim) != (t.obs_dim, t.act_dim):
+            raise DataError(dataset.source, f"has obs/act dims {t.obs_dim}/{t.act_dim}, the model {model.obs_dim}/{model.act_dim}.",
+                            "fit a model built for this data.")
+    else:
+        raise ConfigError(f"fit: expected an EnsembleConfig or a ProbabilisticEnsemble, got {type(model_or_config).__name__}.")
+    ecfg = model.cfg
+
+    seed = int(jax.random.randint(split_key, (), 0, 2**31 - 1))
+    train_t, hold_t, mode, hold_eps = split_holdout(dataset, cfg, seed=seed)
+    tr, ho = _arrays(train_t), _arrays(hold_t)
+    if not tr[2][:, 0].any():
+        raise DataError(dataset.source, "no training row has a successor observation (next_obs_valid is False everywhere).",
+                        "provide next_observations or episodes longer than one step.")
+
+    if fresh:
+        in_norm = Normalizer.fit(tr[0]) if ecfg.normalize_inputs else model.input_norm
+        valid = tr[2][:, 0]
+        if ecfg.normalize_targets:
+            tgt = Normalizer.fit(tr[1][valid])
+            tgt = Normalizer(tgt.mean.at[-1].set(float(tr[1][:, -1].mean())), tgt.std.at[-1].set(max(float(tr[1][:, -1].std()), 1e-6)))
+        else:
+            tgt = model.target_norm
+        model = dataclasses.replace(model, input_norm=in_norm, target_norm=tgt)
+    train, holdout = _rows(tr, model.input_norm, model.target_norm), _rows(ho, model.input_norm, model.target_norm)
+
+    e, n = ecfg.members, len(train_t)
+    boot = (jax.random.randint(boot_key, (e, n), 0, n, jnp.int32) if cfg.bootstrap
+            else jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (e, n)))
+    net = model.net
+    opt_state = _adam(cfg.lr).init(net)
+    best, best_mse = net, jnp.full((e,), 1e10, jnp.float32)
+    steps_per_epoch = -(-n // cfg.batch_size)
+
+    history: list[tuple[float, ...]] = []
+    epoch_s: list[float] = []
+    since, epoch, t_first = 0, 0, None
+    t_epoch = time.perf_counter()
+    stopped_early = False
+    progress = _Progress(cfg.progress, cfg.max_epochs)
+    with progress:
+        for epoch_key in _keys(train_key):
+            net, opt_state, best, best_mse, mse, improved, info = _epoch(
+                net, opt_state, best, best_mse, train, holdout, boot, model.target_norm, epoch_key, cfg=ecfg, lr=cfg.lr,
+                batch_size=cfg.batch_size, min_improvement=cfg.min_improvement, chunk=cfg.holdout_chunk)
+            mse_h, improved_h = np.asarray(mse), np.asarray(improved)  # the one host sync per epoch
+            epoch += 1
+            now = time.perf_counter()
+            epoch_s.append(now - t_epoch)
+            t_epoch = now
+            if t_first is None:
+                t_first = now
+            history.append(tuple(float(v) for v in mse_h))
+            since = 0 if improved_h.any() else since + 1
+            best_h = np.asarray(best_mse)
+            progress.update(epoch, float(np.sort(best_h)[:ecfg.elites].mean()), float(mse_h.mean()), since)
+            if since >= cfg.patience:
+                stopped_early = True
+                break
+            if cfg.max_epochs is not None and epoch >= cfg.max_epochs:
+                break
+    end = time.perf_counter()
+
+    best_h = np.asarray(best_mse, np.float64)
+    elites = tuple(int(i) for i in np.argsort(best_h, kind="stable")[:ecfg.elites])
+    model = dataclasses.replace(model, net=best, elites=jnp.asarray(elites, jnp.int32))
+    if task is not None:
+        model = model.with_task(task)
+    timed_steps = (epoch - 1) * steps_per_epoch
+    rate = timed_steps / (end - t_first) if epoch > 1 else epoch * steps_per_epoch / (end - start)
+    report = FitReport(epochs=epoch, stopped_early=stopped_early, holdout_mse=tuple(float(v) for v in best_h), elites=elites,
+                       train_size=n, holdout_size=len(hold_t), holdout_mode=mode, holdout_episodes=hold_eps, holdout_seed=seed,
+                       rows_without_successor=int((~np.asarray(dataset.transitions.next_obs_valid, bool)).sum()),
+                       steps=epoch * steps_per_epoch, wall_s=end - start, steps_per_s=rate, history=tuple(history),
+                       epoch_s=tuple(epoch_s), steps_per_epoch=steps_per_epoch)
+    return model, report
+
+
+def _keys(key: Key):
+    """An endless stream of epoch keys."""
+    i = 0
+    while True:
+        yield jax.random.fold_in(key, i)
+        i += 1
+
+
+class _Progress:
+    """A rich progress line (epoch, elite holdout MSE), or nothing when quiet."""
+
+    def __init__(self, enabled: bool, total: int | None):
+        self.enabled, self.total = enabled, total
+        self._bar = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            columns = [TextColumn("fit ensemble"), BarColumn(), MofNCompleteColumn()] if self.total else [TextColumn("fit ensemble")]
+            self._bar = Progress(*columns, TextColumn("{task.description}"), TimeElapsedColumn(), transient=False)
+            self._bar.__enter__()
+            self._task = self._bar.add_task("compiling...", total=self.total)
+        return self
+
+    def update(self, epoch: int, elite_best: float, current: float, since: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=epoch,
+                             description=f"epoch {epoch}  holdout MSE {current:.4g} (elites' best {elite_best:.4g})  no improvement for {since}")
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+        return False
+
+
+# ----------------------------------------------------------------------------------------------
+# One-step error on held-out data
+
+
+@dataclasses.dataclass(frozen=True)
+class OneStepError:
+    """One-step errors of a model's mean predictions on some rows, per target dim ``(delta obs..., reward)``."""
+
+    member_mse: np.ndarray
+    """``[members, target]``: each member's mean prediction."""
+    elite_mean_mse: np.ndarray
+    """``[target]``: the mean over elites of their mean predictions."""
+    baseline_mse: np.ndarray
+    """``[target]``: the constant mean predictor (the rows' own mean delta and reward: their variance)."""
+
+    @property
+    def skill(self) -> np.ndarray:
+        """``1 - elite_mean_mse / baseline_mse`` per target dim (> 0: better than the mean predictor)."""
+        return np.asarray(model_error.skill(self.elite_mean_mse, self.baseline_mse))
+
+
+@eqx.filter_jit
+def _members(model, obs, act):
+    return model.members(obs, act)
+
+
+def one_step_error(model: ProbabilisticEnsemble, data: Dataset | Transitions, *, reference: np.ndarray | None = None) -> OneStepError:
+    """Per member and per dim one-step MSE on ``data`` (rows without a successor skip the delta dims).
+
+    ``reference``: the constant for the baseline (e.g. the training split's mean target); default the
+    evaluated rows' own mean (the strictest constant).
+    """
+    t = data.transitions if isinstance(data, Dataset) else data
+    x, y, mask, _ = _arrays(t)
+    out = _members(model, jnp.asarray(t.obs, jnp.float32), jnp.asarray(t.act, jnp.float32))
+    mean = out.mean
+    return OneStepError(
+        member_mse=np.asarray(model_error.member_mse(mean, y, mask)),
+        elite_mean_mse=np.asarray(model_error.prediction_mse(jnp.mean(jnp.take(mean, model.elites, axis=0), axis=0), y, mask)),
+        baseline_mse=np.asarray(model_error.mean_predictor_mse(y, mask, reference=reference)),
+    )
