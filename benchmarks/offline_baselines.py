@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--runs", type=Path, default=Path("runs/baselines"))
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing; tabulate the finished seeds of existing run folders (partial runs are marked)")
     args = parser.parse_args()
     rows = []
     for name in args.datasets:
@@ -48,6 +50,9 @@ def main() -> None:
         for algo in args.algos:
             out = args.runs / f"{algo}-{name}"
             cfg = OfflineConfig(agent=algo, steps=args.steps, seeds=args.seeds)
+            if args.report_only:
+                rows.append(_partial_row(out, name, algo, behaviour, args.seeds))
+                continue
             if not (out / "results.json").is_file():
                 start = time.perf_counter()
                 train_offline(data, task, cfg, out, resume=(out / "config.json").is_file(),
@@ -55,14 +60,30 @@ def main() -> None:
                 print(f"[{algo} {name}] done in {time.perf_counter() - start:.0f} s", flush=True)
             results = json.loads((out / "results.json").read_text())
             pub = PUBLISHED.get((algo, name.removesuffix("-v5")))
-            rows.append((name, algo, results["scores"]["mean"], results["scores"]["std"], behaviour, pub,
-                         results["steps_per_s"]))
+            rows.append((name, algo, f"{results['scores']['mean']:.1f} ± {results['scores']['std']:.1f}", behaviour,
+                         f"{results['steps_per_s']:.0f}"))
     print(f"\n| dataset | algorithm | ours: normalized score (final policy, {args.seeds} seeds) | behaviour data | "
-          "published on D4RL v2 | updates/s |")
+          "published on D4RL v2 | steps/s incl. evaluation |")
     print("|---|---|---|---|---|---|")
-    for name, algo, mean, std, behaviour, pub, rate in rows:
+    for name, algo, score, behaviour, rate in rows:
+        pub = PUBLISHED.get((algo, name.removesuffix("-v5")))
         published = f"{pub[0]:.1f} ({pub[1]})" if pub else "—"
-        print(f"| {name} | {algo} | {mean:.1f} ± {std:.1f} | {behaviour:.1f} | {published} | {rate:.0f} |")
+        print(f"| {name} | {algo} | {score} | {behaviour:.1f} | {published} | {rate} |")
+
+
+def _partial_row(out: Path, name: str, algo: str, behaviour: float, seeds: int):
+    """A table row from whatever seeds of ``out`` have finished (final policy of each)."""
+    import numpy as np
+
+    finals = sorted(out.glob("seed_*/final.json"))
+    if not finals:
+        return (name, algo, "not run", behaviour, "—")
+    scores = np.array([json.loads(f.read_text())["normalized"] for f in finals])
+    text = f"{scores.mean():.1f} ± {scores.std():.1f}" + ("" if len(finals) == seeds else f" ({len(finals)} of {seeds} seeds)")
+    rate = "—"
+    if (out / "results.json").is_file():
+        rate = f"{json.loads((out / 'results.json').read_text())['steps_per_s']:.0f}"
+    return (name, algo, text, behaviour, rate)
 
 
 if __name__ == "__main__":
