@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import dynlearn as dl
-from agents_speed import matmul_peak
+from agents_speed import matmul_peak, timed_gflops
 from dynlearn import models
 from dynlearn.agents.base import apply_optimizer
 from dynlearn.models import EnsembleConfig, FitConfig
@@ -84,17 +84,7 @@ def ensemble_shape_peak(cfg: EnsembleConfig, batch: int, repeats: int = 5) -> fl
     x = jax.random.normal(jax.random.key(0), (cfg.members, batch, h), jnp.float32)
     w = jax.random.normal(jax.random.key(1), (cfg.members, h, h), jnp.float32)
     f = jax.jit(lambda x, w: jnp.einsum("eni,eio->eno", x, w))
-    f(x, w).block_until_ready()
-    flops = 2 * cfg.members * batch * h * h
-    reps = max(1, int(4e9 / flops))
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(reps):
-            y = f(x, w)
-        y.block_until_ready()
-        best = min(best, (time.perf_counter() - t) / reps)
-    return flops / best / 1e9
+    return timed_gflops(f, x, w, 2 * cfg.members * batch * h * h, repeats)
 
 
 def main() -> None:
