@@ -21,8 +21,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--tasks", nargs="*", default=["Ant-v5", "InvertedPendulum-v5", "Pendulum-v1"])
     args = parser.parse_args()
-    print(f"| task | policy | episodes | mean return | std |")
-    print(f"|---|---|---|---|---|")
+    print("| task | policy | episodes | mean return | std |")
+    print("|---|---|---|---|---|")
     for task_id in args.tasks:
         task = dl.tasks.get(task_id)
         policies = {"random": dl.tasks.RandomPolicy(task)}

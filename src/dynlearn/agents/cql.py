@@ -30,7 +30,7 @@ import optax
 from .._types import Array, Float, Int, Key
 from ..data.transitions import Transitions
 from ..errors import ConfigError
-from . import base
+from . import base, sac
 from .base import AgentSpec, BatchSource, Info
 from .networks import QEnsemble, TanhGaussianPolicy
 
@@ -230,29 +230,10 @@ def update_block(state: CQLState, data: Transitions | BatchSource, *, key: Key, 
                              target_adjust=target_adjust)
 
 
-@eqx.filter_jit
-def act(state: CQLState, obs: Float[Array, "... obs"], *, key: Key | None = None,
-        deterministic: bool = False) -> Float[Array, "... act"]:
-    """An action in environment units: the policy's mean (``deterministic``) or a sample."""
-    base.check_key(key, deterministic, "cql.act")
-    obs = base.as_f32(obs)
-    u = state.actor.mode(obs) if deterministic else state.actor.sample(obs, key=key)[0]
-    return state.spec.to_env(u)
-
-
-@eqx.filter_jit
-def sample_action(state: CQLState, obs: Float[Array, "... obs"], *, key: Key) -> tuple[Float[Array, "... act"], Float[Array, "..."]]:
-    """A sampled action (environment units) and its log-density in the unit box."""
-    u, log_prob = state.actor.sample(base.as_f32(obs), key=key)
-    return state.spec.to_env(u), log_prob
-
-
-@eqx.filter_jit
-def q_values(state: CQLState, obs: Float[Array, "... obs"], act: Float[Array, "... act"], *,
-             target: bool = False) -> Float[Array, "n ..."]:
-    """Every critic's ``Q(obs, act)`` (``target=True``: the target critics), shape ``[n_critics, ...]``."""
-    critic = state.target_critic if target else state.critic
-    return critic(base.as_f32(obs), base.as_f32(act))
+# CQL's actor and critics are SAC's (same fields), so acting and evaluating are SAC's functions.
+act = sac.act
+sample_action = sac.sample_action
+q_values = sac.q_values
 
 
 def save(folder: str | os.PathLike, state: CQLState) -> Path:

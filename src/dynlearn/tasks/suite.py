@@ -24,7 +24,6 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
 
 from ..data.d4rl import load_d4rl, write_d4rl
 from ..data.dataset import Dataset, concat_datasets
