@@ -67,10 +67,23 @@ def test_run_quick_writes_a_valid_run_folder(tmp_path, capsys):
     assert main(["run", "--quick", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
     check_results(results)
-    assert results["dataset"]["transitions"] == 2000 and results["budget"]["seeds"] == 1
+    assert results["dataset"]["transitions"] == 4000 and results["budget"]["seeds"] == 1
+    assert results["method"] == "mopo" and results["budget"]["steps"] == 1000
     behaviour = results["extra"]["behaviour"]["return_mean"]
     random = results["extra"]["random"]["return_mean"]
     assert behaviour > random  # the noisy controller is still far better than random
-    assert {"config.json", "dataset.hdf5", "report.md"} <= {p.name for p in out.iterdir()}
+    assert np.all(np.asarray(results["extra"]["model_error"]["holdout_skill"]) > 0.1)  # the model beats a constant
+    assert {"config.json", "pendulum-v1-noisy-controller.hdf5", "report.md", "model", "mopo"} <= {p.name for p in out.iterdir()}
+    check_results(json.loads((out / "mopo" / "results.json").read_text()))
     assert main(["run", "--quick", "--out", str(out)]) == 2  # no silent overwrite
     assert np.isfinite(results["wall_time_s"])
+
+
+@pytest.mark.slow
+def test_run_learns_a_policy_that_beats_the_behaviour_policy(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    check_results(results)
+    assert results["extra"]["beats_behaviour"]
+    assert results["scores"]["per_seed"][0]["return_mean"] > results["extra"]["behaviour"]["return_mean"] + 100

@@ -91,10 +91,11 @@ class DataConvert(SourceArgs):
 
 @dataclasses.dataclass(frozen=True)
 class Train:
-    """Train an agent offline on a dataset (DATA), or online in the task (--online). Writes a run folder."""
+    """Train offline on a dataset (DATA): a model-free agent or a model-based method; or online in the task (--online).
+    Writes a run folder."""
 
     algo: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="ALGO")]
-    """agent: sac, td3bc, iql, bc, ... (dynlearn.agents)"""
+    """model-based: mopo, mobile, ravl, mbpo (dynlearn.algos); model-free: sac, edac, td3bc, iql, cql, bc (dynlearn.agents)"""
     data: Annotated[str | None, tyro.conf.Positional, tyro.conf.arg(metavar="DATA")] = None
     """dataset (file, Minari id or named dataset); omit with --online"""
     out: Path = Path("runs/train")
@@ -117,6 +118,68 @@ class Train:
     """continue the run in --out from its checkpoint"""
     force: bool = False
     """replace an existing run folder"""
+    model: str = "ensemble"
+    """model-based methods: ensemble (fitted on DATA and cached) | oracle (true simulator) | a model folder"""
+    preset: str | None = None
+    """model-based methods: the paper's hyperparameters for a dataset, e.g. hopper-medium (default: from DATA's name)"""
+    horizon: int | None = None
+    """model-based methods: rollout length h (default: the method's / preset's)"""
+    penalty: str | None = None
+    """mopo: uncertainty penalty (max_aleatoric, max_pairwise_diff, ensemble_std, ensemble_var, llv, loo_kl, none)"""
+    penalty_coef: float | None = None
+    """mopo: lambda; mobile: beta (default: the preset's)"""
+    real_ratio: float | None = None
+    """model-based methods: share of dataset rows in each batch (default 0.05)"""
+    rollout_batch: int | None = None
+    """model-based methods: start states per rollout (default 50,000)"""
+    rollout_every: int | None = None
+    """model-based methods: agent steps between rollouts (default 1,000)"""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelTrain:
+    """Fit a probabilistic dynamics ensemble to a dataset (DATA). Writes a run folder: model, fit curve, one-step errors."""
+
+    data: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="DATA")]
+    """dataset (file, Minari id or named dataset, e.g. hopper-medium-v5)"""
+    task: str | None = None
+    """task the data comes from (its termination function is attached to the model); default: the dataset's"""
+    out: Path = Path("runs/model")
+    """run folder"""
+    members: int = 7
+    """ensemble members"""
+    elites: int = 5
+    """members used for prediction (lowest holdout error)"""
+    hidden: tuple[int, ...] = (200, 200, 200, 200)
+    """hidden layer widths"""
+    max_epochs: int | None = None
+    """stop after this many epochs (default: early stopping only)"""
+    seed: int = 0
+    """seed of the holdout split, bootstrap and initialisation"""
+    force: bool = False
+    """replace an existing run folder"""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEval:
+    """Diagnose a fitted model (DIR from `model train`) on DATA (its holdout when DATA is the training data) and --ood data."""
+
+    run: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="DIR")]
+    """run folder of `dynlearn model train`"""
+    data: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="DATA")]
+    """in-distribution test data (the training data: its holdout episodes are used)"""
+    ood: tuple[str, ...] = ()
+    """datasets of other behaviour policies (e.g. hopper-random-v5 hopper-expert-v5)"""
+    horizon: int = 20
+    """open-loop k-step error for k = 1..horizon"""
+    windows: int = 2000
+    """most open-loop start rows per test set"""
+    seed: int = 0
+    """seed of the window draw and the model's sampling"""
+    out: Path | None = None
+    """output folder (default: DIR/eval)"""
+    force: bool = False
+    """replace an existing output folder"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,9 +288,42 @@ def _cmd_train(cfg: Train) -> None:
     task_id = cfg.task or dataset.task
     if task_id is None:
         raise ConfigError(f"{cfg.data} does not record its task. Fix: pass --task (e.g. --task Hopper-v5).")
+    from .algos.model_based import METHODS, ModelBasedConfig, train_model_based
+
+    if cfg.algo.lower() in METHODS:
+        mb = ModelBasedConfig(method=cfg.algo.lower(), preset=cfg.preset, steps=cfg.steps or 100_000, seeds=cfg.seeds,
+                              seed=cfg.seed, model=cfg.model, horizon=cfg.horizon, penalty=cfg.penalty,
+                              penalty_coef=cfg.penalty_coef, real_ratio=cfg.real_ratio, rollout_batch=cfg.rollout_batch,
+                              rollout_every=cfg.rollout_every, eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes)
+        train_model_based(dataset, get(task_id), mb, cfg.out, resume=cfg.resume, force=cfg.force)
+        return
     offline = OfflineConfig(agent=cfg.algo, steps=cfg.steps or 100_000, seeds=cfg.seeds, seed=cfg.seed,
                             eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes)
     train_offline(dataset, get(task_id), offline, cfg.out, resume=cfg.resume, force=cfg.force)
+
+
+def _cmd_model_train(cfg: ModelTrain) -> None:
+    from .data import load
+    from .model_jobs import ModelTrainConfig, train_model
+
+    dataset = load(cfg.data, task=cfg.task)
+    job = ModelTrainConfig(members=cfg.members, elites=cfg.elites, hidden=cfg.hidden, max_epochs=cfg.max_epochs, seed=cfg.seed)
+    train_model(dataset, _task_for(cfg.task, dataset), job, cfg.out, force=cfg.force)
+
+
+def _task_for(task_id, dataset):
+    from .tasks import get
+
+    return get(task_id) if task_id else _task_of(dataset)
+
+
+def _cmd_model_eval(cfg: ModelEval) -> None:
+    from .data import load
+    from .model_jobs import ModelEvalConfig, eval_model, load_run
+
+    _, task, _, _ = load_run(cfg.run)
+    job = ModelEvalConfig(horizon=cfg.horizon, windows=cfg.windows, seed=cfg.seed)
+    eval_model(cfg.run, load(cfg.data, task=task), [load(d, task=task) for d in cfg.ood], job, out=cfg.out, force=cfg.force)
 
 
 def _cmd_run(cfg) -> None:
@@ -246,6 +342,8 @@ def _commands() -> dict[str, tuple[type, Callable]]:
         "data convert": (DataConvert, _cmd_data_convert),
         "train": (Train, _cmd_train),
         "tasks": (TasksList, _cmd_tasks),
+        "model train": (ModelTrain, _cmd_model_train),
+        "model eval": (ModelEval, _cmd_model_eval),
     }
 
 
@@ -256,8 +354,10 @@ commands:
   data info       what a dataset holds, and problems found in it
   data generate   collect a dataset in a task with a behaviour policy (D4RL layout)
   data convert    convert Minari / .npz / .csv data to the D4RL layout
-  train           train an agent offline on a dataset, or online in a task (--online)
+  train           train offline on a dataset (mopo, mobile, ravl, td3bc, iql, ...) or online in a task (--online)
   tasks           list the registered tasks
+  model train     fit a dynamics ensemble to a dataset (run folder: model, fit curve, one-step errors)
+  model eval      a fitted model's one-step and k-step errors and penalty calibration (--ood other data)
 """
 
 

@@ -1,4 +1,4 @@
-"""Datasets: containers, validation, loaders and writers. Knows no environment.
+"""Datasets: containers, validation, loaders and writers; time series and ODE systems. Knows no environment.
 
 >>> import dynlearn as dl
 >>> ds = dl.data.load("hopper.hdf5", task="Hopper-v5")
@@ -12,11 +12,13 @@ from .load import load, register_named
 from .minari import load_minari, minari_root
 from .normalize import Normalizer
 from .summary import DatasetSummary, summarize
+from . import systems
 from .tabular import Columns, load_csv, load_npz
+from .timeseries import TimeSeries, gtf_dataset, load_timeseries
 from .transitions import Transitions, concatenate, sample
 
 __all__ = [
     "Columns", "Dataset", "DatasetSummary", "ReplayBuffer", "Normalizer", "Transitions", "concat_datasets", "concatenate", "derive_next_obs",
     "from_arrays", "load", "load_csv", "load_d4rl", "load_minari", "load_npz", "minari_root", "register_named",
-    "sample", "summarize", "write_d4rl",
+    "sample", "summarize", "systems", "TimeSeries", "gtf_dataset", "load_timeseries", "write_d4rl",
 ]

@@ -130,6 +130,12 @@ class FitReport:
     steps_per_epoch: int
     """Gradient steps per epoch, ``ceil(train_size / batch_size)``."""
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "FitReport":
+        """Inverse of ``dataclasses.asdict`` after a JSON round trip (lists back to tuples)."""
+        tup = lambda v: tuple(tup(x) for x in v) if isinstance(v, list) else v  # noqa: E731
+        return cls(**{k: tup(v) for k, v in d.items()})
+
     @property
     def elite_holdout_mse(self) -> float:
         """Mean best holdout MSE over the elites (Kit's logged ``dynamics_holdout_loss``)."""

@@ -1,0 +1,88 @@
+"""MOBILE: Sun, Zhang, Jia, Lin, Ye & Yu, "Model-Bellman Inconsistency Penalized Offline Policy Optimization",
+ICML 2023.
+
+Instead of penalising rewards in rollouts, MOBILE penalises the critic target of every *model* row by the
+uncertainty of its Bellman backup across the ensemble: for each elite ``i``, ``M`` next states are sampled from its
+Gaussian, the target critics value them under the current policy, ``Q_i = mean_m min_k Q'_k(s'_im, pi(s'_im))``,
+and the penalty is ``u(s, a) = std_i Q_i``. The target becomes ``r - beta u + gamma (1 - d) V(s')``, clamped at
+``>= 0`` as in the reference code (``q_floor``: ``-inf`` for tasks with negative rewards); dataset rows get
+``u = 0``. It lives in the agent's ``target_adjust`` hook
+(:mod:`dynlearn.agents.base`), computed with the state before the step, and costs about ten SAC critic passes
+per update (``M x elites x batch`` extra critic rows).
+
+Defaults are the reference code's (yihaosun1124/mobile ``configs/gym/default.py``): SAC 256x256, 2 critics,
+actor and temperature lr 1e-4, critic lr 3e-4, ``M = 10``, h = 1, beta = 1, 5% real data, 50,000 rollouts every
+1,000 steps kept for 5 rollouts; per-dataset ``h``/``beta``/temperature from its ``configs/gym/*`` files.
+Differences from the reference: no cosine learning-rate decay of the actor (its 3M-step schedule).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .. import agents
+from .._types import Array, Float, Key
+from ..rollout import RolloutHooks, elite_view
+
+DEFAULTS = {"horizon": 1, "penalty": "none", "penalty_coef": 1.0, "penalty_part": "obs", "real_ratio": 0.05,
+            "rollout_batch": 50_000, "rollout_every": 1_000, "retain_epochs": 5, "mobile_samples": 10, "q_floor": 0.0,
+            "critics": 2, "auto_alpha": True, "alpha": 0.1}
+PRESETS = {
+    "hopper-medium": {"horizon": 5, "penalty_coef": 1.5, "auto_alpha": False},
+    "hopper-medium-replay": {"horizon": 5, "penalty_coef": 0.1, "auto_alpha": False},
+    "hopper-medium-expert": {"horizon": 5, "penalty_coef": 1.5},
+    "hopper-random": {"horizon": 5, "penalty_coef": 5.0},
+}
+
+
+def agent(cfg):
+    """SAC with MOBILE's learning rates (fixed temperature ``alpha`` when ``auto_alpha`` is off)."""
+    sac = agents.get("sac")
+    return sac, sac.Config(actor_lr=1e-4, critic_lr=3e-4, alpha_lr=1e-4, n_critics=cfg.critics, auto_alpha=cfg.auto_alpha,
+                           init_alpha=cfg.alpha)
+
+
+def hooks(cfg) -> RolloutHooks:
+    """No rollout penalty: MOBILE's penalty is in the critic target."""
+    return RolloutHooks()
+
+
+class BellmanInconsistency(eqx.Module):
+    """``target_adjust``: ``max(target - beta * u, floor)`` with ``u`` MOBILE's Bellman-inconsistency estimate on
+    model rows (``floor`` 0 as in the reference code; ``-inf`` for tasks with negative rewards).
+
+    The ensemble (elites only) is a traced field; the agent's functions are static.
+    """
+
+    model: eqx.Module
+    coef: Float[Array, ""]
+    floor: Float[Array, ""]
+    n_real: int = eqx.field(static=True)
+    samples: int = eqx.field(static=True)
+    sample_action: Callable = eqx.field(static=True)
+    q_values: Callable = eqx.field(static=True)
+
+    def uncertainty(self, state, obs: Float[Array, "b obs"], act: Float[Array, "b act"], *, key: Key) -> Float[Array, " b"]:
+        """``std over elites of mean over samples of min over target critics of Q'(s', pi(s'))``."""
+        out = self.model.members(obs, act)  # elites only: [E, b, target]
+        noise_key, act_key = jax.random.split(key)
+        eps = jax.random.normal(noise_key, (self.samples, *out.delta_mean.shape), jnp.float32)
+        next_obs = obs[None, None] + out.delta_mean[None] + jnp.exp(0.5 * out.logvar[..., : out.obs_dim])[None] * eps
+        next_act, _ = self.sample_action(state, next_obs, key=act_key)
+        q = jnp.min(self.q_values(state, next_obs, next_act, target=True), axis=0)  # [M, E, b]
+        return jnp.std(jnp.mean(q, axis=0), axis=0)
+
+    def __call__(self, state, batch, target: Float[Array, " b"], *, key: Key) -> Float[Array, " b"]:
+        u = self.uncertainty(state, batch.obs.astype(jnp.float32), batch.act.astype(jnp.float32), key=key)
+        u = jnp.where(jnp.arange(target.shape[0]) < self.n_real, 0.0, u)
+        return jnp.maximum(target - self.coef * u, self.floor)
+
+
+def target_adjust(cfg, model, agent, n_real) -> BellmanInconsistency:
+    f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+    return BellmanInconsistency(elite_view(model), f32(cfg.penalty_coef), f32(cfg.q_floor), n_real, cfg.mobile_samples,
+                                agent.sample_action, agent.q_values)

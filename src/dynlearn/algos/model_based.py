@@ -1,0 +1,367 @@
+"""The training loop every offline model-based method shares (MOPO, MOBILE, RAVL, ...).
+
+One dynamics model per dataset (fitted once and cached: :func:`dynlearn.models.fitted`), then for each seed the
+host alternates, every ``rollout_every`` agent steps:
+
+1. **rollout**: ``rollout_batch`` start states drawn from the dataset, ``horizon`` model steps with the current
+   policy (one compiled call, :func:`dynlearn.rollout.rollout`, with the method's hooks: MOPO's reward penalty);
+   the valid rows go into a fixed-size device buffer that keeps ``retain_epochs`` rollouts;
+2. **updates**: one ``lax.scan`` over ``rollout_every`` agent updates, each on a batch of ``real_ratio`` dataset rows
+   and the rest model rows (with the method's ``target_adjust``: MOBILE's Bellman-inconsistency penalty);
+
+and evaluates, logs and checkpoints between blocks. Every key is derived from ``(seed, step)`` and the checkpoint
+holds the agent, the whole model buffer (arrays, size, cursor) and the progress, so a run killed and resumed ends
+with the same parameters as one that was not.
+
+A method is a module of :mod:`dynlearn.algos` (``mopo``, ``mobile``, ``ravl``) with ``DEFAULTS`` and ``PRESETS``
+(config values, the paper's) and three functions: ``agent(cfg) -> (agent module, agent config)``,
+``hooks(cfg) -> RolloutHooks`` and ``target_adjust(cfg, model, agent, n_real) -> module | None``.
+
+``model="oracle"`` replaces the learned model by the true simulator (:class:`dynlearn.tasks.oracle.OracleModel`,
+started from the dataset's recorded ``qpos``/``qvel``): the edge-of-reach experiment of Sims et al. (2024).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..agents.base import AgentSpec, MixedSampler
+from ..checkpoint import atomic_dir, latest_dir, load_leaves, save_module, write_json
+from ..data.buffer import ReplayBuffer
+from ..data.dataset import Dataset
+from ..data.normalize import Normalizer
+from ..data.transitions import Transitions
+from ..errors import ConfigError, DataError
+from ..results import RunFolder, SeedScore, dataset_record, make_results
+from ..rollout import AgentPolicy, Rollout, add_valid, rollout
+from ..tasks.evaluate import evaluate
+from .offline import normalized_policy
+
+METHODS = ("mopo", "mobile", "ravl", "mbpo")
+"""Registered methods (``mbpo``: MOPO with no penalty, the unpenalised baseline of the edge-of-reach paper)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelBasedConfig:
+    """``dynlearn train METHOD DATA``: an offline model-based method. ``None`` means the method's default for the
+    dataset (``method.PRESETS[preset]``, else ``method.DEFAULTS``); :meth:`resolve` fills them in."""
+
+    method: str = "mopo"
+    """mopo | mobile | ravl | mbpo"""
+    preset: str | None = None
+    """the paper's per-dataset hyperparameters, e.g. hopper-medium (default: from the dataset's name, if known)"""
+    steps: int = 100_000
+    """agent gradient steps per seed"""
+    seeds: int = 3
+    """seeds, run one after another"""
+    seed: int = 0
+    """first seed"""
+    model: str = "ensemble"
+    """ensemble (fitted on the dataset, cached) | oracle (the true simulator) | a model folder (dynlearn model train)"""
+    model_seed: int = 0
+    """seed of the ensemble fit (one model per dataset, shared by every method and agent seed)"""
+    model_max_epochs: int | None = 60
+    """cap on ensemble training epochs (None: early stopping only)"""
+    horizon: int | None = None
+    """rollout length h"""
+    penalty: str | None = None
+    """MOPO's reward penalty: max_aleatoric, max_pairwise_diff, ensemble_std, ensemble_var, llv, loo_kl or none"""
+    penalty_coef: float | None = None
+    """weight lambda of the penalty (MOPO: reward - lambda u; MOBILE: beta of the Bellman-inconsistency term)"""
+    penalty_part: str | None = None
+    """which targets a MOPO penalty reads: obs | reward | all"""
+    real_ratio: float | None = None
+    """share of each batch drawn from the dataset (the rest from model rollouts)"""
+    rollout_batch: int | None = None
+    """start states per rollout"""
+    rollout_every: int | None = None
+    """agent steps between rollouts (also the compiled update block)"""
+    retain_epochs: int | None = None
+    """rollouts the model buffer keeps (capacity rollout_batch * horizon * retain_epochs)"""
+    mobile_samples: int | None = None
+    """MOBILE: next-state samples per elite for the Bellman-inconsistency estimate"""
+    q_floor: float | None = None
+    """MOBILE: lower clamp of the penalised critic target (0 in the reference code, whose tasks have rewards >= 0;
+    -inf: no clamp, for tasks with negative rewards)"""
+    critics: int | None = None
+    """critics in the agent's ensemble (SAC: 2; RAVL/EDAC: 10)"""
+    eta: float | None = None
+    """EDAC's gradient-diversity weight (RAVL)"""
+    auto_alpha: bool | None = None
+    """tune SAC's temperature (MOBILE's hopper presets fix it)"""
+    alpha: float | None = None
+    """SAC's (initial) temperature"""
+    eval_every: int = 10_000
+    """evaluate the policy every this many steps (a multiple of rollout_every)"""
+    eval_episodes: int = 10
+    """episodes per evaluation (the final policy gets the same number)"""
+    checkpoint_every: int = 10_000
+    """write a resumable checkpoint every this many steps (a multiple of rollout_every)"""
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown model-based method {self.method!r}; choose one of {', '.join(METHODS)}.")
+        for name in ("steps", "seeds", "eval_every", "eval_episodes", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"ModelBasedConfig.{name} must be >= 1, got {getattr(self, name)}.")
+        for name in ("horizon", "rollout_batch", "rollout_every", "retain_epochs", "mobile_samples", "critics"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"ModelBasedConfig.{name} must be >= 1, got {v}.")
+        if self.real_ratio is not None and not 0.0 <= self.real_ratio <= 1.0:
+            raise ConfigError(f"ModelBasedConfig.real_ratio must be in [0, 1], got {self.real_ratio}.")
+        if self.penalty_coef is not None and self.penalty_coef < 0:
+            raise ConfigError(f"ModelBasedConfig.penalty_coef must be >= 0, got {self.penalty_coef}.")
+        if self.penalty_part is not None and self.penalty_part not in ("obs", "reward", "all"):
+            raise ConfigError(f"ModelBasedConfig.penalty_part must be obs, reward or all, got {self.penalty_part!r}.")
+
+    def resolve(self, dataset_name: str | None = None) -> "ModelBasedConfig":
+        """Every ``None`` filled from the method's preset for the dataset, then its defaults; checks the schedule."""
+        method = method_module(self.method)
+        preset = self.preset if self.preset is not None else preset_of(dataset_name, method.PRESETS)
+        if preset is not None and preset not in method.PRESETS:
+            raise ConfigError(f"{self.method} has no preset {preset!r}; known: {', '.join(sorted(method.PRESETS)) or 'none'}.")
+        values = dict(method.DEFAULTS) | (method.PRESETS.get(preset, {}) if preset else {})
+        filled = {k: values[k] for k, v in dataclasses.asdict(self).items() if v is None and k in values}
+        cfg = dataclasses.replace(self, preset=preset, **filled)
+        missing = [f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) is None and f.name not in _OPTIONAL]
+        if missing:
+            raise ConfigError(f"{self.method}: no value for {', '.join(missing)} (internal: DEFAULTS must cover them).")
+        if cfg.steps % cfg.rollout_every or cfg.eval_every % cfg.rollout_every or cfg.checkpoint_every % cfg.rollout_every:
+            raise ConfigError(f"steps ({cfg.steps}), eval_every ({cfg.eval_every}) and checkpoint_every ({cfg.checkpoint_every}) "
+                              f"must be multiples of rollout_every ({cfg.rollout_every}).")
+        if cfg.penalty not in ("none",) and cfg.penalty is not None:
+            from ..penalties import PENALTIES
+
+            if cfg.penalty not in PENALTIES:
+                raise ConfigError(f"unknown penalty {cfg.penalty!r}; choose one of {', '.join(PENALTIES)} or none.")
+        return cfg
+
+    @property
+    def buffer_capacity(self) -> int:
+        return self.rollout_batch * self.horizon * self.retain_epochs
+
+
+_OPTIONAL = ("preset", "model_max_epochs", "eta", "mobile_samples", "q_floor")
+
+
+def method_module(name: str):
+    """The module implementing method ``name``."""
+    return importlib.import_module(f".{name}", __package__)
+
+
+def preset_of(dataset_name: str | None, presets: dict) -> str | None:
+    """The preset whose name starts the dataset's name (``hopper-medium-replay-v5`` -> ``hopper-medium-replay``)."""
+    if not dataset_name:
+        return None
+    matches = [p for p in presets if dataset_name == p or dataset_name.startswith(p + "-v")]
+    return max(matches, key=len) if matches else None
+
+
+# ----------------------------------------------------------------------------------------------
+# Model and start states
+
+
+def build_model(dataset: Dataset, task, cfg: ModelBasedConfig, log: Callable[[str], None]):
+    """The learned ensemble (cached), the oracle, or a saved model folder."""
+    if cfg.model == "oracle":
+        from ..tasks.oracle import OracleModel
+
+        if "qpos" not in dataset.metadata or "qvel" not in dataset.metadata:
+            raise DataError(dataset.source, "has no simulator states (infos/qpos, infos/qvel), which the oracle model starts from.",
+                            "use a dataset collected by dynlearn (dynlearn data generate) or one with infos/qpos and infos/qvel.",
+                            key="infos/qpos")
+        return OracleModel.for_task(task), None
+    if cfg.model == "ensemble":
+        from ..models import EnsembleConfig, FitConfig, fitted
+
+        model, report = fitted(dataset, EnsembleConfig(), FitConfig(max_epochs=cfg.model_max_epochs), seed=cfg.model_seed,
+                               task=task, log=log)
+        return model, report
+    from ..models import load
+
+    folder = Path(cfg.model)
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"model {cfg.model!r} is not 'ensemble', 'oracle' or a model folder (no {folder / 'config.json'}).")
+    return load(folder, task=task), None
+
+
+class StartStates:
+    """Rollout start states on the device: observations, and the simulator state for the oracle."""
+
+    def __init__(self, dataset: Dataset, model):
+        t = dataset.transitions
+        self.obs = jnp.asarray(t.obs, jnp.float32)
+        self.state_from = getattr(model, "state_from", None)
+        if self.state_from is not None:  # host float64: the oracle keeps the simulator state's full precision
+            self.qpos = np.asarray(dataset.metadata["qpos"], np.float64)
+            self.qvel = np.asarray(dataset.metadata["qvel"], np.float64)
+
+    def draw(self, n: int, *, key) -> tuple[jax.Array, Any]:
+        index = jax.random.randint(key, (n,), 0, self.obs.shape[0])
+        if self.state_from is None:
+            return self.obs[index], None
+        rows = np.asarray(index)
+        return self.obs[index], self.state_from(self.qpos[rows], self.qvel[rows])
+
+
+def real_rows(dataset: Dataset) -> Transitions:
+    """The dataset's rows an agent can learn from (a successor observation, or terminal), on the device."""
+    t = dataset.transitions
+    usable = np.asarray(t.next_obs_valid) | np.asarray(t.terminal)
+    return t.take(np.flatnonzero(usable)).to_device()
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+
+
+def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | Path, *, model=None, agent_config=None,
+                      resume: bool = False, force: bool = False, until: int | None = None,
+                      log: Callable[[str], None] = print) -> Path:
+    """Train ``cfg.seeds`` seeds of ``cfg.method`` on ``dataset``; write the run folder ``out``.
+
+    ``model``: a ready model (e.g. fitted by the caller) instead of ``cfg.model``. ``agent_config``: replaces the
+    method's agent config (same agent). ``resume=True`` continues every seed from its checkpoint (the config must
+    match). ``until`` stops each seed after that many steps without finishing, as a kill would (tests use it).
+    """
+    out = Path(out)
+    cfg = cfg.resolve(dataset.name)
+    method = method_module(cfg.method)
+    agent, agent_cfg = method.agent(cfg)
+    if agent_config is not None:
+        if not isinstance(agent_config, type(agent_cfg)):
+            raise ConfigError(f"{cfg.method} trains {agent.NAME}: agent_config must be a {type(agent_cfg).__name__}, "
+                              f"got {type(agent_config).__name__}.")
+        agent_cfg = agent_config
+    config = {"model_based": dataclasses.asdict(cfg), "agent": {"name": agent.NAME, **dataclasses.asdict(agent_cfg)},
+              "task": task.id, "dataset": dataset_record(dataset)}
+    RunFolder.open(out, config, resume=resume, force=force)
+    started = time.perf_counter()
+    model, fit_report = (model, None) if model is not None else build_model(dataset, task, cfg, log)
+    if fit_report is not None:
+        write_json(out / "model_fit.json", dataclasses.asdict(fit_report))
+
+    spec = AgentSpec(task.obs_dim, task.act_dim, task.act_low, task.act_high)
+    real, starts = real_rows(dataset), StartStates(dataset, model)
+    scores, curves, seconds = [], {}, 0.0
+    for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+        result = _train_seed(method, agent, agent_cfg, spec, model, real, starts, task, cfg, seed, out / f"seed_{seed}", until, log)
+        if result is None:
+            return out
+        score, progress = result
+        scores.append(score)
+        seconds += progress["train_s"]
+        curves[f"seed {seed}"] = [(e["step"], e["return_mean"], e["return_std"]) for e in progress["evals"]]
+    wall = time.perf_counter() - started
+    results = make_results(method=cfg.method, task=task.id, dataset=dataset_record(dataset),
+                           budget={"steps": cfg.steps, "seeds": cfg.seeds, "eval_episodes": cfg.eval_episodes,
+                                   "horizon": cfg.horizon, "rollout_batch": cfg.rollout_batch, "rollout_every": cfg.rollout_every},
+                           seed_scores=scores, wall_time_s=wall, steps_per_s=cfg.steps * cfg.seeds / max(seconds, 1e-9),
+                           extra={"model": cfg.model, "preset": cfg.preset, "training_s": seconds,
+                                  "model_holdout_mse": None if fit_report is None else fit_report.elite_holdout_mse})
+    write_json(out / "results.json", results)
+    from ..report import learning_curve
+
+    learning_curve(out / "learning_curve.png", curves, title=f"{cfg.method} on {dataset.name}", ylabel="evaluation return")
+    m = results["scores"]
+    log(f"{cfg.method} on {dataset.name}: {m['metric']} {m['mean']:.1f} ± {m['std']:.1f} over {cfg.seeds} seed(s), final policies")
+    return out
+
+
+def _rollout_stats(ro: Rollout) -> dict[str, float]:
+    valid = np.asarray(ro.valid)
+    n = max(int(valid.sum()), 1)
+    return {"rollout/valid_fraction": float(valid.mean()),
+            "rollout/length": float(valid.sum(axis=0).mean()),
+            "rollout/terminal_fraction": float(np.asarray(ro.terminal).sum() / n),
+            "rollout/truncated_fraction": float(np.asarray(ro.truncated).any(axis=0).mean()),
+            "rollout/reward": float(np.asarray(ro.rew)[valid].mean()) if valid.any() else 0.0,
+            "rollout/penalty": float(np.asarray(ro.penalty)[valid].mean()) if valid.any() else 0.0,
+            "rollout/penalty_max": float(np.asarray(ro.penalty)[valid].max()) if valid.any() else 0.0}
+
+
+def run_block(agent, state, buffer: ReplayBuffer, model, starts: StartStates, real: Transitions, hooks, adjust,
+              cfg: ModelBasedConfig, batch_size: int, *, rollout_key, update_key) -> tuple[Any, ReplayBuffer, dict[str, float]]:
+    """One block of the loop: a rollout into ``buffer``, then ``cfg.rollout_every`` agent updates in one ``lax.scan``.
+
+    Returns the new agent state and buffer, and the block's agent info, rollout statistics and timings (seconds in
+    the rollout and in the updates), read with one host sync.
+    """
+    t0 = time.perf_counter()
+    start_key, ro_key = jax.random.split(rollout_key)
+    start_obs, model_state = starts.draw(cfg.rollout_batch, key=start_key)
+    ro = rollout(model, AgentPolicy(agent.act, state), start_obs, cfg.horizon, key=ro_key, model_state=model_state, hooks=hooks)
+    buffer = add_valid(buffer, *ro.masked())
+    stats = _rollout_stats(ro)
+    t1 = time.perf_counter()
+    source = MixedSampler.from_ratio(real, buffer.data, batch_size=batch_size, real_ratio=cfg.real_ratio, model_size=buffer.size)
+    state, info = agent.update_block(state, source, key=update_key, steps=cfg.rollout_every, target_adjust=adjust)
+    info = {k: float(v) for k, v in info.items()}
+    t2 = time.perf_counter()
+    return state, buffer, {**info, **stats, "time/rollout_s": t1 - t0, "time/update_s": t2 - t1}
+
+
+def _train_seed(method, agent, agent_cfg, spec, model, real: Transitions, starts: StartStates, task, cfg: ModelBasedConfig,
+                seed: int, folder: Path, until, log):
+    init_key, update_key, rollout_key, eval_key = jax.random.split(jax.random.key(seed), 4)
+    n_real = int(round(cfg.real_ratio * agent_cfg.batch_size))
+    hooks = method.hooks(cfg)
+    adjust = method.target_adjust(cfg, model, agent, n_real)
+    empty = ReplayBuffer.empty(cfg.buffer_capacity, spec.obs_dim, spec.act_dim)
+    saved = latest_dir(folder / "checkpoint")
+    if saved is not None and (saved / "progress.json").is_file():
+        progress = json.loads((saved / "progress.json").read_text())
+        state = agent.load(saved / "agent")
+        buffer = load_leaves(saved / "model_buffer", empty)
+        if progress["step"] >= cfg.steps and (folder / "final.json").is_file():
+            return SeedScore(**json.loads((folder / "final.json").read_text())), progress
+    else:
+        progress = {"step": 0, "evals": [], "history": [], "train_s": 0.0}
+        state, buffer = agent.init(init_key, spec, agent_cfg), empty
+    identity = Normalizer.identity(spec.obs_dim)
+    stop = cfg.steps if until is None else min(cfg.steps, until)
+    while progress["step"] < stop:
+        step = progress["step"]
+        state, buffer, row = run_block(agent, state, buffer, model, starts, real, hooks, adjust, cfg, agent_cfg.batch_size,
+                                       rollout_key=jax.random.fold_in(rollout_key, step), update_key=jax.random.fold_in(update_key, step))
+        progress["step"] = step = step + cfg.rollout_every
+        progress["train_s"] += row["time/rollout_s"] + row["time/update_s"]
+        progress["history"].append({"step": step, **row})
+        if not np.isfinite(row.get("q/mean", 0.0)):
+            write_json(folder / "diverged.json", progress)  # the history up to the divergence, for diagnosis
+            raise DataError(str(folder), f"the critic diverged (Q = {row.get('q/mean')}) at step {step}.",
+                            "lower the learning rates, raise the penalty, or shorten the horizon.")
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            r = evaluate(normalized_policy(agent, state, identity), task, cfg.eval_episodes, key=jax.random.fold_in(eval_key, step))
+            progress["evals"].append({"step": step, "return_mean": r.mean, "return_std": r.std, "normalized": r.normalized_mean,
+                                      "q_mean": row.get("q/mean"), "penalty": row["rollout/penalty"]})
+            norm_txt = f" normalized {r.normalized_mean:6.1f}" if r.normalized_mean is not None else ""
+            log(f"seed {seed} step {step:>8,}  return {r.mean:8.1f} ± {r.std:6.1f}{norm_txt}  Q {row.get('q/mean', 0):8.1f}  "
+                f"penalty {row['rollout/penalty']:.3f}  rollout {row['rollout/length']:.2f} steps")
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            _write_checkpoint(folder, agent, state, buffer, progress)
+    if progress["step"] < cfg.steps:
+        return None
+    last = progress["evals"][-1]
+    score = SeedScore(seed=seed, return_mean=last["return_mean"], return_std=last["return_std"], normalized=last["normalized"],
+                      episodes=cfg.eval_episodes)
+    write_json(folder / "final.json", dataclasses.asdict(score))
+    agent.save(folder / "agent", state)
+    return score, progress
+
+
+def _write_checkpoint(folder: Path, agent, state, buffer: ReplayBuffer, progress: dict) -> None:
+    with atomic_dir(folder / "checkpoint") as new:
+        agent.save(new / "agent", state)
+        save_module(new / "model_buffer", buffer, {"capacity": buffer.capacity}, kind="model_buffer")
+        write_json(new / "progress.json", progress)

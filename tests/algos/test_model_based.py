@@ -1,0 +1,143 @@
+"""The offline model-based loop (MOPO, MOBILE, RAVL, MBPO): every method runs and writes its run folder, a killed and
+resumed run equals an uninterrupted one, presets resolve, and a rollout penalty lowers the value of actions the data
+never took."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import dynlearn as dl
+from dynlearn import agents
+from dynlearn.algos import mobile
+from dynlearn.algos.model_based import METHODS, ModelBasedConfig, train_model_based
+from dynlearn.errors import ConfigError
+from dynlearn.models import EnsembleConfig, FitConfig, fit
+from dynlearn.results import check_results
+
+
+def _quiet(_):
+    pass
+
+
+def _same_leaves(a, b):
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    return len(la) == len(lb) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
+
+
+class SmallTorques:
+    """Uniform actions in [-0.5, 0.5] (a quarter of Pendulum's torque range): the data never sees |a| > 0.5."""
+
+    def __call__(self, obs, rng):
+        return rng.uniform(-0.5, 0.5, (obs.shape[0], 1)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def pendulum():
+    task = dl.tasks.get("Pendulum-v1")
+    data = dl.tasks.collect(task, SmallTorques(), steps=3000, seed=0, name="pendulum-small-torques")
+    cfg = EnsembleConfig(members=4, elites=3, hidden=(32, 32), weight_decay=(2.5e-5, 5e-5, 1e-4))
+    model, _ = fit(cfg, data, key=jax.random.key(0), cfg=FitConfig(max_epochs=15, progress=False), task=task)
+    return task, data, model
+
+
+def _small(method, **kw):
+    base = dict(method=method, steps=200, seeds=1, rollout_batch=200, rollout_every=100, retain_epochs=2, eval_every=200,
+                checkpoint_every=100, eval_episodes=1, q_floor=float("-inf"))
+    return ModelBasedConfig(**(base | kw))
+
+
+def _agent_cfg(method):
+    name = "edac" if method == "ravl" else "sac"
+    return agents.get(name).Config(hidden=(32, 32), batch_size=64, n_critics=3 if method == "ravl" else 2)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_trains_and_writes_its_run_folder(tmp_path, pendulum, method):
+    task, data, model = pendulum
+    out = train_model_based(data, task, _small(method), tmp_path / method, model=model, agent_config=_agent_cfg(method), log=_quiet)
+    results = json.loads((out / "results.json").read_text())
+    check_results(results)
+    assert results["method"] == method and results["budget"]["steps"] == 200
+    config = json.loads((out / "config.json").read_text())["model_based"]
+    assert None not in [config[k] for k in ("horizon", "penalty_coef", "real_ratio", "rollout_batch")]  # resolved
+    history = json.loads((out / "seed_0" / "checkpoint" / "progress.json").read_text())["history"]
+    assert [h["step"] for h in history] == [100, 200]
+    assert all(np.isfinite(h["q/mean"]) and 0 < h["rollout/valid_fraction"] <= 1 for h in history)
+    if method == "mopo":
+        assert all(h["rollout/penalty"] > 0 for h in history)
+    else:
+        assert all(h["rollout/penalty"] == 0 for h in history)
+
+
+def test_resumed_run_equals_uninterrupted(tmp_path, pendulum):
+    task, data, model = pendulum
+    cfg = _small("mopo", steps=300, seeds=2)
+    acfg = _agent_cfg("mopo")
+    train_model_based(data, task, cfg, tmp_path / "full", model=model, agent_config=acfg, log=_quiet)
+    train_model_based(data, task, cfg, tmp_path / "killed", model=model, agent_config=acfg, until=200, log=_quiet)
+    assert not (tmp_path / "killed" / "results.json").exists()
+    train_model_based(data, task, cfg, tmp_path / "killed", model=model, agent_config=acfg, resume=True, log=_quiet)
+    sac = agents.get("sac")
+    for seed in (0, 1):
+        assert _same_leaves(sac.load(tmp_path / "full" / f"seed_{seed}" / "agent"), sac.load(tmp_path / "killed" / f"seed_{seed}" / "agent"))
+    a, b = (json.loads((tmp_path / run / "results.json").read_text()) for run in ("full", "killed"))
+    assert a["scores"]["per_seed"] == b["scores"]["per_seed"]
+
+
+def test_presets_resolve_from_the_dataset_name():
+    cfg = ModelBasedConfig(method="mopo").resolve("hopper-medium-replay-v5")
+    assert (cfg.preset, cfg.horizon, cfg.penalty_coef, cfg.penalty) == ("hopper-medium-replay", 5, 1.0, "max_aleatoric")
+    cfg = ModelBasedConfig(method="mopo", penalty_coef=2.0, penalty="llv").resolve("hopper-medium-v5")
+    assert (cfg.preset, cfg.penalty_coef, cfg.penalty) == ("hopper-medium", 2.0, "llv")  # explicit values win
+    cfg = ModelBasedConfig(method="mobile").resolve("hopper-medium-v5")
+    assert (cfg.horizon, cfg.penalty_coef, cfg.auto_alpha, cfg.q_floor) == (5, 1.5, False, 0.0)
+    assert ModelBasedConfig(method="ravl").resolve("my-data").critics == 10
+    assert ModelBasedConfig(method="mbpo").resolve(None).penalty == "none"
+    with pytest.raises(ConfigError, match="no preset"):
+        ModelBasedConfig(method="mopo", preset="nowhere-medium").resolve("x")
+    with pytest.raises(ConfigError, match="multiples"):
+        ModelBasedConfig(method="mopo", steps=1500).resolve("x")
+    with pytest.raises(ConfigError, match="unknown model-based method"):
+        ModelBasedConfig(method="morel")
+    with pytest.raises(ConfigError, match="unknown penalty"):
+        ModelBasedConfig(method="mopo", penalty="entropy").resolve("x")
+
+
+def test_mobile_penalty_is_zero_on_real_rows_and_grows_with_model_disagreement(pendulum):
+    task, data, model = pendulum
+    sac = agents.get("sac")
+    state = sac.init(jax.random.key(1), dl.agents.AgentSpec(3, 1, (-2.0,), (2.0,)), sac.Config(hidden=(32, 32)))
+    cfg = ModelBasedConfig(method="mobile", q_floor=float("-inf")).resolve("x")
+    adjust = mobile.target_adjust(cfg, model, sac, n_real=4)
+    obs = jnp.asarray(data.transitions.obs[:8])
+    act = jnp.asarray(data.transitions.act[:8])
+    u_in = adjust.uncertainty(state, obs, act, key=jax.random.key(2))
+    u_out = adjust.uncertainty(state, obs * 4.0, jnp.full_like(act, 2.0), key=jax.random.key(2))
+    assert float(jnp.mean(u_out)) > float(jnp.mean(u_in)) > 0
+    batch = data.transitions.take(np.arange(8)).to_device()
+    target = jnp.zeros((8,), jnp.float32)
+    adjusted = adjust(state, batch, target, key=jax.random.key(3))
+    assert np.all(np.asarray(adjusted[:4]) == 0.0) and np.all(np.asarray(adjusted[4:]) < 0.0)
+
+
+def test_rollout_penalty_lowers_the_value_of_unseen_actions(tmp_path, pendulum):
+    task, data, model = pendulum
+    sac = agents.get("sac")
+    acfg = sac.Config(hidden=(32, 32), batch_size=64)
+    runs = {}
+    for name, coef in (("none", 0.0), ("penalised", 5.0)):
+        cfg = _small("mopo", steps=600, penalty="ensemble_std", penalty_coef=coef, eval_every=600, checkpoint_every=600)
+        runs[name] = sac.load(train_model_based(data, task, cfg, tmp_path / name, model=model, agent_config=acfg, log=_quiet)
+                              / "seed_0" / "agent")
+    obs = jnp.asarray(data.transitions.obs[::10])
+    seen = jnp.asarray(data.transitions.act[::10])
+    unseen = jnp.full_like(seen, 2.0)
+
+    def gap(state):  # value of the unseen torque relative to the data's own actions
+        q = lambda a: jnp.min(sac.q_values(state, obs, a), axis=0)  # noqa: E731
+        return float(jnp.mean(q(unseen) - q(seen)))
+
+    assert gap(runs["penalised"]) < gap(runs["none"]) - 0.5
