@@ -1,0 +1,97 @@
+"""Offline model-based methods (MOPO with two penalties, MOBILE, RAVL) on the suite's datasets, beside the model-free
+baselines and published D4RL numbers.
+
+    python benchmarks/offline_mbrl.py --datasets hopper-medium-v5 hopper-medium-replay-v5 \
+        --methods mopo mopo-pairwise mobile ravl --seeds 3 --steps 100000
+
+Each (method, dataset) pair is one run folder under ``--runs`` (default runs/mbrl), trained with
+``dynlearn.algos.model_based.train_model_based`` with the paper presets for the dataset (``mopo``: max aleatoric
+penalty, ``mopo-pairwise``: max pairwise difference, same lambda and h). Every method uses the same dynamics model per
+dataset (fitted once, cached). Resumable: finished runs are read back, interrupted ones continue from their
+checkpoints. ``--report-only`` tabulates whatever seeds have finished (partial cells are marked, missing ones
+"not run"), with the model-free rows read from ``--baselines`` (benchmarks/offline_baselines.py's run folders).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import dynlearn as dl
+from dynlearn.algos.model_based import ModelBasedConfig, train_model_based
+
+# method label -> (ModelBasedConfig overrides)
+METHODS = {
+    "mopo": {"method": "mopo", "penalty": "max_aleatoric"},
+    "mopo-pairwise": {"method": "mopo", "penalty": "max_pairwise_diff"},
+    "mobile": {"method": "mobile"},
+    "ravl": {"method": "ravl"},
+    "mbpo": {"method": "mbpo"},
+}
+# Published D4RL v2 normalized scores of the corresponding D4RL datasets (our datasets are our own behaviour
+# policies on MuJoCo v5: a familiar scale, not a one-to-one comparison). MOPO: OfflineRL-Kit's re-run (4 seeds);
+# MOBILE: its paper (Sun et al. 2023, table 1); both as gathered in shared/REFERENCES.md.
+PUBLISHED = {
+    ("mopo", "hopper-medium"): (62.8, "Kit re-run"), ("mopo", "hopper-medium-replay"): (92.7, "Kit re-run"),
+    ("mobile", "hopper-medium"): (106.6, "paper"), ("mobile", "hopper-medium-replay"): (103.9, "paper"),
+}
+
+
+def _cell(out: Path, seeds: int) -> tuple[str, str]:
+    finals = sorted(out.glob("seed_*/final.json"))
+    if not finals:
+        return "not run", "—"
+    scores = np.array([json.loads(f.read_text())["normalized"] for f in finals])
+    text = f"{scores.mean():.1f} ± {scores.std():.1f}" + ("" if len(finals) == seeds else f" ({len(finals)} of {seeds} seeds)")
+    rate = "—"
+    if (out / "results.json").is_file():
+        rate = f"{json.loads((out / 'results.json').read_text())['steps_per_s']:.0f}"
+    return text, rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--datasets", nargs="+", default=["hopper-medium-v5", "hopper-medium-replay-v5"])
+    parser.add_argument("--methods", nargs="+", default=["mopo", "mopo-pairwise", "mobile", "ravl"], choices=list(METHODS))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--rollout-batch", type=int, default=50_000)
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--runs", type=Path, default=Path("runs/mbrl"))
+    parser.add_argument("--baselines", type=Path, default=Path("runs/baselines"))
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    rows = []
+    for name in args.datasets:
+        data = dl.data.load(name)
+        task = dl.tasks.get(data.task)
+        behaviour = dl.data.summarize(data, task).normalized_returns["mean"]
+        for label in args.methods:
+            out = args.runs / f"{label}-{name}"
+            if not args.report_only and not (out / "results.json").is_file():
+                cfg = ModelBasedConfig(steps=args.steps, seeds=args.seeds, rollout_batch=args.rollout_batch,
+                                       eval_episodes=args.eval_episodes, **METHODS[label])
+                start = time.perf_counter()
+                train_model_based(data, task, cfg, out, resume=(out / "config.json").is_file(),
+                                  log=lambda s: print(f"[{label} {name}] {s}", flush=True))
+                print(f"[{label} {name}] done in {time.perf_counter() - start:.0f} s", flush=True)
+            score, rate = _cell(out, args.seeds)
+            pub = PUBLISHED.get((label, name.removesuffix("-v5")))
+            rows.append((name, label, score, behaviour, f"{pub[0]:.1f} ({pub[1]})" if pub else "—", rate))
+        for algo in ("bc", "td3bc", "iql"):
+            score, rate = _cell(args.baselines / f"{algo}-{name}", args.seeds)
+            if score != "not run":
+                rows.append((name, f"{algo} (model-free)", score, behaviour, "see offline_baselines.md", rate))
+    print(f"\n| dataset | method | ours: normalized score (final policy, {args.steps:,} steps) | behaviour data | "
+          "published on D4RL v2 | steps/s |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row[0]} | {row[1]} | {row[2]} | {row[3]:.1f} | {row[4]} | {row[5]} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Dynamical-systems reconstruction: latent piecewise-linear RNNs trained with teacher forcing.
+
+shPLRNN and clipped shPLRNN with (adaptive) generalized teacher forcing (Hess et al., ICML 2023, arXiv 2306.04406)
+and the almost-linear RNN with sparse teacher forcing and its symbolic code (Brenner et al., NeurIPS 2024,
+arXiv 2410.14240). Data are plain arrays ``x [T, N]`` (or lists of them), standardised by the caller.
+
+>>> import dynlearn.dsr as dsr
+>>> model, report = dsr.fit_dsr(x, dsr.FitDSRConfig.preset("lorenz63-shplrnn"), key=jax.random.key(0))
+>>> x_gen = model.generate(10_000, x0=x[0])                       # free-running reconstruction [10000, N]
+>>> dsr.save("runs/l63", model, config=report.config); model = dsr.load("runs/l63")
+>>> stats = dsr.subregion_stats(alrnn.generate(10_000, x0=x[0], latent=True), alrnn)   # AL-RNN symbolic code
+"""
+
+from .analysis import (
+    SubregionStats,
+    id_to_bits,
+    subregion_bits,
+    subregion_ids,
+    subregion_stats,
+    symbolic_sequence,
+)
+from .base import AbstractLatentModel
+from .fit import (
+    PRESETS,
+    FitDSRConfig,
+    FitDSRReport,
+    TrainingDivergedError,
+    fit_dsr,
+    make_optimizer,
+    prepare_sequences,
+)
+from .io import load, read_config, save
+from .plrnn import (
+    ALRNN,
+    MODEL_KINDS,
+    AbstractIdentityReadout,
+    ShallowPLRNN,
+    build_model,
+    normalized_positive_definite,
+)
+from .teacher_forcing import (
+    FORCING_MODES,
+    alpha_from_growth,
+    anneal_alpha,
+    estimate_alpha,
+    force,
+    forced_mse,
+    forced_predictions,
+    forcing_schedule,
+    jacobian_product_growth,
+    spectral_norms,
+)
+
+__all__ = [
+    "ALRNN",
+    "FORCING_MODES",
+    "MODEL_KINDS",
+    "PRESETS",
+    "AbstractIdentityReadout",
+    "AbstractLatentModel",
+    "FitDSRConfig",
+    "FitDSRReport",
+    "ShallowPLRNN",
+    "SubregionStats",
+    "TrainingDivergedError",
+    "alpha_from_growth",
+    "anneal_alpha",
+    "build_model",
+    "estimate_alpha",
+    "fit_dsr",
+    "force",
+    "forced_mse",
+    "forced_predictions",
+    "forcing_schedule",
+    "id_to_bits",
+    "jacobian_product_growth",
+    "load",
+    "make_optimizer",
+    "normalized_positive_definite",
+    "prepare_sequences",
+    "read_config",
+    "save",
+    "spectral_norms",
+    "subregion_bits",
+    "subregion_ids",
+    "subregion_stats",
+    "symbolic_sequence",
+]

@@ -1,0 +1,441 @@
+"""Fit a shPLRNN or AL-RNN to time series with (adaptive) generalized or sparse teacher forcing.
+
+The training procedure of the reference code, compiled: DurstewitzLab/GTF-shPLRNN (Hess et al., ICML 2023,
+arXiv 2306.04406; ``src/tf_training/training.jl``, ``settings/defaults.json``) and DurstewitzLab/ALRNN-DSR
+(Brenner et al., NeurIPS 2024, arXiv 2410.14240; ``src/training/training_rnn.jl``).
+
+- **Batches**: ``batch_size`` (16) subsequences of ``seq_len + 1`` (201) consecutive points, drawn uniformly, with
+  replacement, from all windows of the training trajectories (several trajectories: windows never cross one's end).
+  Optional Gaussian noise on the batch (the AL-RNN's ``gaussian_noise_level`` 0.05), forcing signals included.
+- **Loss**: MSE of the forced model's predictions ``observe(z_t)`` against ``x_t`` (:mod:`.teacher_forcing`), plus
+  ``regularization * model.penalty()`` (shPLRNN: the GTF code's L2 ``|1 - A|^2 + |W1|^2 + ...``, lambda = 1e-5 by
+  default) and ``obs_regularization * |L|^2``.
+- **Optimiser**: RAdam (``optax.radam``), learning rate decaying exponentially from ``lr`` (1e-3) to ``lr_end``
+  (1e-6) over ``iterations`` (the reference decays in steps of one 50-batch epoch; ours is smooth). Gradient
+  clipping as the reference's Flux ``ClipNorm``: each parameter array's gradient is rescaled to norm at most
+  ``grad_clip`` (off by default, as in both repositories).
+- **Forcing**: ``"adaptive"`` (aGTF, the GTF paper's default: alpha re-estimated every ``alpha_interval`` = 5 batches
+  from the Jacobian-product growth, annealed with ``alpha_decay`` = 0.999, starting at ``alpha`` = 1), ``"gtf"``
+  (constant ``alpha``) or ``"sparse"`` (readout units replaced by the data every ``tau`` = 16 steps; the AL-RNN's).
+- **Compiled blocks**: ``block`` iterations per compiled call (``lax.scan``; batch sampling, alpha estimation and
+  the update all on device); the host only reads the block's losses, updates the progress bar and checks for
+  divergence. A non-finite loss or parameter raises :class:`TrainingDivergedError`. One program is compiled per
+  model structure and batch shape: the forcing mode, tau, learning rates, iteration count, penalties, noise and
+  clipping are traced values, so a sweep over them does not recompile.
+
+The reference trains 5000 epochs x 50 batches = 250,000 iterations (GTF) or 2000 x 50 = 100,000 (AL-RNN) and
+keeps checkpoints chosen by D_stsp on generated trajectories; here the final model is returned, and model selection
+by the DSR metrics (:mod:`dynlearn.metrics`) is the caller's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .._types import Array, ArrayLike, Bool, Float, Int, Key
+from ..errors import ConfigError, DataError, DynlearnError
+from .base import AbstractLatentModel
+from .plrnn import MODEL_KINDS, build_model
+from .teacher_forcing import FORCING_MODES, anneal_alpha, estimate_alpha, forced_mse
+
+
+class TrainingDivergedError(DynlearnError, FloatingPointError):
+    """Training produced a non-finite loss or parameter (exploding gradients)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FitDSRConfig:
+    """How :func:`fit_dsr` builds and trains a model; defaults are the GTF paper's (clipped shPLRNN + aGTF).
+
+    ``FitDSRConfig.preset("lorenz63-alrnn")`` gives the AL-RNN repository's Lorenz-63 settings.
+    """
+
+    model: str = "clipped_shplrnn"
+    """Latent model: 'shplrnn', 'clipped_shplrnn' (bounded orbits) or 'alrnn' (almost-linear RNN)."""
+    latent_dim: int | None = None
+    """Latent units M (>= the data dimension N; the first N are read out). None: M = N."""
+    hidden_dim: int = 100
+    """Hidden width H of the shPLRNN's ReLU layer (unused by the AL-RNN)."""
+    pwl_units: int = 2
+    """Piecewise-linear (ReLU) units P of the AL-RNN, the last P of the M (unused by the shPLRNN)."""
+    forcing: str = "adaptive"
+    """Teacher forcing: 'adaptive' (aGTF), 'gtf' (constant alpha) or 'sparse' (replace readouts every tau steps)."""
+    alpha: float = 1.0
+    """GTF alpha in [0, 1]: the constant for 'gtf', the starting value for 'adaptive'."""
+    alpha_interval: int = 5
+    """aGTF: re-estimate alpha every this many iterations."""
+    alpha_decay: float = 0.999
+    """aGTF: gamma of alpha <- gamma alpha + (1 - gamma) alpha_est when the estimate is lower (in [0, 1])."""
+    tau: int = 16
+    """Sparse TF: force the readout units every tau steps."""
+    iterations: int = 250_000
+    """Gradient steps (batches)."""
+    batch_size: int = 16
+    """Subsequences per batch."""
+    seq_len: int = 200
+    """Steps per subsequence (each holds seq_len + 1 points: the start and seq_len targets)."""
+    lr: float = 1e-3
+    """Initial RAdam learning rate."""
+    lr_end: float = 1e-6
+    """Final learning rate (exponential decay over the iterations)."""
+    grad_clip: float = 0.0
+    """Largest gradient norm per parameter array (0: no clipping)."""
+    regularization: float = 1e-5
+    """Weight of the latent model's penalty (shPLRNN: L2 towards A = 1 and zero weights; AL-RNN: the reference's
+    AR-convergence term)."""
+    obs_regularization: float = 0.0
+    """Weight of |L|^2 (the estimate of the unobserved latent units; only when latent_dim > N)."""
+    noise: float = 0.0
+    """Std of Gaussian noise added to each training batch (data units; the AL-RNN reference uses 0.05)."""
+    block: int = 500
+    """Iterations per compiled call (the host syncs, checks for NaNs and updates the progress bar between blocks)."""
+    seed: int = 0
+    """Seed for the initialisation and the batches when fit_dsr gets no key."""
+
+    def __post_init__(self):
+        bad = []
+        if self.model not in MODEL_KINDS:
+            bad.append(f"model {self.model!r} is not one of {list(MODEL_KINDS)}")
+        if self.forcing not in FORCING_MODES:
+            bad.append(f"forcing {self.forcing!r} is not one of {list(FORCING_MODES)}")
+        if self.latent_dim is not None and self.latent_dim < 1:
+            bad.append(f"latent_dim must be None or >= 1, got {self.latent_dim}")
+        for name in ("hidden_dim", "alpha_interval", "tau", "iterations", "batch_size", "seq_len", "block"):
+            if int(getattr(self, name)) < 1:
+                bad.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.pwl_units < 0:
+            bad.append(f"pwl_units must be >= 0, got {self.pwl_units}")
+        if self.model == "alrnn" and self.latent_dim is not None and self.pwl_units > self.latent_dim:
+            bad.append(f"pwl_units {self.pwl_units} exceeds latent_dim {self.latent_dim}")
+        if self.iterations > 2**24:
+            bad.append(f"iterations must be <= 2^24 (counted in float32), got {self.iterations}")
+        if not 0.0 <= self.alpha <= 1.0:
+            bad.append(f"alpha must be in [0, 1], got {self.alpha}")
+        if not 0.0 <= self.alpha_decay <= 1.0:
+            bad.append(f"alpha_decay must be in [0, 1], got {self.alpha_decay}")
+        if not (self.lr > 0 and 0 < self.lr_end <= self.lr):
+            bad.append(f"need lr > 0 and 0 < lr_end <= lr, got lr {self.lr}, lr_end {self.lr_end}")
+        for name in ("grad_clip", "regularization", "obs_regularization", "noise"):
+            value = getattr(self, name)
+            if not (value >= 0 and np.isfinite(value)):
+                bad.append(f"{name} must be finite and >= 0, got {value}")
+        if bad:
+            raise ConfigError("FitDSRConfig: " + "; ".join(bad) + ".")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> FitDSRConfig:
+        """Paper settings by name: 'lorenz63-shplrnn' (GTF) or 'lorenz63-alrnn' (AL-RNN); fields can be overridden."""
+        if name not in PRESETS:
+            raise ConfigError(f"FitDSRConfig.preset: unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
+        return cls(**(PRESETS[name] | overrides))
+
+    @classmethod
+    def from_dict(cls, d: dict, *, source: str = "config") -> FitDSRConfig:
+        """From JSON; unknown keys raise :class:`~dynlearn.DataError`."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise DataError(source, f"unknown FitDSRConfig keys {unknown}.", f"use only {sorted(names)}.")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, dict] = {
+    # GTF-shPLRNN settings/defaults.json (Lorenz-63): clipped shPLRNN M = 3, H = 100, aGTF, 5000 x 50 batches.
+    "lorenz63-shplrnn": {"model": "clipped_shplrnn", "latent_dim": 3, "hidden_dim": 100, "forcing": "adaptive",
+                         "alpha": 1.0, "alpha_interval": 5, "alpha_decay": 0.999, "iterations": 250_000, "lr": 1e-3,
+                         "lr_end": 1e-6, "regularization": 1e-5, "noise": 0.0},
+    # ALRNN-DSR settings/lorenz63.json: M = 20, P = 2, sparse TF tau = 16, noise 0.05, 2000 x 50 batches.
+    "lorenz63-alrnn": {"model": "alrnn", "latent_dim": 20, "pwl_units": 2, "forcing": "sparse", "tau": 16,
+                       "iterations": 100_000, "lr": 1e-3, "lr_end": 1e-5, "regularization": 0.0, "noise": 0.05},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class FitDSRReport:
+    """What :func:`fit_dsr` did."""
+
+    losses: np.ndarray
+    """Teacher-forced training MSE of every iteration (the data term, without the penalties)."""
+    alphas: np.ndarray
+    """GTF alpha used at every iteration ('adaptive': the annealed estimate; 'gtf': constant; 'sparse': empty)."""
+    iterations: int
+    """Gradient steps taken."""
+    wall_s: float
+    """Wall time of the whole fit, compilation included."""
+    first_block_s: float
+    """Wall time of the first block (includes compilation)."""
+    iterations_per_s: float
+    """Iterations per second after the first (compiling) block; the whole run if there was one block."""
+    block_s: tuple[float, ...]
+    """Wall time of every block of ``config.block`` iterations (the first includes compilation; the last may be padded)."""
+    n_params: int
+    """Parameters of the latent map (the papers' count)."""
+    n_observation_params: int
+    """Parameters of the observation model (L)."""
+    config: FitDSRConfig
+    """The configuration used."""
+
+    @property
+    def final_alpha(self) -> float | None:
+        return float(self.alphas[-1]) if len(self.alphas) else None
+
+
+# ----------------------------------------------------------------------------------------------
+# Data (host)
+
+
+def prepare_sequences(x_train: ArrayLike | Sequence[ArrayLike], seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(data [sum T_i, N] float32, starts [n_windows] int32)``: the trajectories end to end and every start index
+    whose window of ``seq_len + 1`` points stays inside one trajectory."""
+    trajectories = list(x_train) if isinstance(x_train, (list, tuple)) else [x_train]
+    if not trajectories:
+        raise DataError("x_train", "is an empty list.", "pass one array [T, N] or a list of them.")
+    arrays, starts, offset, dim = [], [], 0, None
+    for i, x in enumerate(trajectories):
+        source = "x_train" if len(trajectories) == 1 else f"x_train[{i}]"
+        try:
+            a = np.asarray(x, dtype=np.float32)
+        except (TypeError, ValueError) as e:
+            raise DataError(source, f"is not a numeric array ({e}).", "pass a float array [T, N].") from None
+        if a.ndim != 2 or a.shape[1] < 1:
+            raise DataError(source, f"has shape {a.shape}; expected [T, N] (time, observed dimensions).",
+                            "reshape it (a 1-D series x becomes x[:, None]).")
+        if dim is not None and a.shape[1] != dim:
+            raise DataError(source, f"has {a.shape[1]} dimensions, the first trajectory {dim}.", "pass trajectories of one system.")
+        dim = a.shape[1]
+        if not np.isfinite(a).all():
+            bad = int(np.argwhere(~np.isfinite(a))[0, 0])
+            raise DataError(source, f"holds non-finite values (first at row {bad}).", "remove or interpolate them.")
+        if len(a) < seq_len + 1:
+            raise DataError(source, f"has {len(a)} points; a training window needs seq_len + 1 = {seq_len + 1}.",
+                            "pass longer trajectories or a smaller FitDSRConfig.seq_len.")
+        arrays.append(a)
+        starts.append(offset + np.arange(len(a) - seq_len, dtype=np.int64))
+        offset += len(a)
+    if offset >= 2**31:
+        raise DataError("x_train", f"holds {offset} points; more than 2^31 is not supported.", "subsample the data.")
+    return np.concatenate(arrays), np.concatenate(starts).astype(np.int32)
+
+
+# ----------------------------------------------------------------------------------------------
+# The compiled block
+#
+# Only what shapes the program is static (batch and sequence sizes, block length, the model's structure); the forcing
+# mode, tau, learning rates, iteration count, penalties, noise and clipping are traced scalars, so runs that differ
+# only in those (a sweep, or GTF vs aGTF vs sparse TF) reuse one compiled block.
+
+
+class _Hyper(eqx.Module):
+    """The numeric hyperparameters and the forcing mode as traced scalars (not compiled in)."""
+
+    lr: Float[Array, ""]
+    lr_end: Float[Array, ""]
+    iterations: Float[Array, ""]
+    adaptive: Bool[Array, ""]
+    sparse: Bool[Array, ""]
+    tau: Int[Array, ""]
+    alpha_interval: Int[Array, ""]
+    alpha_decay: Float[Array, ""]
+    grad_clip: Float[Array, ""]
+    regularization: Float[Array, ""]
+    obs_regularization: Float[Array, ""]
+    noise: Float[Array, ""]
+
+    @classmethod
+    def of(cls, cfg: FitDSRConfig) -> _Hyper:
+        f = lambda v: jnp.asarray(v, jnp.float32)
+        i = lambda v: jnp.asarray(v, jnp.int32)
+        return cls(f(cfg.lr), f(cfg.lr_end), f(cfg.iterations), jnp.asarray(cfg.forcing == "adaptive"),
+                   jnp.asarray(cfg.forcing == "sparse"), i(cfg.tau), i(cfg.alpha_interval), f(cfg.alpha_decay),
+                   f(cfg.grad_clip), f(cfg.regularization), f(cfg.obs_regularization), f(cfg.noise))
+
+
+def _optimizer(hyper: _Hyper) -> optax.GradientTransformation:
+    """Per-array gradient clipping (Flux's ``ClipNorm``: rescale an array whose L2 norm exceeds ``grad_clip``; off at
+    0), then RAdam with the learning rate ``lr (lr_end / lr)^(step / iterations)``, never below ``lr_end``."""
+
+    def clip(updates, params=None):
+        del params
+
+        def one(g):
+            scale = jnp.minimum(1.0, hyper.grad_clip / (jnp.linalg.norm(g) + 1e-12))
+            return g * jnp.where(hyper.grad_clip > 0, scale, 1.0)
+
+        return jax.tree_util.tree_map(one, updates)
+
+    def schedule(count):
+        frac = count.astype(jnp.float32) / hyper.iterations
+        return jnp.maximum(hyper.lr * (hyper.lr_end / hyper.lr) ** frac, hyper.lr_end)
+
+    return optax.chain(optax.stateless(clip), optax.radam(schedule))
+
+
+def make_optimizer(cfg: FitDSRConfig) -> optax.GradientTransformation:
+    """The optimiser :func:`fit_dsr` uses for ``cfg``: per-array clipping, RAdam, exponential decay ``lr -> lr_end``."""
+    return _optimizer(_Hyper.of(cfg))
+
+
+def _loss(model: AbstractLatentModel, x, alphas, hyper: _Hyper):
+    mse = forced_mse(model, x, alphas)
+    total = mse + hyper.regularization * model.penalty() + hyper.obs_regularization * model.observation_penalty()
+    return total, mse
+
+
+def _apply(opt, model, grads, opt_state):
+    # optax mixes Python floats with its int32 step count, which strict dtype promotion rejects.
+    with jax.numpy_dtype_promotion("standard"):
+        updates, opt_state = opt.update(grads, opt_state, model)
+    return eqx.apply_updates(model, updates), opt_state
+
+
+def _train_step(model, opt_state, alpha, x, it, hyper: _Hyper, opt, *, seq_len: int):
+    """One iteration on a batch ``x``: (aGTF: alpha update), forced loss, gradient, RAdam step."""
+    alpha = jax.lax.cond(hyper.adaptive & ((it + 1) % hyper.alpha_interval == 0),
+                         lambda: anneal_alpha(alpha, estimate_alpha(model, x)[0], hyper.alpha_decay), lambda: alpha)
+    sparse = (jnp.arange(1, seq_len + 1) % hyper.tau == 0).astype(jnp.float32)  # forcing_schedule("sparse", ...)
+    alphas = jnp.where(hyper.sparse, sparse, jnp.full((seq_len,), alpha, jnp.float32))
+    (_, mse), grads = eqx.filter_value_and_grad(_loss, has_aux=True)(model, x, alphas, hyper)
+    model, opt_state = _apply(opt, model, grads, opt_state)
+    return model, opt_state, alpha, mse
+
+
+@eqx.filter_jit
+def _train_block(model, opt_state, alpha, data, starts, it0, key, hyper: _Hyper, *, batch_size: int, seq_len: int,
+                 length: int):
+    opt = _optimizer(hyper)
+    window = jnp.arange(seq_len + 1)
+
+    def body(carry, it):
+        model, opt_state, alpha = carry
+        k_batch, k_noise = jax.random.split(jax.random.fold_in(key, it))
+        rows = starts[jax.random.randint(k_batch, (batch_size,), 0, starts.shape[0])]
+        x = data[rows[:, None] + window]  # [batch, seq_len + 1, N]
+        x = x + hyper.noise * jax.random.normal(k_noise, x.shape, x.dtype)
+
+        def update(_):
+            return _train_step(model, opt_state, alpha, x, it, hyper, opt, seq_len=seq_len)
+
+        def skip(_):  # padding past the last iteration in the last block
+            return model, opt_state, alpha, jnp.zeros((), jnp.float32)
+
+        model, opt_state, alpha, mse = jax.lax.cond(it.astype(jnp.float32) < hyper.iterations, update, skip, None)
+        return (model, opt_state, alpha), (mse, alpha)
+
+    (model, opt_state, alpha), (mse, alphas) = jax.lax.scan(body, (model, opt_state, alpha), it0 + jnp.arange(length))
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree_util.tree_leaves(model)]))
+    return model, opt_state, alpha, mse, alphas, finite
+
+
+# ----------------------------------------------------------------------------------------------
+# fit_dsr
+
+
+def fit_dsr(x_train: ArrayLike | Sequence[ArrayLike], cfg: FitDSRConfig = FitDSRConfig(), *, key: Key | None = None,
+            progress: bool = True, model: AbstractLatentModel | None = None) -> tuple[AbstractLatentModel, FitDSRReport]:
+    """Train a latent model on ``x_train`` (one array ``[T, N]`` or a list of trajectories, standardised by the
+    caller) with teacher forcing; returns ``(model, report)``.
+
+    ``key``: initialisation and batches (default ``jax.random.key(cfg.seed)``). ``model``: continue training this
+    model instead of building one from ``cfg`` (its kind and sizes then win over ``cfg``'s).
+    Raises :class:`TrainingDivergedError` when the loss or a parameter becomes non-finite.
+    """
+    start = time.perf_counter()
+    if not isinstance(cfg, FitDSRConfig):
+        raise ConfigError(f"fit_dsr: cfg must be a FitDSRConfig, got {type(cfg).__name__}.")
+    data, starts = prepare_sequences(x_train, cfg.seq_len)
+    n = data.shape[1]
+    key = jax.random.key(cfg.seed) if key is None else key
+    init_key, train_key = jax.random.split(key)
+    if model is None:
+        m = n if cfg.latent_dim is None else cfg.latent_dim
+        if m < n:
+            raise ConfigError(f"FitDSRConfig.latent_dim {m} is below the data dimension {n}; the identity readout needs "
+                              f"latent_dim >= {n}.")
+        model = build_model(cfg.model, n, m, hidden_dim=cfg.hidden_dim, pwl_units=cfg.pwl_units, key=init_key)
+    elif not isinstance(model, AbstractLatentModel) or model.obs_dim != n:
+        raise ConfigError(f"fit_dsr: model must be a latent model observing {n} dimensions, got "
+                          f"{type(model).__name__} (obs_dim {getattr(model, 'obs_dim', None)}).")
+
+    hyper = _Hyper.of(cfg)
+    opt_state = _optimizer(hyper).init(model)
+    alpha = jnp.asarray(cfg.alpha, jnp.float32)
+    data_d, starts_d = jnp.asarray(data), jnp.asarray(starts)
+    length = cfg.block  # every block has this length (the last one padded): one compiled program per structure
+    n_blocks = -(-cfg.iterations // length)
+
+    losses, alphas, block_s = [], [], []
+    with _Progress(progress, cfg.iterations) as bar:
+        for b in range(n_blocks):
+            t0 = time.perf_counter()
+            it0 = b * length
+            model_next, opt_next, alpha_next, mse, alpha_hist, finite = _train_block(
+                model, opt_state, alpha, data_d, starts_d, jnp.asarray(it0, jnp.int32), train_key, hyper,
+                batch_size=cfg.batch_size, seq_len=cfg.seq_len, length=length)
+            mse_h = np.asarray(mse)[: cfg.iterations - it0]  # the one host sync per block
+            block_s.append(time.perf_counter() - t0)
+            bad = ~np.isfinite(mse_h)
+            if bad.any() or not bool(finite):
+                first = it0 + int(np.argmax(bad)) if bad.any() else it0 + len(mse_h) - 1
+                last_ok = float(mse_h[~bad][-1]) if (~bad).any() else (float(losses[-1][-1]) if losses else float("nan"))
+                raise TrainingDivergedError(
+                    f"fit_dsr: training diverged at iteration {first} (non-finite loss or parameters; last finite loss "
+                    f"{last_ok:.4g}). Fix: standardise the data, lower lr (now {cfg.lr}), set grad_clip > 0, use "
+                    f"forcing='adaptive' or a smaller tau (sparse TF), or a clipped shPLRNN.")
+            model, opt_state, alpha = model_next, opt_next, alpha_next
+            losses.append(mse_h)
+            alphas.append(np.asarray(alpha_hist)[: cfg.iterations - it0])
+            bar.update(it0 + len(mse_h), float(mse_h.mean()), float(alphas[-1][-1]) if cfg.forcing != "sparse" else None,
+                       len(mse_h) / block_s[-1])
+    wall = time.perf_counter() - start
+    rate = (cfg.iterations - min(length, cfg.iterations)) / sum(block_s[1:]) if n_blocks > 1 else cfg.iterations / sum(block_s)
+    report = FitDSRReport(
+        losses=np.concatenate(losses), alphas=np.concatenate(alphas) if cfg.forcing != "sparse" else np.zeros(0, np.float32),
+        iterations=cfg.iterations, wall_s=wall, first_block_s=block_s[0], iterations_per_s=rate, block_s=tuple(block_s),
+        n_params=model.n_params, n_observation_params=getattr(model, "n_observation_params", 0), config=cfg)
+    return model, report
+
+
+class _Progress:
+    """A rich progress bar (iterations, forced MSE, alpha, it/s) updated between blocks, or nothing when quiet."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total = enabled, total
+        self._bar = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(TextColumn("fit_dsr"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                                 TimeElapsedColumn(), TimeRemainingColumn())
+            self._bar.__enter__()
+            self._task = self._bar.add_task("compiling...", total=self.total)
+        return self
+
+    def update(self, done: int, loss: float, alpha: float | None, rate: float) -> None:
+        if self._bar is not None:
+            text = f"loss {loss:.4g}" + (f"  alpha {alpha:.3f}" if alpha is not None else "") + f"  {rate:.0f} it/s"
+            self._bar.update(self._task, completed=done, description=text)
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+        return False
