@@ -63,7 +63,7 @@ def main() -> None:
             rows.append((name, algo, f"{results['scores']['mean']:.1f} ± {results['scores']['std']:.1f}", behaviour,
                          f"{results['steps_per_s']:.0f}"))
     print(f"\n| dataset | algorithm | ours: normalized score (final policy, {args.seeds} seeds) | behaviour data | "
-          "published on D4RL v2 | steps/s incl. evaluation |")
+          "published on D4RL v2 | training steps/s (runs since 2026-11-29; earlier: incl. evaluation) |")
     print("|---|---|---|---|---|---|")
     for name, algo, score, behaviour, rate in rows:
         pub = PUBLISHED.get((algo, name.removesuffix("-v5")))

@@ -108,19 +108,20 @@ def train_offline(dataset: Dataset, task, cfg: OfflineConfig, out: str | Path, *
     data, norm, reward_scale = prepare(dataset, cfg)
     spec = AgentSpec(task.obs_dim, task.act_dim, task.act_low, task.act_high)
     started = time.perf_counter()
-    scores, curves = [], {}
+    scores, curves, seconds = [], {}, 0.0
     for seed in range(cfg.seed, cfg.seed + cfg.seeds):
         result = _train_seed(agent, agent_cfg, spec, data, norm, task, cfg, seed, out / f"seed_{seed}", until, log)
         if result is None:
             return out
-        score, evals = result
+        score, evals, train_s = result
         scores.append(score)
+        seconds += train_s
         curves[f"seed {seed}"] = [(e["step"], e["return_mean"], e["return_std"]) for e in evals]
     wall = time.perf_counter() - started
     results = make_results(method=cfg.agent, task=task.id, dataset=dataset_record(dataset),
                            budget={"steps": cfg.steps, "seeds": cfg.seeds, "eval_episodes": cfg.eval_episodes},
-                           seed_scores=scores, wall_time_s=wall, steps_per_s=cfg.steps * cfg.seeds / max(wall, 1e-9),
-                           extra={"reward_scale": reward_scale, "normalize_obs": cfg.normalize_obs})
+                           seed_scores=scores, wall_time_s=wall, steps_per_s=cfg.steps * cfg.seeds / max(seconds, 1e-9),
+                           extra={"reward_scale": reward_scale, "normalize_obs": cfg.normalize_obs, "training_s": seconds})
     write_json(out / "results.json", results)
     np.savez(out / "normalizer.npz", mean=np.asarray(norm.mean), std=np.asarray(norm.std))
     from ..report import learning_curve
@@ -139,14 +140,17 @@ def _train_seed(agent, agent_cfg, spec, data, norm, task, cfg: OfflineConfig, se
         state = agent.load(saved / "agent")
         if progress["step"] >= cfg.steps and (folder / "final.json").is_file():
             final = json.loads((folder / "final.json").read_text())
-            return SeedScore(**final), progress["evals"]
+            return SeedScore(**final), progress["evals"], progress.get("train_s", 0.0)
     else:
-        progress = {"step": 0, "evals": []}
+        progress = {"step": 0, "evals": [], "train_s": 0.0}
         state = agent.init(init_key, spec, agent_cfg)
     stop = cfg.steps if until is None else min(cfg.steps, until)
     while progress["step"] < stop:
         step = progress["step"]
+        t0 = time.perf_counter()
         state, info = agent.update_block(state, data, key=jax.random.fold_in(update_key, step), steps=cfg.block)
+        jax.block_until_ready(state)
+        progress["train_s"] = progress.get("train_s", 0.0) + time.perf_counter() - t0
         progress["step"] = step = step + cfg.block
         if step % cfg.eval_every == 0 or step == cfg.steps:
             r = evaluate(normalized_policy(agent, state, norm), task, cfg.eval_episodes, key=jax.random.fold_in(eval_key, step))
@@ -162,7 +166,7 @@ def _train_seed(agent, agent_cfg, spec, data, norm, task, cfg: OfflineConfig, se
     score = SeedScore(seed=seed, return_mean=last["return_mean"], return_std=last["return_std"], normalized=last["normalized"],
                       episodes=cfg.eval_episodes)
     write_json(folder / "final.json", dataclasses.asdict(score))
-    return score, progress["evals"]
+    return score, progress["evals"], progress["train_s"]
 
 
 def _write_checkpoint(folder: Path, agent, state, progress: dict) -> None:
