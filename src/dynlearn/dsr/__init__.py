@@ -20,6 +20,7 @@ from .analysis import (
     symbolic_sequence,
 )
 from .base import AbstractLatentModel
+from .esn import ESN, ESNConfig, ESNReport, fit_esn
 from .fit import (
     PRESETS,
     FitDSRConfig,
@@ -30,6 +31,7 @@ from .fit import (
     prepare_sequences,
 )
 from .io import load, read_config, save
+from .neural_ode import NeuralODE, NeuralODEConfig, NeuralODEReport, fit_neural_ode
 from .plrnn import (
     ALRNN,
     MODEL_KINDS,
@@ -38,6 +40,7 @@ from .plrnn import (
     build_model,
     normalized_positive_definite,
 )
+from .sindy import SINDyConfig, SINDyModel, SINDyReport, fit_sindy
 from .teacher_forcing import (
     FORCING_MODES,
     alpha_from_growth,
@@ -53,6 +56,18 @@ from .teacher_forcing import (
 
 __all__ = [
     "ALRNN",
+    "ESN",
+    "ESNConfig",
+    "ESNReport",
+    "NeuralODE",
+    "NeuralODEConfig",
+    "NeuralODEReport",
+    "SINDyConfig",
+    "SINDyModel",
+    "SINDyReport",
+    "fit_esn",
+    "fit_neural_ode",
+    "fit_sindy",
     "FORCING_MODES",
     "MODEL_KINDS",
     "PRESETS",
