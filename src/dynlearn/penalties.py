@@ -27,7 +27,7 @@ abstract), the definition is stated here and chosen to match the papers' descrip
   (so the function stays deterministic).
 - :func:`loo_kl`: ``N(mu_-i, sigma_-i^2)`` is the moment-matched diagonal Gaussian of the other elites
   (M2AC's "one versus rest"); we take the max over ``i`` rather than the member that produced the
-  sample, which makes it a function of the outputs alone. Needs >= 2 elites.
+  sample, which makes it a function of the outputs alone. Zero for a single elite.
 
 **Which part of the target.** ``part="obs"`` (default) uses the next-state (delta obs) dimensions, as
 Lu et al. do; ``part="all"`` uses ``(delta obs, reward)``, as MOPO's code in OfflineRL-Kit does;
@@ -101,11 +101,11 @@ def llv(outputs: MemberOutputs, y: Float[Array, "... target"] | None = None, *, 
 
 def loo_kl(outputs: MemberOutputs, y: Float[Array, "... target"] | None = None, *, part: Part = "obs") -> Float[Array, "..."]:
     """Leave-one-out KL: ``max_i KL(N_i || N_-i)``, ``N_-i`` the moment-matched diagonal Gaussian of the other
-    elites (mean of their means; mean of their ``sigma^2 + mu^2`` minus the squared mean). Needs >= 2 elites."""
+    elites (mean of their means; mean of their ``sigma^2 + mu^2`` minus the squared mean). Zero for a single elite."""
     mean, logvar, _ = _parts(outputs, part)
     e = mean.shape[0]
-    if e < 2:
-        raise ValueError("loo_kl needs at least 2 elites")
+    if e < 2:  # one elite has nothing to disagree with (e.g. the oracle)
+        return jnp.zeros(mean.shape[1:-1], mean.dtype)
     var = jnp.exp(logvar)
     rest_mean = (jnp.sum(mean, axis=0) - mean) / (e - 1)
     rest_second = (jnp.sum(var + jnp.square(mean), axis=0) - (var + jnp.square(mean))) / (e - 1)

@@ -1,6 +1,6 @@
 """Pure array metrics: scores, model errors, calibration, reconstruction metrics."""
 
-from . import dsr, model_error
+from . import calibration, dsr, model_error
 from .returns import normalized_score
 
-__all__ = ["dsr", "model_error", "normalized_score"]
+__all__ = ["calibration", "dsr", "model_error", "normalized_score"]

@@ -9,6 +9,7 @@
 from . import suite, termination
 from .collect import collect
 from .evaluate import EvalResult, evaluate
+from .oracle import OracleModel, OracleState
 from .policy import JaxPolicy, NoisyPolicy, Policy, RandomPolicy
 from .registry import Task, get, ids, is_registered, register
 
@@ -17,5 +18,5 @@ from ..data.load import register_named as _register_named
 for _short in suite.TASKS:
     _register_named(f"{_short}-", suite.load_named)
 
-__all__ = ["EvalResult", "JaxPolicy", "NoisyPolicy", "Policy", "RandomPolicy", "Task", "collect", "evaluate", "get", "ids",
+__all__ = ["EvalResult", "JaxPolicy", "NoisyPolicy", "OracleModel", "OracleState", "Policy", "RandomPolicy", "Task", "collect", "evaluate", "get", "ids",
            "is_registered", "register", "suite", "termination"]
