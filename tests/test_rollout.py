@@ -44,7 +44,7 @@ class StopFrom(eqx.Module):
 
     t0: jax.Array
 
-    def __call__(self, t, *, obs, act, next_obs, reward, scores, penalty):
+    def __call__(self, t, *, obs, act, next_obs, reward, scores, penalty, terminal):
         return (t >= self.t0) & (jnp.arange(obs.shape[0]) % 2 == 0)
 
 

@@ -95,7 +95,8 @@ class Train:
     Writes a run folder."""
 
     algo: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="ALGO")]
-    """model-based: mopo, mobile, ravl, mbpo (dynlearn.algos); model-free: sac, edac, td3bc, iql, cql, bc (dynlearn.agents)"""
+    """model-based: mopo, mobile, ravl, mbpo, morec-mopo, morec-mobile (dynlearn.algos); model-free: sac, edac, td3bc,
+    iql, cql, bc (dynlearn.agents)"""
     data: Annotated[str | None, tyro.conf.Positional, tyro.conf.arg(metavar="DATA")] = None
     """dataset (file, Minari id or named dataset); omit with --online"""
     out: Path = Path("runs/train")
@@ -134,6 +135,8 @@ class Train:
     """model-based methods: start states per rollout (default 50,000)"""
     rollout_every: int | None = None
     """model-based methods: agent steps between rollouts (default 1,000)"""
+    reward_model: str | None = None
+    """morec-*: the dynamics reward folder written by `dynlearn model reward`"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,6 +181,25 @@ class ModelEval:
     """seed of the window draw and the model's sampling"""
     out: Path | None = None
     """output folder (default: DIR/eval)"""
+    force: bool = False
+    """replace an existing output folder"""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelReward:
+    """Learn MOREC's dynamics reward for a fitted model (--model: the run folder of `model train`) on DATA.
+    Writes the reward folder that `dynlearn train morec-mopo|morec-mobile --reward-model DIR` uses."""
+
+    data: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="DATA")]
+    """the dataset the model was fitted on (file, Minari id or named dataset)"""
+    model: Path
+    """run folder of `dynlearn model train`"""
+    out: Path = Path("runs/reward")
+    """output folder (the dynamics reward: config.json + leaves + report)"""
+    steps: int | None = None
+    """adversarial training steps (default: DynamicsRewardConfig's 10,000; snapshots are spread over them)"""
+    seed: int = 0
+    """seed of the discriminators, the adversary and the batches"""
     force: bool = False
     """replace an existing output folder"""
 
@@ -294,7 +316,8 @@ def _cmd_train(cfg: Train) -> None:
         mb = ModelBasedConfig(method=cfg.algo.lower(), preset=cfg.preset, steps=cfg.steps or 100_000, seeds=cfg.seeds,
                               seed=cfg.seed, model=cfg.model, horizon=cfg.horizon, penalty=cfg.penalty,
                               penalty_coef=cfg.penalty_coef, real_ratio=cfg.real_ratio, rollout_batch=cfg.rollout_batch,
-                              rollout_every=cfg.rollout_every, eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes)
+                              rollout_every=cfg.rollout_every, reward_model=cfg.reward_model, eval_every=cfg.eval_every,
+                              eval_episodes=cfg.eval_episodes)
         train_model_based(dataset, get(task_id), mb, cfg.out, resume=cfg.resume, force=cfg.force)
         return
     offline = OfflineConfig(agent=cfg.algo, steps=cfg.steps or 100_000, seeds=cfg.seeds, seed=cfg.seed,
@@ -326,14 +349,59 @@ def _cmd_model_eval(cfg: ModelEval) -> None:
     eval_model(cfg.run, load(cfg.data, task=task), [load(d, task=task) for d in cfg.ood], job, out=cfg.out, force=cfg.force)
 
 
+def _cmd_model_reward(cfg: ModelReward) -> None:
+    import dataclasses as dc
+
+    import jax
+
+    from .checkpoint import check_writable
+    from .data import load
+    from .model_jobs import load_run
+    from .models.dynamics_reward import DynamicsRewardConfig, learn_reward, save_reward
+
+    check_writable(cfg.out, force=cfg.force)
+    model, task, _, fit_report = load_run(cfg.model)
+    reward_cfg = DynamicsRewardConfig()
+    if cfg.steps is not None:  # keep the number of snapshots: spread them over the shorter training
+        every = min(reward_cfg.snapshot_every, max(1, cfg.steps // reward_cfg.snapshots))
+        reward_cfg = dc.replace(reward_cfg, steps=cfg.steps, snapshot_every=every)
+    reward, report = learn_reward(load(cfg.data, task=task), model, reward_cfg, key=jax.random.key(cfg.seed),
+                                  holdout_seed=fit_report.holdout_seed, log=print)
+    save_reward(cfg.out, reward, report, force=cfg.force)
+    print(f"wrote {cfg.out}: {report.discriminators} discriminators; held-out data reward {report.holdout_reward_data:.3f}, "
+          f"model reward {report.holdout_reward_model:.3f}, AUC data > model {report.holdout_auc:.3f}")
+
+
 def _cmd_run(cfg) -> None:
     from .default_job import run_default_job
 
     run_default_job(cfg)
 
 
+def _dsr_status(out) -> None:
+    """A diverged reconstruction is a failed run: say so and exit non-zero."""
+    results = json.loads((Path(out) / "results.json").read_text())
+    if results.get("extra", {}).get("status") == "diverged":
+        from .errors import DynlearnError
+
+        raise DynlearnError(f"the model diverged (free run or training); the run folder {out} records it as a failure.")
+
+
+def _cmd_dsr_fit(cfg) -> None:
+    from .dsr.jobs import run_fit
+
+    _dsr_status(run_fit(cfg))
+
+
+def _cmd_dsr_eval(cfg) -> None:
+    from .dsr.jobs import run_eval
+
+    _dsr_status(run_eval(cfg))
+
+
 def _commands() -> dict[str, tuple[type, Callable]]:
     from .default_job import DefaultJobConfig
+    from .dsr.jobs import DSREval, DSRFit
 
     return {
         "run": (DefaultJobConfig, _cmd_run),
@@ -344,6 +412,9 @@ def _commands() -> dict[str, tuple[type, Callable]]:
         "tasks": (TasksList, _cmd_tasks),
         "model train": (ModelTrain, _cmd_model_train),
         "model eval": (ModelEval, _cmd_model_eval),
+        "model reward": (ModelReward, _cmd_model_reward),
+        "dsr fit": (DSRFit, _cmd_dsr_fit),
+        "dsr eval": (DSREval, _cmd_dsr_eval),
     }
 
 
@@ -358,6 +429,9 @@ commands:
   tasks           list the registered tasks
   model train     fit a dynamics ensemble to a dataset (run folder: model, fit curve, one-step errors)
   model eval      a fitted model's one-step and k-step errors and penalty calibration (--ood other data)
+  model reward    learn MOREC's dynamics reward for a fitted model (used by train morec-mopo|morec-mobile)
+  dsr fit         fit a reconstruction model (shPLRNN/AL-RNN + teacher forcing, or SINDy/neural ODE/ESN) to a time series
+  dsr eval        re-measure a saved dsr fit run on its test series or new data
 """
 
 

@@ -102,9 +102,10 @@ class RolloutHooks(eqx.Module):
     - ``select(obs, act, outputs, *, key) -> Selection``: choose the transition among candidates (e.g.
       MOREC's Gaussian resamples of the elites, scored by a discriminator). None: the model's own
       ``step`` (a random elite's Gaussian sample, MOPO).
-    - ``stop(t, *, obs, act, next_obs, reward, scores, penalty) -> bool[B]``: stop (truncate) a branch at
-      step ``t`` (an int32 scalar); the row is dropped and not terminal. ``penalty`` is the unweighted
-      uncertainty (zeros without a penalty hook), ``scores`` the select hook's (or None). None: never.
+    - ``stop(t, *, obs, act, next_obs, reward, scores, penalty, terminal) -> bool[B]``: stop (truncate) a branch
+      at step ``t`` (an int32 scalar); the row is dropped and not terminal. ``penalty`` is the unweighted
+      uncertainty (zeros without a penalty hook), ``scores`` the select hook's (or None), ``terminal`` whether the
+      model ends the episode at this row (a hook may spare those). None: never.
     """
 
     penalty: Penalty | None = None
@@ -246,7 +247,8 @@ def _rollout(model, policy, start_obs, horizon: int, key, model_state, hooks: Ro
         if hooks.stop is None:
             stop = jnp.zeros((batch,), bool)
         else:
-            stop = jnp.asarray(hooks.stop(t, obs=obs, act=act, next_obs=next_obs, reward=reward, scores=scores, penalty=penalty), bool)
+            stop = jnp.asarray(hooks.stop(t, obs=obs, act=act, next_obs=next_obs, reward=reward, scores=scores, penalty=penalty,
+                                          terminal=terminal), bool)
         valid = alive & ~stop
         truncated = alive & stop
         terminal = terminal & valid

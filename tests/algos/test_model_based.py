@@ -15,6 +15,7 @@ from dynlearn.algos import mobile
 from dynlearn.algos.model_based import METHODS, ModelBasedConfig, train_model_based
 from dynlearn.errors import ConfigError
 from dynlearn.models import EnsembleConfig, FitConfig, fit
+from dynlearn.models.dynamics_reward import DynamicsReward, DynamicsRewardConfig, save_reward
 from dynlearn.results import check_results
 
 
@@ -54,10 +55,21 @@ def _agent_cfg(method):
     return agents.get(name).Config(hidden=(32, 32), batch_size=64, n_critics=3 if method == "ravl" else 2)
 
 
+def _method_options(method, tmp_path) -> dict:
+    """MOREC needs a dynamics reward (an untrained tiny one: this test checks the plumbing) and a short horizon."""
+    if not method.startswith("morec"):
+        return {}
+    cfg = DynamicsRewardConfig(steps=4, snapshot_every=1, snapshots=4, state_hidden=(16,), delta_hidden=(16,), hidden=(16,),
+                               state_embedding=8, delta_embedding=4)
+    folder = save_reward(tmp_path / "reward", DynamicsReward.init(cfg, 3, 1, key=jax.random.key(0)))
+    return {"reward_model": str(folder), "horizon": 10, "reward_discriminators": 4, "reward_threshold": 0.0}
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_trains_and_writes_its_run_folder(tmp_path, pendulum, method):
     task, data, model = pendulum
-    out = train_model_based(data, task, _small(method), tmp_path / method, model=model, agent_config=_agent_cfg(method), log=_quiet)
+    cfg = _small(method, **_method_options(method, tmp_path))
+    out = train_model_based(data, task, cfg, tmp_path / method, model=model, agent_config=_agent_cfg(method), log=_quiet)
     results = json.loads((out / "results.json").read_text())
     check_results(results)
     assert results["method"] == method and results["budget"]["steps"] == 200
@@ -66,7 +78,7 @@ def test_every_method_trains_and_writes_its_run_folder(tmp_path, pendulum, metho
     history = json.loads((out / "seed_0" / "checkpoint" / "progress.json").read_text())["history"]
     assert [h["step"] for h in history] == [100, 200]
     assert all(np.isfinite(h["q/mean"]) and 0 < h["rollout/valid_fraction"] <= 1 for h in history)
-    if method == "mopo":
+    if method in ("mopo", "morec-mopo"):
         assert all(h["rollout/penalty"] > 0 for h in history)
     else:
         assert all(h["rollout/penalty"] == 0 for h in history)

@@ -46,8 +46,9 @@ from ..rollout import AgentPolicy, Rollout, add_valid, rollout
 from ..tasks.evaluate import evaluate
 from .offline import normalized_policy
 
-METHODS = ("mopo", "mobile", "ravl", "mbpo")
-"""Registered methods (``mbpo``: MOPO with no penalty, the unpenalised baseline of the edge-of-reach paper)."""
+METHODS = ("mopo", "mobile", "ravl", "mbpo", "morec-mopo", "morec-mobile")
+"""Registered methods (``mbpo``: MOPO with no penalty, the unpenalised baseline of the edge-of-reach paper;
+``morec-*``: MOPO/MOBILE with MOREC's dynamics-reward transition filter, :mod:`dynlearn.algos.morec`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +57,7 @@ class ModelBasedConfig:
     dataset (``method.PRESETS[preset]``, else ``method.DEFAULTS``); :meth:`resolve` fills them in."""
 
     method: str = "mopo"
-    """mopo | mobile | ravl | mbpo"""
+    """mopo | mobile | ravl | mbpo | morec-mopo | morec-mobile"""
     preset: str | None = None
     """the paper's per-dataset hyperparameters, e.g. hopper-medium (default: from the dataset's name, if known)"""
     steps: int = 100_000
@@ -92,6 +93,18 @@ class ModelBasedConfig:
     q_floor: float | None = None
     """MOBILE: lower clamp of the penalised critic target (0 in the reference code, whose tasks have rewards >= 0;
     -inf: no clamp, for tasks with negative rewards)"""
+    reward_model: str | None = None
+    """MOREC: folder of the learned dynamics reward (dynlearn model reward)"""
+    candidates: int | None = None
+    """MOREC: candidate next states per step (K)"""
+    reward_threshold: float | None = None
+    """MOREC: a transition whose kept score is below this is dropped and its branch truncated"""
+    min_length: int | None = None
+    """MOREC: steps before truncation may start"""
+    selection: str | None = None
+    """MOREC: greedy (best candidate) or softmax (sampled by score)"""
+    reward_discriminators: int | None = None
+    """MOREC: historical discriminators combined into the reward (the latest ones)"""
     critics: int | None = None
     """critics in the agent's ensemble (SAC: 2; RAVL/EDAC: 10)"""
     eta: float | None = None
@@ -121,6 +134,14 @@ class ModelBasedConfig:
             raise ConfigError(f"ModelBasedConfig.real_ratio must be in [0, 1], got {self.real_ratio}.")
         if self.penalty_coef is not None and self.penalty_coef < 0:
             raise ConfigError(f"ModelBasedConfig.penalty_coef must be >= 0, got {self.penalty_coef}.")
+        for name in ("candidates", "reward_discriminators"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"ModelBasedConfig.{name} must be >= 1, got {v}.")
+        if self.min_length is not None and self.min_length < 0:
+            raise ConfigError(f"ModelBasedConfig.min_length must be >= 0, got {self.min_length}.")
+        if self.selection is not None and self.selection not in ("greedy", "softmax"):
+            raise ConfigError(f"ModelBasedConfig.selection must be greedy or softmax, got {self.selection!r}.")
         if self.penalty_part is not None and self.penalty_part not in ("obs", "reward", "all"):
             raise ConfigError(f"ModelBasedConfig.penalty_part must be obs, reward or all, got {self.penalty_part!r}.")
 
@@ -151,12 +172,13 @@ class ModelBasedConfig:
         return self.rollout_batch * self.horizon * self.retain_epochs
 
 
-_OPTIONAL = ("preset", "model_max_epochs", "eta", "mobile_samples", "q_floor")
+_OPTIONAL = ("preset", "model_max_epochs", "eta", "mobile_samples", "q_floor", "reward_model", "candidates", "reward_threshold",
+             "min_length", "selection", "reward_discriminators")
 
 
 def method_module(name: str):
-    """The module implementing method ``name``."""
-    return importlib.import_module(f".{name}", __package__)
+    """The module implementing method ``name`` (``morec-mopo`` -> :mod:`dynlearn.algos.morec_mopo`)."""
+    return importlib.import_module(f".{name.replace('-', '_')}", __package__)
 
 
 def preset_of(dataset_name: str | None, presets: dict) -> str | None:
@@ -303,6 +325,10 @@ def run_block(agent, state, buffer: ReplayBuffer, model, starts: StartStates, re
     ro = rollout(model, AgentPolicy(agent.act, state), start_obs, cfg.horizon, key=ro_key, model_state=model_state, hooks=hooks)
     buffer = add_valid(buffer, *ro.masked())
     stats = _rollout_stats(ro)
+    if stats["rollout/valid_fraction"] == 0 and int(buffer.size) == 0:
+        raise DataError("rollout", "produced no valid row (every branch was stopped or ended at its first step), so there "
+                        "is no model data to train on.", "lower the stop hook's threshold (MOREC: reward_threshold) or raise "
+                        "min_length.")
     t1 = time.perf_counter()
     source = MixedSampler.from_ratio(real, buffer.data, batch_size=batch_size, real_ratio=cfg.real_ratio, model_size=buffer.size)
     state, info = agent.update_block(state, source, key=update_key, steps=cfg.rollout_every, target_adjust=adjust)
