@@ -4,7 +4,8 @@ baselines and published D4RL numbers.
     python benchmarks/offline_mbrl.py --datasets hopper-medium-v5 hopper-medium-replay-v5 \
         --methods mopo mopo-pairwise mobile ravl --seeds 3 --steps 100000
 
-Each (method, dataset) pair is one run folder under ``--runs`` (default runs/mbrl), trained with
+Each (method, dataset, budget) is one run folder under ``--runs`` (default runs/mbrl, e.g.
+``mopo-hopper-medium-v5-100k-3seeds``), trained with
 ``dynlearn.algos.model_based.train_model_based`` with the paper presets for the dataset (``mopo``: max aleatoric
 penalty, ``mopo-pairwise``: max pairwise difference, same lambda and h). Every method uses the same dynamics model per
 dataset (fitted once, cached). Resumable: finished runs are read back, interrupted ones continue from their
@@ -41,16 +42,22 @@ PUBLISHED = {
 }
 
 
-def _cell(out: Path, seeds: int) -> tuple[str, str]:
+def _cell(out: Path) -> tuple[str, str, str]:
+    """(score over the finished seeds, budget, steps/s) of a run folder, from its own config."""
     finals = sorted(out.glob("seed_*/final.json"))
+    if not (out / "config.json").is_file():
+        return "not run", "—", "—"
+    config = json.loads((out / "config.json").read_text())
+    run = config.get("model_based") or config.get("offline")
+    budget = f"{run['steps']:,} steps x {run['seeds']} seed(s)"
     if not finals:
-        return "not run", "—"
+        return "not finished", budget, "—"
     scores = np.array([json.loads(f.read_text())["normalized"] for f in finals])
-    text = f"{scores.mean():.1f} ± {scores.std():.1f}" + ("" if len(finals) == seeds else f" ({len(finals)} of {seeds} seeds)")
+    text = f"{scores.mean():.1f} ± {scores.std():.1f}" + ("" if len(finals) == run["seeds"] else f" ({len(finals)} of {run['seeds']} seeds)")
     rate = "—"
     if (out / "results.json").is_file():
         rate = f"{json.loads((out / 'results.json').read_text())['steps_per_s']:.0f}"
-    return text, rate
+    return text, budget, rate
 
 
 def main() -> None:
@@ -71,7 +78,7 @@ def main() -> None:
         task = dl.tasks.get(data.task)
         behaviour = dl.data.summarize(data, task).normalized_returns["mean"]
         for label in args.methods:
-            out = args.runs / f"{label}-{name}"
+            out = args.runs / f"{label}-{name}-{args.steps // 1000}k-{args.seeds}seeds"
             if not args.report_only and not (out / "results.json").is_file():
                 cfg = ModelBasedConfig(steps=args.steps, seeds=args.seeds, rollout_batch=args.rollout_batch,
                                        eval_episodes=args.eval_episodes, **METHODS[label])
@@ -79,18 +86,18 @@ def main() -> None:
                 train_model_based(data, task, cfg, out, resume=(out / "config.json").is_file(),
                                   log=lambda s: print(f"[{label} {name}] {s}", flush=True))
                 print(f"[{label} {name}] done in {time.perf_counter() - start:.0f} s", flush=True)
-            score, rate = _cell(out, args.seeds)
+            score, budget, rate = _cell(out)
             pub = PUBLISHED.get((label, name.removesuffix("-v5")))
-            rows.append((name, label, score, behaviour, f"{pub[0]:.1f} ({pub[1]})" if pub else "—", rate))
+            rows.append((name, label, score, budget, behaviour, f"{pub[0]:.1f} ({pub[1]})" if pub else "—", rate))
         for algo in ("bc", "td3bc", "iql"):
-            score, rate = _cell(args.baselines / f"{algo}-{name}", args.seeds)
+            score, budget, rate = _cell(args.baselines / f"{algo}-{name}")
             if score != "not run":
-                rows.append((name, f"{algo} (model-free)", score, behaviour, "see offline_baselines.md", rate))
-    print(f"\n| dataset | method | ours: normalized score (final policy, {args.steps:,} steps) | behaviour data | "
-          "published on D4RL v2 | steps/s |")
-    print("|---|---|---|---|---|---|")
+                rows.append((name, f"{algo} (model-free)", score, budget, behaviour, "see offline_baselines.md", rate))
+    print("\n| dataset | method | ours: normalized score (final policy, mean ± std over seeds) | budget | behaviour data | "
+          "published on D4RL v2 | training steps/s |")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row[0]} | {row[1]} | {row[2]} | {row[3]:.1f} | {row[4]} | {row[5]} |")
+        print(f"| {row[0]} | {row[1]} | {row[2]} | {row[3]} | {row[4]:.1f} | {row[5]} | {row[6]} |")
 
 
 if __name__ == "__main__":

@@ -130,7 +130,8 @@ def test_rollout_with_the_filter_truncates_after_min_length_and_never_marks_a_te
     assert not truncated[:3].any()  # never before the minimum length
     assert not (truncated & terminal).any() and not (truncated & valid).any()  # a cut row is dropped, not terminal
     assert np.all(scores[truncated] < threshold)
-    assert np.all(scores[3:][valid[3:]] >= threshold)  # every kept row from min_length on passed the threshold
+    kept = valid[3:] & ~terminal[3:]  # terminal rows are spared (the released code's rule: the rollout passes terminal)
+    assert np.all(scores[3:][kept] >= threshold)  # every other kept row from min_length on passed the threshold
     after = np.cumsum(truncated, axis=0) - truncated > 0
     assert not (valid & after).any()  # the branch ends where it is cut
     # The rows stored for the agent: no cut row, and the kept row before a cut bootstraps (a timeout, not a terminal).
