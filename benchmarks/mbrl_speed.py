@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dynlearn import agents, models
+from dynlearn import models
 from dynlearn.agents.base import AgentSpec
 from dynlearn.algos.model_based import ModelBasedConfig, StartStates, method_module, run_block
 from dynlearn.data.buffer import ReplayBuffer
