@@ -54,3 +54,13 @@ def test_results_schema_and_run_folder(tmp_path):
     bad = dict(results, budget={"steps": 1, "seeds": 2})
     with pytest.raises(ValueError, match="per seed"):
         check_results(bad)
+
+
+def test_config_differences_name_the_keys_and_allow_options_added_later():
+    from dynlearn.results import config_differences
+
+    saved = {"run": {"steps": 100, "horizon": 5}, "task": "Hopper-v5"}
+    assert config_differences(saved, {"run": {"steps": 100, "horizon": 5, "new_option": None}, "task": "Hopper-v5"}) == []
+    assert config_differences(saved, {"run": {"steps": 200, "horizon": 5, "new_option": 3}, "task": "Hopper-v5"}) == [
+        "run.new_option", "run.steps"]
+    assert config_differences(saved, {"run": {"steps": 100}, "task": "Hopper-v5"}) == ["run.horizon"]

@@ -107,6 +107,27 @@ def dataset_record(dataset) -> dict:
     return {"name": dataset.name, "hash": dataset.content_hash(), "transitions": len(dataset), "episodes": dataset.n_episodes}
 
 
+def config_differences(saved: dict, new: dict, prefix: str = "") -> list[str]:
+    """Keys whose values differ between a saved run config and a new one (dotted paths).
+
+    A key the saved config lacks and the new one sets to None is not a difference: it is an option added to the
+    library after the run started, left inactive, so the run still resumes.
+    """
+    out = []
+    for key in sorted(set(saved) | set(new)):
+        name = f"{prefix}{key}"
+        if key not in saved:
+            if new[key] is not None:
+                out.append(name)
+        elif key not in new:
+            out.append(name)
+        elif isinstance(saved[key], dict) and isinstance(new[key], dict):
+            out.extend(config_differences(saved[key], new[key], name + "."))
+        elif saved[key] != new[key]:
+            out.append(name)
+    return out
+
+
 class RunFolder:
     """A run's output folder. Refuses an existing non-empty folder unless ``force`` (then replaces it)."""
 
@@ -135,8 +156,10 @@ class RunFolder:
         path = Path(path)
         if not (path / "config.json").is_file():
             raise DataError(str(path), "has no run to resume.", "start a new run without --resume.")
-        if json.loads((path / "config.json").read_text()) != json.loads(json.dumps(config, default=str)):
-            raise ConfigError(f"{path}/config.json differs from this run's config. Fix: resume with the same options and data, or use a new --out.")
+        differs = config_differences(json.loads((path / "config.json").read_text()), json.loads(json.dumps(config, default=str)))
+        if differs:
+            raise ConfigError(f"{path}/config.json differs from this run's config ({', '.join(differs[:5])}). Fix: resume with "
+                              "the same options and data, or use a new --out.")
         run = cls.__new__(cls)
         run.path = path
         return run
