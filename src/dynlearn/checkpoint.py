@@ -119,6 +119,17 @@ def read_header(folder: str | os.PathLike, *, kind: str | None = None) -> dict:
     return header
 
 
+def check_same_minor_version(header: dict, source: str, what: str = "model") -> None:
+    """Raise unless the checkpoint was written by this library's major.minor version (the compatibility promise)."""
+    from . import __version__
+
+    saved = header.get("dynlearn_version")
+    if saved is None or str(saved).split(".")[:2] != __version__.split(".")[:2]:
+        raise DataError(source, f"written by dynlearn {saved}, this is {__version__} ({what} checkpoints are "
+                        "compatible within one major.minor version).", "load it with the dynlearn version that wrote it.",
+                        key="dynlearn_version")
+
+
 def load_leaves(folder: str | os.PathLike, like: eqx.Module) -> eqx.Module:
     """Fill the structure ``like`` with the leaves saved in ``folder``; shapes and dtypes must match."""
     path = Path(folder) / "leaves.eqx"

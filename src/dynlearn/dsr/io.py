@@ -17,7 +17,7 @@ from pathlib import Path
 import equinox as eqx
 import jax
 
-from ..checkpoint import load_leaves, read_header, save_module
+from ..checkpoint import check_same_minor_version, load_leaves, read_header, save_module
 from ..errors import ConfigError, DataError
 from .base import AbstractLatentModel
 from .fit import FitDSRConfig
@@ -37,9 +37,6 @@ def save(folder: str | os.PathLike, model: AbstractLatentModel, *, config: FitDS
                                "fit_config": None if config is None else config.to_dict()}
     return save_module(folder, model, header, kind=KIND, force=force)
 
-
-def _major_minor(version: str) -> tuple[str, ...]:
-    return tuple(str(version).split(".")[:2])
 
 
 def _skeleton(body: dict, source: str) -> AbstractLatentModel:
@@ -62,16 +59,10 @@ def read_config(folder: str | os.PathLike) -> FitDSRConfig | None:
 
 def load(folder: str | os.PathLike) -> AbstractLatentModel:
     """Read what :func:`save` wrote."""
-    from .. import __version__
-
     folder = Path(folder)
     source = str(folder / "config.json")
     header = read_header(folder, kind=KIND)
-    saved_version = header.get("dynlearn_version")
-    if saved_version is None or _major_minor(saved_version) != _major_minor(__version__):
-        raise DataError(source, f"written by dynlearn {saved_version}, this is {__version__} (model checkpoints are "
-                        "compatible within one major.minor version).", "load it with the dynlearn version that wrote it.",
-                        key="dynlearn_version")
+    check_same_minor_version(header, source)
     body = header.get("config")
     if not isinstance(body, dict) or body.get("dsr_format") != DSR_FORMAT or body.get("model") not in MODEL_KINDS:
         raise DataError(source, f"not a DSR model checkpoint of format {DSR_FORMAT} "

@@ -14,7 +14,7 @@ from typing import Any
 
 import jax
 
-from ..checkpoint import load_leaves, read_header, save_module
+from ..checkpoint import check_same_minor_version, load_leaves, read_header, save_module
 from ..errors import ConfigError, DataError
 from .base import AbstractTransitionModel
 from .ensemble import ProbabilisticEnsemble
@@ -32,23 +32,14 @@ def save(folder: str | os.PathLike, model: AbstractTransitionModel, *, force: bo
     return save_module(folder, model, header, kind=KIND, force=force)
 
 
-def _major_minor(version: str) -> tuple[str, ...]:
-    return tuple(str(version).split(".")[:2])
-
 
 def load(folder: str | os.PathLike, *, task: Any | None = None) -> AbstractTransitionModel:
     """Read what :func:`save` wrote. ``task``: required when the model was fitted with a task's
     termination/reward functions (their ids must match); the functions are re-attached from it."""
-    from .. import __version__
-
     folder = Path(folder)
     source = str(folder / "config.json")
     header = read_header(folder, kind=KIND)
-    saved_version = header.get("dynlearn_version")
-    if saved_version is None or _major_minor(saved_version) != _major_minor(__version__):
-        raise DataError(source, f"written by dynlearn {saved_version}, this is {__version__} (model checkpoints are "
-                        "compatible within one major.minor version).", "load it with the dynlearn version that wrote it.",
-                        key="dynlearn_version")
+    check_same_minor_version(header, source)
     body = header.get("config")
     if not isinstance(body, dict) or body.get("model_format") != MODEL_FORMAT or body.get("model") not in _MODELS:
         raise DataError(source, f"not a model checkpoint of format {MODEL_FORMAT} (model {body.get('model') if isinstance(body, dict) else None!r}).",
