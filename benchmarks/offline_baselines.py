@@ -19,6 +19,8 @@ from pathlib import Path
 import dynlearn as dl
 from dynlearn.algos.offline import OfflineConfig, train_offline
 
+from _runs import cell  # benchmarks/_runs.py
+
 # Published D4RL v2 normalized scores of the corresponding D4RL datasets (not comparable one to one: our
 # datasets come from our own behaviour policies on MuJoCo v5, not D4RL's). Sources: BC and EDAC from the
 # CORL re-runs (README of tinkoff-ai/CORL); TD3+BC from its paper (Fujimoto & Gu 2021, table 1); IQL from its
@@ -51,12 +53,13 @@ def main() -> None:
             out = args.runs / f"{algo}-{name}"
             cfg = OfflineConfig(agent=algo, steps=args.steps, seeds=args.seeds)
             if args.report_only:
-                rows.append(_partial_row(out, name, algo, behaviour, args.seeds))
+                score, _, rate = cell(out)
+                rows.append((name, algo, score, behaviour, rate))
                 continue
             if not (out / "results.json").is_file():
                 start = time.perf_counter()
                 train_offline(data, task, cfg, out, resume=(out / "config.json").is_file(),
-                              log=lambda s: print(f"[{algo} {name}] {s}", flush=True))
+                              log=lambda s, tag=f"[{algo} {name}]": print(f"{tag} {s}", flush=True))
                 print(f"[{algo} {name}] done in {time.perf_counter() - start:.0f} s", flush=True)
             results = json.loads((out / "results.json").read_text())
             pub = PUBLISHED.get((algo, name.removesuffix("-v5")))
@@ -69,21 +72,6 @@ def main() -> None:
         pub = PUBLISHED.get((algo, name.removesuffix("-v5")))
         published = f"{pub[0]:.1f} ({pub[1]})" if pub else "—"
         print(f"| {name} | {algo} | {score} | {behaviour:.1f} | {published} | {rate} |")
-
-
-def _partial_row(out: Path, name: str, algo: str, behaviour: float, seeds: int):
-    """A table row from whatever seeds of ``out`` have finished (final policy of each)."""
-    import numpy as np
-
-    finals = sorted(out.glob("seed_*/final.json"))
-    if not finals:
-        return (name, algo, "not run", behaviour, "—")
-    scores = np.array([json.loads(f.read_text())["normalized"] for f in finals])
-    text = f"{scores.mean():.1f} ± {scores.std():.1f}" + ("" if len(finals) == seeds else f" ({len(finals)} of {seeds} seeds)")
-    rate = "—"
-    if (out / "results.json").is_file():
-        rate = f"{json.loads((out / 'results.json').read_text())['steps_per_s']:.0f}"
-    return (name, algo, text, behaviour, rate)
 
 
 if __name__ == "__main__":

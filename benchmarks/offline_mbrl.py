@@ -16,14 +16,13 @@ checkpoints. ``--report-only`` tabulates whatever seeds have finished (partial c
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 import dynlearn as dl
 from dynlearn.algos.model_based import ModelBasedConfig, train_model_based
+
+from _runs import cell  # benchmarks/_runs.py
 
 # method label -> (ModelBasedConfig overrides)
 METHODS = {
@@ -40,24 +39,6 @@ PUBLISHED = {
     ("mopo", "hopper-medium"): (62.8, "Kit re-run"), ("mopo", "hopper-medium-replay"): (92.7, "Kit re-run"),
     ("mobile", "hopper-medium"): (106.6, "paper"), ("mobile", "hopper-medium-replay"): (103.9, "paper"),
 }
-
-
-def _cell(out: Path) -> tuple[str, str, str]:
-    """(score over the finished seeds, budget, steps/s) of a run folder, from its own config."""
-    finals = sorted(out.glob("seed_*/final.json"))
-    if not (out / "config.json").is_file():
-        return "not run", "—", "—"
-    config = json.loads((out / "config.json").read_text())
-    run = config.get("model_based") or config.get("offline")
-    budget = f"{run['steps']:,} steps x {run['seeds']} seed(s)"
-    if not finals:
-        return "not finished", budget, "—"
-    scores = np.array([json.loads(f.read_text())["normalized"] for f in finals])
-    text = f"{scores.mean():.1f} ± {scores.std():.1f}" + ("" if len(finals) == run["seeds"] else f" ({len(finals)} of {run['seeds']} seeds)")
-    rate = "—"
-    if (out / "results.json").is_file():
-        rate = f"{json.loads((out / 'results.json').read_text())['steps_per_s']:.0f}"
-    return text, budget, rate
 
 
 def main() -> None:
@@ -84,13 +65,13 @@ def main() -> None:
                                        eval_episodes=args.eval_episodes, **METHODS[label])
                 start = time.perf_counter()
                 train_model_based(data, task, cfg, out, resume=(out / "config.json").is_file(),
-                                  log=lambda s: print(f"[{label} {name}] {s}", flush=True))
+                                  log=lambda s, tag=f"[{label} {name}]": print(f"{tag} {s}", flush=True))
                 print(f"[{label} {name}] done in {time.perf_counter() - start:.0f} s", flush=True)
-            score, budget, rate = _cell(out)
+            score, budget, rate = cell(out)
             pub = PUBLISHED.get((label, name.removesuffix("-v5")))
             rows.append((name, label, score, budget, behaviour, f"{pub[0]:.1f} ({pub[1]})" if pub else "—", rate))
         for algo in ("bc", "td3bc", "iql"):
-            score, budget, rate = _cell(args.baselines / f"{algo}-{name}")
+            score, budget, rate = cell(args.baselines / f"{algo}-{name}")
             if score != "not run":
                 rows.append((name, f"{algo} (model-free)", score, budget, behaviour, "see offline_baselines.md", rate))
     print("\n| dataset | method | ours: normalized score (final policy, mean ± std over seeds) | budget | behaviour data | "

@@ -116,4 +116,4 @@ def test_jittable_and_batched():
     mean = jax.random.normal(jax.random.key(1), (5, 2, 7, 4))
     out = _outputs(mean, 0.1 * mean, [0, 2, 4], obs_dim=3)
     for name, fn in penalties.PENALTIES.items():
-        assert jax.jit(lambda o: fn(o, part="all"))(out).shape == (2, 7), name
+        assert jax.jit(lambda o, fn=fn: fn(o, part="all"))(out).shape == (2, 7), name

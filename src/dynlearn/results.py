@@ -48,6 +48,15 @@ class SeedScore:
     episodes: int
 
 
+def write_final_score(folder: Path, seed: int, last_eval: dict, episodes: int) -> SeedScore:
+    """The seed's final policy score from its last evaluation (``return_mean``, ``return_std``, ``normalized``),
+    written to ``folder/final.json`` (what marks a seed finished)."""
+    score = SeedScore(seed=seed, return_mean=last_eval["return_mean"], return_std=last_eval["return_std"],
+                      normalized=last_eval["normalized"], episodes=episodes)
+    write_json(Path(folder) / "final.json", dataclasses.asdict(score))
+    return score
+
+
 def make_results(*, method: str, task: str, dataset: dict | None, budget: dict, seed_scores: list[SeedScore],
                  wall_time_s: float, steps_per_s: float | None, extra: dict | None = None) -> dict[str, Any]:
     """Assemble a ``results.json`` dict (schema ``dynlearn.results/1``).

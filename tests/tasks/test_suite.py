@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 
-import dynlearn as dl
 from dynlearn import agents
 from dynlearn.algos.online import OnlineConfig, train_online
 from dynlearn.errors import ConfigError

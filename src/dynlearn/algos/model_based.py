@@ -41,7 +41,7 @@ from ..data.dataset import Dataset
 from ..data.normalize import Normalizer
 from ..data.transitions import Transitions
 from ..errors import ConfigError, DataError
-from ..results import RunFolder, SeedScore, dataset_record, make_results
+from ..results import RunFolder, SeedScore, dataset_record, make_results, write_final_score
 from ..rollout import AgentPolicy, Rollout, add_valid, rollout
 from ..tasks.evaluate import evaluate
 from .offline import normalized_policy
@@ -378,10 +378,7 @@ def _train_seed(method, agent, agent_cfg, spec, model, real: Transitions, starts
             _write_checkpoint(folder, agent, state, buffer, progress)
     if progress["step"] < cfg.steps:
         return None
-    last = progress["evals"][-1]
-    score = SeedScore(seed=seed, return_mean=last["return_mean"], return_std=last["return_std"], normalized=last["normalized"],
-                      episodes=cfg.eval_episodes)
-    write_json(folder / "final.json", dataclasses.asdict(score))
+    score = write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes)
     agent.save(folder / "agent", state)
     return score, progress
 

@@ -23,7 +23,7 @@ from ..checkpoint import atomic_dir, latest_dir, write_json
 from ..data.dataset import Dataset
 from ..data.normalize import Normalizer
 from ..errors import ConfigError
-from ..results import RunFolder, SeedScore, dataset_record, make_results
+from ..results import RunFolder, SeedScore, dataset_record, make_results, write_final_score
 from ..tasks.evaluate import evaluate
 from ..tasks.policy import JaxPolicy
 
@@ -162,10 +162,7 @@ def _train_seed(agent, agent_cfg, spec, data, norm, task, cfg: OfflineConfig, se
             _write_checkpoint(folder, agent, state, progress)
     if progress["step"] < cfg.steps:
         return None
-    last = progress["evals"][-1]
-    score = SeedScore(seed=seed, return_mean=last["return_mean"], return_std=last["return_std"], normalized=last["normalized"],
-                      episodes=cfg.eval_episodes)
-    write_json(folder / "final.json", dataclasses.asdict(score))
+    score = write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes)
     return score, progress["evals"], progress["train_s"]
 
 
