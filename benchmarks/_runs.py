@@ -7,24 +7,45 @@ from pathlib import Path
 
 import numpy as np
 
+from dynlearn.checkpoint import latest_dir
 
-def cell(out: Path) -> tuple[str, str, str]:
-    """``(score, budget, steps/s)`` of a run folder from the seeds that have finished (final policy of each).
 
-    The score is the mean ± std of the finished seeds' normalized scores, marked "(k of n seeds)" when some are
-    missing; "not run" without a config, "not finished" without a finished seed. The budget comes from the run's own
-    config (offline or model-based); steps/s from ``results.json`` once every seed has finished.
+def seed_scores(out: Path, at_step: int | None = None) -> list[float]:
+    """Normalized score of every seed of a run folder: the final policy's (``seed_*/final.json``), or with
+    ``at_step`` the evaluation logged at that step (every key derives from (seed, step), so the policy a run held at
+    step k is the final policy of the same run with a budget of k steps)."""
+    scores = []
+    for folder in sorted(out.glob("seed_*")):
+        if at_step is None:
+            if (folder / "final.json").is_file():
+                scores.append(json.loads((folder / "final.json").read_text())["normalized"])
+            continue
+        saved = latest_dir(folder / "checkpoint")
+        if saved is None or not (saved / "progress.json").is_file():
+            continue
+        evals = {e["step"]: e for e in json.loads((saved / "progress.json").read_text())["evals"]}
+        if at_step in evals:
+            scores.append(evals[at_step]["normalized"])
+    return scores
+
+
+def cell(out: Path, at_step: int | None = None) -> tuple[str, str, str]:
+    """``(score, budget, steps/s)`` of a run folder from the seeds that have finished (or reached ``at_step``).
+
+    The score is the mean ± std over those seeds, marked "(k of n seeds)" when some are missing; "not run" without a
+    config, "not finished" without a seed. The budget is the run's own (or ``at_step``); steps/s comes from
+    ``results.json`` once every seed has finished.
     """
     if not (out / "config.json").is_file():
         return "not run", "—", "—"
     config = json.loads((out / "config.json").read_text())
     run = config.get("model_based") or config.get("offline")
-    budget = f"{run['steps']:,} steps x {run['seeds']} seed(s)"
-    finals = sorted(out.glob("seed_*/final.json"))
-    if not finals:
+    steps = run["steps"] if at_step is None else at_step
+    budget = f"{steps:,} steps x {run['seeds']} seed(s)"
+    scores = np.array(seed_scores(out, at_step))
+    if not len(scores):
         return "not finished", budget, "—"
-    scores = np.array([json.loads(f.read_text())["normalized"] for f in finals])
-    text = f"{scores.mean():.1f} ± {scores.std():.1f}" + ("" if len(finals) == run["seeds"] else f" ({len(finals)} of {run['seeds']} seeds)")
+    text = f"{scores.mean():.1f} ± {scores.std():.1f}" + ("" if len(scores) == run["seeds"] else f" ({len(scores)} of {run['seeds']} seeds)")
     rate = "—"
     if (out / "results.json").is_file():
         rate = f"{json.loads((out / 'results.json').read_text())['steps_per_s']:.0f}"

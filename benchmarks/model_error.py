@@ -10,6 +10,7 @@ for k-step errors); see dynlearn/model_jobs.py.
 
     python benchmarks/model_error.py --only hopper        # hopper-medium-v5 model; hopper-random/expert as other policies
     python benchmarks/model_error.py --only halfcheetah   # halfcheetah-random-v5 model
+    python benchmarks/model_error.py --only halfcheetah-medium   # halfcheetah-medium-v5; random/expert as other policies
     python benchmarks/model_error.py --only oracle        # oracle: exactness, float32 rounding, 50,000 x 5 rollout speed
 
 Each section prints Markdown tables (copied into benchmarks/model_error.md) and, with ``--json PATH``, writes every
@@ -156,7 +157,7 @@ def oracle_section(horizon: int = 20, long_horizon: int = 200) -> dict:
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--only", choices=("hopper", "halfcheetah", "oracle"), required=True)
+    p.add_argument("--only", choices=("hopper", "halfcheetah", "halfcheetah-medium", "oracle"), required=True)
     p.add_argument("--horizon", type=int, default=20)
     p.add_argument("--windows", type=int, default=2000)
     p.add_argument("--json", type=Path, default=None, help="write every number to this file")
@@ -167,6 +168,8 @@ def main():
         result = model_section("hopper-medium-v5", "Hopper-v5", ["hopper-random-v5", "hopper-expert-v5"], cfg)
     elif args.only == "halfcheetah":
         result = model_section("halfcheetah-random-v5", "HalfCheetah-v5", [], cfg)
+    elif args.only == "halfcheetah-medium":
+        result = model_section("halfcheetah-medium-v5", "HalfCheetah-v5", ["halfcheetah-random-v5", "halfcheetah-expert-v5"], cfg)
     else:
         result = oracle_section(args.horizon)
     result["command"] = f"python benchmarks/model_error.py --only {args.only} --horizon {args.horizon} --windows {args.windows}"

@@ -51,6 +51,10 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--runs", type=Path, default=Path("runs/mbrl"))
     parser.add_argument("--baselines", type=Path, default=Path("runs/baselines"))
+    parser.add_argument("--until", type=int, default=None,
+                        help="bring every seed to this many steps first (checkpointed; a later run without it continues)")
+    parser.add_argument("--at", type=int, default=None,
+                        help="tabulate the evaluations logged at this step (default: the final policies of finished seeds)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     rows = []
@@ -64,14 +68,14 @@ def main() -> None:
                 cfg = ModelBasedConfig(steps=args.steps, seeds=args.seeds, rollout_batch=args.rollout_batch,
                                        eval_episodes=args.eval_episodes, **METHODS[label])
                 start = time.perf_counter()
-                train_model_based(data, task, cfg, out, resume=(out / "config.json").is_file(),
+                train_model_based(data, task, cfg, out, resume=(out / "config.json").is_file(), until=args.until,
                                   log=lambda s, tag=f"[{label} {name}]": print(f"{tag} {s}", flush=True))
-                print(f"[{label} {name}] done in {time.perf_counter() - start:.0f} s", flush=True)
-            score, budget, rate = cell(out)
+                print(f"[{label} {name}] {'stopped at --until' if args.until else 'done'} after {time.perf_counter() - start:.0f} s", flush=True)
+            score, budget, rate = cell(out, args.at)
             pub = PUBLISHED.get((label, name.removesuffix("-v5")))
             rows.append((name, label, score, budget, behaviour, f"{pub[0]:.1f} ({pub[1]})" if pub else "—", rate))
         for algo in ("bc", "td3bc", "iql"):
-            score, budget, rate = cell(args.baselines / f"{algo}-{name}")
+            score, budget, rate = cell(args.baselines / f"{algo}-{name}", args.at)
             if score != "not run":
                 rows.append((name, f"{algo} (model-free)", score, budget, behaviour, "see offline_baselines.md", rate))
     print("\n| dataset | method | ours: normalized score (final policy, mean ± std over seeds) | budget | behaviour data | "

@@ -105,7 +105,7 @@ def test_presets_resolve_from_the_dataset_name():
     cfg = ModelBasedConfig(method="mopo", penalty_coef=2.0, penalty="llv").resolve("hopper-medium-v5")
     assert (cfg.preset, cfg.penalty_coef, cfg.penalty) == ("hopper-medium", 2.0, "llv")  # explicit values win
     cfg = ModelBasedConfig(method="mobile").resolve("hopper-medium-v5")
-    assert (cfg.horizon, cfg.penalty_coef, cfg.auto_alpha, cfg.q_floor) == (5, 1.5, False, 0.0)
+    assert (cfg.horizon, cfg.penalty_coef, cfg.auto_alpha, cfg.alpha, cfg.q_floor) == (5, 1.5, False, 0.2, 0.0)
     assert ModelBasedConfig(method="ravl").resolve("my-data").critics == 10
     assert ModelBasedConfig(method="mbpo").resolve(None).penalty == "none"
     with pytest.raises(ConfigError, match="no preset"):

@@ -30,10 +30,11 @@ from ..rollout import RolloutHooks, elite_view
 
 DEFAULTS = {"horizon": 1, "penalty": "none", "penalty_coef": 1.0, "penalty_part": "obs", "real_ratio": 0.05,
             "rollout_batch": 50_000, "rollout_every": 1_000, "retain_epochs": 5, "mobile_samples": 10, "q_floor": 0.0,
-            "critics": 2, "auto_alpha": True, "alpha": 0.1}
+            "critics": 2, "auto_alpha": True, "alpha": 1.0}
+# the reference starts a tuned temperature at 1.0 (log alpha 0) and uses 0.2 where it fixes it (``configs/gym/default.py``)
 PRESETS = {
-    "hopper-medium": {"horizon": 5, "penalty_coef": 1.5, "auto_alpha": False},
-    "hopper-medium-replay": {"horizon": 5, "penalty_coef": 0.1, "auto_alpha": False},
+    "hopper-medium": {"horizon": 5, "penalty_coef": 1.5, "auto_alpha": False, "alpha": 0.2},
+    "hopper-medium-replay": {"horizon": 5, "penalty_coef": 0.1, "auto_alpha": False, "alpha": 0.2},
     "hopper-medium-expert": {"horizon": 5, "penalty_coef": 1.5},
     "hopper-random": {"horizon": 5, "penalty_coef": 5.0},
 }

@@ -254,7 +254,8 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
 
     ``model``: a ready model (e.g. fitted by the caller) instead of ``cfg.model``. ``agent_config``: replaces the
     method's agent config (same agent). ``resume=True`` continues every seed from its checkpoint (the config must
-    match). ``until`` stops each seed after that many steps without finishing, as a kill would (tests use it).
+    match). ``until`` stops each seed after that many steps without finishing (checkpointed as usual), then trains the next
+    seed the same way: tests use it as a kill; benchmarks use it to bring every seed to an intermediate budget first.
     """
     out = Path(out)
     cfg = cfg.resolve(dataset.name)
@@ -275,15 +276,18 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
 
     spec = AgentSpec(task.obs_dim, task.act_dim, task.act_low, task.act_high)
     real, starts = real_rows(dataset), StartStates(dataset, model)
-    scores, curves, seconds = [], {}, 0.0
+    scores, curves, seconds, unfinished = [], {}, 0.0, False
     for seed in range(cfg.seed, cfg.seed + cfg.seeds):
         result = _train_seed(method, agent, agent_cfg, spec, model, real, starts, task, cfg, seed, out / f"seed_{seed}", until, log)
-        if result is None:
-            return out
+        if result is None:  # stopped at ``until``: go on with the next seed, write no results
+            unfinished = True
+            continue
         score, progress = result
         scores.append(score)
         seconds += progress["train_s"]
         curves[f"seed {seed}"] = [(e["step"], e["return_mean"], e["return_std"]) for e in progress["evals"]]
+    if unfinished:
+        return out
     wall = time.perf_counter() - started
     results = make_results(method=cfg.method, task=task.id, dataset=dataset_record(dataset),
                            budget={"steps": cfg.steps, "seeds": cfg.seeds, "eval_episodes": cfg.eval_episodes,
