@@ -9,6 +9,7 @@ import pytest
 
 from dynlearn import ConfigError, DataError, dsr
 from dynlearn.dsr import ALRNN, FitDSRConfig, ShallowPLRNN
+from dynlearn.dsr.fit import lr_schedule
 
 
 def lorenz63(steps: int, dt: float = 0.01, burn_in: int = 1000) -> np.ndarray:
@@ -197,3 +198,31 @@ def test_config_rejects_bad_values_and_unknown_keys():
     assert FitDSRConfig.preset("lorenz63-alrnn", iterations=5).iterations == 5
     with pytest.raises(ConfigError, match="latent_dim 2 is below"):
         dsr.fit_dsr(np.zeros((300, 3), np.float32), FitDSRConfig(latent_dim=2, iterations=1), progress=False)
+
+
+def test_decay_iterations_trains_on_the_start_of_a_longer_schedule():
+    """iterations=1000 with decay_iterations=10000 follows, step for step, the first 1000 steps of iterations=10000."""
+    steps = jnp.arange(1000, dtype=jnp.int32)
+    short = np.asarray(lr_schedule(FitDSRConfig(iterations=1000, decay_iterations=10_000, lr=1e-3, lr_end=1e-5))(steps))
+    full = np.asarray(lr_schedule(FitDSRConfig(iterations=10_000, lr=1e-3, lr_end=1e-5))(steps))
+    np.testing.assert_array_equal(short, full)
+    # the known values: lr (lr_end / lr)^(k / 10000), so 1e-3 at 0 and 1e-3 * 10^(-2 * 999 / 10000) at the last step
+    np.testing.assert_allclose(short[[0, 500, 999]], 1e-3 * 10.0 ** (-2 * np.array([0, 500, 999]) / 10_000), rtol=1e-5)
+    # None is the old behaviour: the whole decay within the run, lr_end reached at the last iteration and held
+    default = lr_schedule(FitDSRConfig(iterations=1000, lr=1e-3, lr_end=1e-5))
+    explicit = lr_schedule(FitDSRConfig(iterations=1000, decay_iterations=1000, lr=1e-3, lr_end=1e-5))
+    np.testing.assert_array_equal(np.asarray(default(steps)), np.asarray(explicit(steps)))
+    np.testing.assert_allclose(np.asarray(default(jnp.asarray([1000, 1500], jnp.int32))), 1e-5, rtol=1e-5)
+    # a horizon shorter than the run: the rate reaches lr_end at decay_iterations and stays there
+    early = np.asarray(lr_schedule(FitDSRConfig(iterations=1000, decay_iterations=100, lr=1e-3, lr_end=1e-5))(steps))
+    assert early[0] == np.float32(1e-3) and np.allclose(early[100:], 1e-5, rtol=1e-5)
+
+
+def test_decay_iterations_is_validated_and_defaults_for_old_configs():
+    for bad in (0, -5, 2**24 + 1, 1.5):
+        with pytest.raises(ConfigError, match="decay_iterations"):
+            FitDSRConfig(decay_iterations=bad)
+    old = FitDSRConfig(iterations=7).to_dict()
+    del old["decay_iterations"]  # a config saved before the field existed
+    assert FitDSRConfig.from_dict(old).decay_iterations is None
+    assert FitDSRConfig(decay_iterations=100_000).to_dict()["decay_iterations"] == 100_000

@@ -12,15 +12,10 @@ import tyro
 
 from dynlearn.data.systems import Lorenz63, simulate
 from dynlearn.dsr import AbstractLatentModel, ShallowPLRNN
-from dynlearn.dsr.jobs import (
-    DSREval,
-    DSRFit,
-    evaluate_model,
-    load_model,
-    run_eval,
-    run_fit,
-    save_model,
-)
+from dynlearn.dsr import io
+from dynlearn.dsr.dispatch import plrnn_fit_config
+from dynlearn.dsr.evaluation import evaluate_model
+from dynlearn.dsr.jobs import DSREval, DSRFit, run_eval, run_fit
 from dynlearn.errors import ConfigError, DataError, DynlearnError, OutputExistsError
 from dynlearn.metrics.dsr import RK4FlowMap
 from dynlearn.results import check_results
@@ -149,7 +144,7 @@ def test_eval_of_a_diverging_model_writes_a_failure(fitted_run, tmp_path):
     run.mkdir()
     for name in ("config.json", "results.json"):
         (run / name).write_text((fitted_run / name).read_text())
-    save_model(run / "model", _exploding_model(), None)
+    io.save(run / "model", _exploding_model())
     out = run_eval(DSREval(run, figures=True), log=lambda s: None)
     results = _strict_json(out / "results.json")
     check_results(results)
@@ -180,8 +175,8 @@ def test_baseline_models_save_and_load(tmp_path):
     x0 = jnp.asarray(series.trajectory(0)[0])
     for model, cfg in (fit_sindy(series, SINDyConfig())[0], SINDyConfig()), (fit_esn(series, ESNConfig(reservoir_size=50, anchors=20))[0],
                                                                            ESNConfig(reservoir_size=50, anchors=20)):
-        save_model(tmp_path / model.header()["model"], model, cfg)
-        loaded = load_model(tmp_path / model.header()["model"])
+        io.save(tmp_path / model.header()["model"], model, config=cfg)
+        loaded = io.load(tmp_path / model.header()["model"])
         np.testing.assert_array_equal(np.asarray(loaded.generate(50, x0=x0)), np.asarray(model.generate(50, x0=x0)))
 
 
@@ -191,6 +186,16 @@ def test_the_cli_dataclasses_parse_with_tyro():
     ev = tyro.cli(DSREval, args=["runs/x", "gtf:lorenz63"])
     assert str(ev.run) == "runs/x" and ev.data == "gtf:lorenz63"
     assert tyro.cli(DSREval, args=["runs/x"]).data is None
+    long = tyro.cli(DSRFit, args=["gtf:lorenz63", "--model", "alrnn", "--iterations", "20000", "--decay-iterations", "100000"])
+    assert (long.iterations, long.decay_iterations) == (20_000, 100_000)
+
+
+def test_decay_iterations_reaches_the_fit_config():
+    """DSRFit.decay_iterations is what the PLRNN's FitDSRConfig (saved with the model) gets; unset, the decay spans --iterations."""
+    cfg = DSRFit(data="system:lorenz63", model="alrnn", iterations=20_000, decay_iterations=100_000)
+    fit_cfg = plrnn_fit_config(cfg, "alrnn", 3)
+    assert (fit_cfg.iterations, fit_cfg.decay_iterations, fit_cfg.lr, fit_cfg.lr_end) == (20_000, 100_000, 1e-3, 1e-5)
+    assert plrnn_fit_config(DSRFit(data="system:lorenz63"), "clipped_shplrnn", 3).decay_iterations is None
 
 
 @pytest.mark.parametrize("options, match", [
@@ -200,6 +205,8 @@ def test_the_cli_dataclasses_parse_with_tyro():
     ({"alpha": 1.5}, "--alpha"),
     ({"noise": -0.1}, "--noise"),
     ({"train_fraction": 1.0}, "--train-fraction"),
+    ({"decay_iterations": 0}, "--decay-iterations"),
+    ({"model": "sindy", "decay_iterations": 1000}, "--decay-iterations applies to the PLRNNs"),
 ])
 def test_bad_options_are_config_errors(options, match):
     with pytest.raises(ConfigError, match=match):

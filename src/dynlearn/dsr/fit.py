@@ -11,7 +11,9 @@ arXiv 2306.04406; ``src/tf_training/training.jl``, ``settings/defaults.json``) a
   ``regularization * model.penalty()`` (shPLRNN: the GTF code's L2 ``|1 - A|^2 + |W1|^2 + ...``, lambda = 1e-5 by
   default) and ``obs_regularization * |L|^2``.
 - **Optimiser**: RAdam (``optax.radam``), learning rate decaying exponentially from ``lr`` (1e-3) to ``lr_end``
-  (1e-6) over ``iterations`` (the reference decays in steps of one 50-batch epoch; ours is smooth). Gradient
+  (1e-6) over ``decay_iterations`` (default: ``iterations``, the whole decay in the run; set it to the reference's
+  250,000 / 100,000 to train for the first ``iterations`` of the reference schedule). The reference decays in steps
+  of one 50-batch epoch; ours is smooth (:func:`lr_schedule`). Gradient
   clipping as the reference's Flux ``ClipNorm``: each parameter array's gradient is rescaled to norm at most
   ``grad_clip`` (off by default, as in both repositories).
 - **Forcing**: ``"adaptive"`` (aGTF, the GTF paper's default: alpha re-estimated every ``alpha_interval`` = 5 batches
@@ -78,6 +80,11 @@ class FitDSRConfig:
     """Sparse TF: force the readout units every tau steps."""
     iterations: int = 250_000
     """Gradient steps (batches)."""
+    decay_iterations: int | None = None
+    """Horizon of the learning-rate decay: the rate is ``lr (lr_end / lr)^(step / decay_iterations)``, reaching ``lr_end``
+    at step ``decay_iterations`` and held there after. None: ``iterations`` (the whole decay within this run). Set it to
+    a reference run's length (GTF 250,000; AL-RNN 100,000) to train for the first ``iterations`` steps of that schedule;
+    below ``iterations``, the rate sits at ``lr_end`` for the remaining steps."""
     batch_size: int = 16
     """Subsequences per batch."""
     seq_len: int = 200
@@ -117,6 +124,8 @@ class FitDSRConfig:
             bad.append(f"pwl_units {self.pwl_units} exceeds latent_dim {self.latent_dim}")
         if self.iterations > 2**24:
             bad.append(f"iterations must be <= 2^24 (counted in float32), got {self.iterations}")
+        if self.decay_iterations is not None and not (isinstance(self.decay_iterations, int) and 1 <= self.decay_iterations <= 2**24):
+            bad.append(f"decay_iterations must be None or an integer in [1, 2^24], got {self.decay_iterations!r}")
         if not 0.0 <= self.alpha <= 1.0:
             bad.append(f"alpha must be in [0, 1], got {self.alpha}")
         if not 0.0 <= self.alpha_decay <= 1.0:
@@ -242,6 +251,7 @@ class _Hyper(eqx.Module):
     lr: Float[Array, ""]
     lr_end: Float[Array, ""]
     iterations: Float[Array, ""]
+    decay_iterations: Float[Array, ""]
     adaptive: Bool[Array, ""]
     sparse: Bool[Array, ""]
     tau: Int[Array, ""]
@@ -256,14 +266,25 @@ class _Hyper(eqx.Module):
     def of(cls, cfg: FitDSRConfig) -> _Hyper:
         f = lambda v: jnp.asarray(v, jnp.float32)
         i = lambda v: jnp.asarray(v, jnp.int32)
-        return cls(f(cfg.lr), f(cfg.lr_end), f(cfg.iterations), jnp.asarray(cfg.forcing == "adaptive"),
+        decay = cfg.iterations if cfg.decay_iterations is None else cfg.decay_iterations
+        return cls(f(cfg.lr), f(cfg.lr_end), f(cfg.iterations), f(decay), jnp.asarray(cfg.forcing == "adaptive"),
                    jnp.asarray(cfg.forcing == "sparse"), i(cfg.tau), i(cfg.alpha_interval), f(cfg.alpha_decay),
                    f(cfg.grad_clip), f(cfg.regularization), f(cfg.obs_regularization), f(cfg.noise))
 
 
+def _schedule(hyper: _Hyper) -> optax.Schedule:
+    """``lr (lr_end / lr)^(step / decay_iterations)``, never below ``lr_end``."""
+
+    def schedule(count):
+        frac = count.astype(jnp.float32) / hyper.decay_iterations
+        return jnp.maximum(hyper.lr * (hyper.lr_end / hyper.lr) ** frac, hyper.lr_end)
+
+    return schedule
+
+
 def _optimizer(hyper: _Hyper) -> optax.GradientTransformation:
     """Per-array gradient clipping (Flux's ``ClipNorm``: rescale an array whose L2 norm exceeds ``grad_clip``; off at
-    0), then RAdam with the learning rate ``lr (lr_end / lr)^(step / iterations)``, never below ``lr_end``."""
+    0), then RAdam with the learning rate of :func:`_schedule`."""
 
     def clip(updates, params=None):
         del params
@@ -274,16 +295,18 @@ def _optimizer(hyper: _Hyper) -> optax.GradientTransformation:
 
         return jax.tree_util.tree_map(one, updates)
 
-    def schedule(count):
-        frac = count.astype(jnp.float32) / hyper.iterations
-        return jnp.maximum(hyper.lr * (hyper.lr_end / hyper.lr) ** frac, hyper.lr_end)
-
-    return optax.chain(optax.stateless(clip), optax.radam(schedule))
+    return optax.chain(optax.stateless(clip), optax.radam(_schedule(hyper)))
 
 
 def make_optimizer(cfg: FitDSRConfig) -> optax.GradientTransformation:
     """The optimiser :func:`fit_dsr` uses for ``cfg``: per-array clipping, RAdam, exponential decay ``lr -> lr_end``."""
     return _optimizer(_Hyper.of(cfg))
+
+
+def lr_schedule(cfg: FitDSRConfig) -> optax.Schedule:
+    """The learning rate :func:`fit_dsr` uses at each step (0-based count of updates done) for ``cfg``:
+    ``lr (lr_end / lr)^(step / decay_iterations)``, never below ``lr_end`` (``decay_iterations`` None: ``iterations``)."""
+    return _schedule(_Hyper.of(cfg))
 
 
 def _loss(model: AbstractLatentModel, x, alphas, hyper: _Hyper):

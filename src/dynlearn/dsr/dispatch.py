@@ -1,0 +1,116 @@
+"""Fit any DSR model by its command-line name: the name tables, the :class:`~dynlearn.dsr.fit.FitDSRConfig` a
+``dsr fit`` implies, and :func:`fit_model`, which hands the training series to the right fitter.
+
+The PLRNNs (shPLRNN, clipped shPLRNN, AL-RNN) are trained by :func:`dynlearn.dsr.fit.fit_dsr` with the teacher forcing of
+the GTF paper (Hess et al., ICML 2023, arXiv 2306.04406) or the AL-RNN paper (Brenner et al., NeurIPS 2024,
+arXiv 2410.14240); the baselines by :func:`dynlearn.dsr.sindy.fit_sindy`, :func:`dynlearn.dsr.neural_ode.fit_neural_ode`
+and :func:`dynlearn.dsr.esn.fit_esn`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from .base import AbstractLatentModel
+
+if TYPE_CHECKING:
+    from .fit import FitDSRConfig
+    from .jobs import DSRFit
+
+PLRNN_MODELS = {"shplrnn": "shplrnn", "clipped-shplrnn": "clipped_shplrnn", "alrnn": "alrnn"}
+"""CLI model name -> :data:`dynlearn.dsr.plrnn.MODEL_KINDS` entry."""
+BASELINE_MODELS = {"sindy": "sindy", "node": "neural_ode", "esn": "esn"}
+"""CLI model name -> the baseline's header name (:mod:`.sindy`, :mod:`.neural_ode`, :mod:`.esn`)."""
+MODEL_CHOICES = tuple(PLRNN_MODELS) + tuple(BASELINE_MODELS)
+TRAINING_CHOICES = {"gtf": "gtf", "agtf": "adaptive", "stf": "sparse"}
+"""CLI training name -> :data:`dynlearn.dsr.teacher_forcing.FORCING_MODES` entry."""
+
+
+def canonical_model(name: str) -> str:
+    """The CLI model name (:data:`MODEL_CHOICES`) that ``name`` means; raises :class:`~dynlearn.ConfigError` if none."""
+    key = str(name).lower().replace("_", "-")
+    key = {"neural-ode": "node", "clipped-shallowplrnn": "clipped-shplrnn", "shallowplrnn": "shplrnn"}.get(key, key)
+    if key not in MODEL_CHOICES:
+        raise ConfigError(f"dsr fit: unknown --model {name!r}; choose one of {list(MODEL_CHOICES)}.")
+    return key
+
+
+def method_name(cfg: DSRFit) -> str:
+    """results.json ``method``: the model, and for a PLRNN its teacher forcing (``"alrnn+stf"``)."""
+    name = canonical_model(cfg.model)
+    if name in PLRNN_MODELS:
+        training = cfg.training or ("stf" if name == "alrnn" else "agtf")
+        return f"{name}+{training}"
+    return name
+
+
+@dataclasses.dataclass(frozen=True)
+class FittedModel:
+    """What :func:`fit_model` returns: the model, the config it was fitted with, a JSON summary and the training losses."""
+
+    model: AbstractLatentModel
+    fit_config: Any
+    """:class:`FitDSRConfig`, :class:`~dynlearn.dsr.sindy.SINDyConfig`, :class:`~dynlearn.dsr.neural_ode.NeuralODEConfig`
+    or :class:`~dynlearn.dsr.esn.ESNConfig`"""
+    info: dict
+    losses: np.ndarray | None
+    """per-iteration training loss (gradient-trained models), else None"""
+
+
+def plrnn_fit_config(cfg: DSRFit, kind: str, n: int) -> FitDSRConfig:
+    """The :class:`FitDSRConfig` a ``dsr fit`` of the PLRNN ``kind`` on ``n``-dimensional data trains with: the options
+    given, else the defaults of the GTF code (shPLRNNs) or the AL-RNN code (``alrnn``)."""
+    from .fit import FitDSRConfig
+
+    alrnn = kind == "alrnn"
+    training = cfg.training or ("stf" if alrnn else "agtf")
+    forcing = TRAINING_CHOICES[training]
+    return FitDSRConfig(
+        model=kind, latent_dim=cfg.latent or (max(20, n) if alrnn else n), hidden_dim=cfg.hidden or 100, pwl_units=cfg.pwl_units,
+        forcing=forcing, alpha=cfg.alpha if forcing == "gtf" else 1.0, tau=cfg.tau or 16, iterations=cfg.iterations,
+        decay_iterations=cfg.decay_iterations, seq_len=cfg.seq_len or 200, lr=cfg.lr or 1e-3,
+        lr_end=cfg.lr_end or (1e-5 if alrnn else 1e-6), regularization=0.0 if alrnn else 1e-5,
+        noise=cfg.batch_noise if cfg.batch_noise is not None else (0.05 if alrnn else 0.0), seed=cfg.seed)
+
+
+def fit_model(cfg: DSRFit, train, *, key) -> FittedModel:
+    """Fit the model ``cfg.model`` names to the training series; raises ``TrainingDivergedError`` on divergence."""
+    name = canonical_model(cfg.model)
+    trajectories = [train.trajectory(k) for k in range(train.n_trajectories)]
+    if name in PLRNN_MODELS:
+        from .fit import fit_dsr
+
+        fit_cfg = plrnn_fit_config(cfg, PLRNN_MODELS[name], train.dim)
+        model, report = fit_dsr(trajectories if len(trajectories) > 1 else trajectories[0], fit_cfg, key=key, progress=cfg.progress)
+        info = {"iterations": report.iterations, "wall_s": report.wall_s, "iterations_per_s": report.iterations_per_s,
+                "first_block_s": report.first_block_s, "final_loss": float(np.mean(report.losses[-min(500, len(report.losses)):])),
+                "final_alpha": report.final_alpha, "training": next(k for k, v in TRAINING_CHOICES.items() if v == fit_cfg.forcing)}
+        return FittedModel(model, fit_cfg, info, np.asarray(report.losses))
+    if name == "sindy":
+        from .sindy import SINDyConfig, fit_sindy
+
+        fit_cfg = SINDyConfig(differentiation="smoothed")
+        model, report = fit_sindy(train, fit_cfg)
+        info = {"iterations": 0, "wall_s": report.wall_s, "iterations_per_s": None, "equations": list(report.equations),
+                "derivative_r2": report.derivative_r2, "training": "closed form (STLSQ)"}
+        return FittedModel(model, fit_cfg, info, None)
+    if name == "node":
+        from .neural_ode import NeuralODEConfig, fit_neural_ode
+
+        fit_cfg = NeuralODEConfig(width=cfg.hidden or 64, iterations=cfg.iterations, lr=cfg.lr or 3e-3,
+                                  lr_end=cfg.lr_end or 1e-5, seed=cfg.seed)
+        model, report = fit_neural_ode(train, fit_cfg, key=key)
+        info = {"iterations": report.iterations, "wall_s": report.wall_s, "iterations_per_s": report.iterations_per_s,
+                "final_loss": float(np.mean(report.losses[-min(500, len(report.losses)):])), "training": "multiple shooting"}
+        return FittedModel(model, fit_cfg, info, np.asarray(report.losses))
+    from .esn import ESNConfig, fit_esn
+
+    fit_cfg = ESNConfig(reservoir_size=cfg.latent or 400, seed=cfg.seed)
+    model, report = fit_esn(train, fit_cfg, key=key)
+    info = {"iterations": 0, "wall_s": report.wall_s, "iterations_per_s": None, "train_mse": report.train_mse,
+            "training": "closed form (ridge readout)"}
+    return FittedModel(model, fit_cfg, info, None)
