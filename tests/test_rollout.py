@@ -194,3 +194,23 @@ def test_penalised_return_lower_for_out_of_distribution_actions():
     assert out_pen > 5 * in_pen
     assert out_raw > in_raw  # the model rewards the unseen action (r = C.x + 0.5 u extrapolated)...
     assert ret(6.0, True)[0] < ret(0.5, True)[0], (ret(6.0, True), ret(0.5, True), in_raw, out_raw)  # ...the penalty undoes it
+
+
+def test_penalty_over_all_members_reads_the_non_elites():
+    """MOPO's code takes its max over every member: a non-elite with a larger std raises the penalty; the transitions
+    still come from the elites (same keys, same samples)."""
+    model = _model()
+    # make member 0 a non-elite whose log-variance is far larger than the others'
+    elites = jnp.arange(1, model.cfg.members, dtype=jnp.int32)
+    model = eqx.tree_at(lambda m: m.elites, model, elites)
+    bias = model.net.biases[-1].at[0, model.target_dim:2 * model.target_dim].add(5.0)
+    model = eqx.tree_at(lambda m: m.net.biases, model, (*model.net.biases[:-1], bias))
+    obs = jax.random.normal(jax.random.key(0), (64, model.obs_dim))
+    runs = {}
+    for members in ("elites", "all"):
+        hooks = RolloutHooks(penalty=Penalty(penalties.max_aleatoric, coef=1.0, part="all", members=members))
+        runs[members] = rollout(model, _policy(), obs, 3, key=jax.random.key(1), hooks=hooks)
+    assert float(jnp.min(runs["all"].penalty - runs["elites"].penalty)) > 0.0
+    np.testing.assert_array_equal(np.asarray(runs["all"].next_obs), np.asarray(runs["elites"].next_obs))
+    with pytest.raises(ValueError, match="members"):
+        Penalty(penalties.max_aleatoric, members="some")

@@ -129,6 +129,8 @@ class Train:
     """mopo: uncertainty penalty (max_aleatoric, max_pairwise_diff, ensemble_std, ensemble_var, llv, loo_kl, none)"""
     penalty_coef: float | None = None
     """mopo: lambda; mobile: beta (default: the preset's)"""
+    penalty_members: str | None = None
+    """mopo: which members the penalty reads, all (MOPO's code, default) or elites"""
     real_ratio: float | None = None
     """model-based methods: share of dataset rows in each batch (default 0.05)"""
     rollout_batch: int | None = None
@@ -315,7 +317,7 @@ def _cmd_train(cfg: Train) -> None:
     if cfg.algo.lower() in METHODS:
         mb = ModelBasedConfig(method=cfg.algo.lower(), preset=cfg.preset, steps=cfg.steps or 100_000, seeds=cfg.seeds,
                               seed=cfg.seed, model=cfg.model, horizon=cfg.horizon, penalty=cfg.penalty,
-                              penalty_coef=cfg.penalty_coef, real_ratio=cfg.real_ratio, rollout_batch=cfg.rollout_batch,
+                              penalty_coef=cfg.penalty_coef, penalty_members=cfg.penalty_members, real_ratio=cfg.real_ratio, rollout_batch=cfg.rollout_batch,
                               rollout_every=cfg.rollout_every, reward_model=cfg.reward_model, eval_every=cfg.eval_every,
                               eval_episodes=cfg.eval_episodes)
         train_model_based(dataset, get(task_id), mb, cfg.out, resume=cfg.resume, force=cfg.force)

@@ -1,8 +1,10 @@
 """Uncertainty heuristics of a dynamics ensemble, as pure functions of :class:`~dynlearn.models.MemberOutputs`.
 
 Every function takes a member's Gaussians over the target ``y = (delta obs, reward)`` and returns one
-non-negative number per batch position (``[...]``, the member axis reduced). They use the **elite members
-only** (``outputs.elite()``), as MOPO, MOReL and Lu et al. do. The heuristics are the ones compared by
+non-negative number per batch position (``[...]``, the member axis reduced). They read the members that
+``outputs.elites`` names (``outputs.elite()``): the elites, as Lu et al. do. MOPO's code (tianheyu927/mopo and
+OfflineRL-Kit) takes its max over *all* members, non-elites included: the rollout's
+:class:`~dynlearn.rollout.Penalty` hook does that with ``members="all"``. The heuristics are the ones compared by
 Lu et al., *Revisiting Design Choices in Offline Model-Based RL* (ICLR 2022, arXiv 2110.04135, Sec. 4):
 
 ============================  ===================================================================  ===================

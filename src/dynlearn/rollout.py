@@ -12,8 +12,9 @@ the policy and the hooks are ``eqx.Module`` arguments whose arrays change betwee
 (only shapes, static fields and the horizon are part of the compiled program).
 
 **Elites only.** A :class:`~dynlearn.models.ProbabilisticEnsemble` is sliced to its elite members before the
-scan, so the non-elite members are never evaluated (MOPO samples from elites and the penalties read elites
-only); the hooks see elite outputs (``outputs.elites`` is then ``0..n_elites-1``).
+scan, so the non-elite members are never evaluated (transitions are sampled from elites); the hooks see elite
+outputs (``outputs.elites`` is then ``0..n_elites-1``). A penalty with ``members="all"`` (MOPO's own code) keeps
+every member: its hooks then see all members, with ``outputs.elites`` naming the elites.
 
 **Masks** (all ``[H, B]``):
 
@@ -26,7 +27,7 @@ Dead branches keep their last observation (no NaNs from stepping far off the dat
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Literal
 
 import equinox as eqx
 import jax
@@ -70,14 +71,24 @@ class Penalty(eqx.Module):
 
     ``coef`` (lambda) is a traced array: changing it does not recompile. The rollout stores the unweighted
     uncertainty ``fn(...)`` as ``Rollout.penalty`` and ``coef`` as ``Rollout.penalty_coef``.
+    ``members``: which members the heuristic reads, ``"elites"`` (the default, Lu et al.) or ``"all"`` (MOPO's code,
+    tianheyu927/mopo and OfflineRL-Kit, takes the max over all members, non-elites included; the rollout then
+    evaluates every member, ``members / elites`` times the model FLOPs).
     """
 
     fn: PenaltyFn = eqx.field(static=True)
     coef: Float[Array, ""] = eqx.field(converter=_f32, default=1.0)
     part: Part = eqx.field(static=True, default="obs")
+    members: Literal["elites", "all"] = eqx.field(static=True, default="elites")
+
+    def __check_init__(self):
+        if self.members not in ("elites", "all"):
+            raise ValueError(f"Penalty.members must be 'elites' or 'all', got {self.members!r}")
 
     def uncertainty(self, outputs: MemberOutputs, y: Float[Array, "b target"]) -> Float[Array, " b"]:
-        """The unweighted heuristic (elites only, ``part`` of the target)."""
+        """The unweighted heuristic (``members`` of the ensemble, ``part`` of the target)."""
+        if self.members == "all":  # the heuristics read outputs.elite(): make every member an elite for them
+            outputs = eqx.tree_at(lambda o: o.elites, outputs, jnp.arange(outputs.mean.shape[0], dtype=jnp.int32))
         return self.fn(outputs, y, part=self.part).astype(jnp.float32)
 
     def __call__(self, outputs: MemberOutputs, y: Float[Array, "b target"]) -> Float[Array, " b"]:
@@ -215,12 +226,14 @@ def _selected_terminal(model, obs, act, next_obs, outputs: MemberOutputs, member
         return jnp.asarray(fn(obs, act, next_obs), bool)
     if outputs.terminal_logit is None:
         raise ValueError("rollout: a select hook needs the model's termination_fn or a termination head")
+    member = jnp.take(outputs.elites, member)  # the selection indexes the elites; the outputs may hold every member
     return jnp.take_along_axis(outputs.terminal_logit, member[None], axis=0)[0] > 0.0
 
 
 @eqx.filter_jit
 def _rollout(model, policy, start_obs, horizon: int, key, model_state, hooks: RolloutHooks) -> Rollout:
-    model = elite_view(model)
+    if hooks.penalty is None or hooks.penalty.members == "elites":
+        model = elite_view(model)
     batch = start_obs.shape[0]
     init_key, scan_key = jax.random.split(key)
     if model_state is None:

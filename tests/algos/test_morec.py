@@ -145,10 +145,10 @@ def test_rollout_with_the_filter_truncates_after_min_length_and_never_marks_a_te
 
 def test_method_modules_build_hooks_from_a_config(tmp_path, reward):
     folder = save_reward(tmp_path / "reward", reward)
-    base = {"penalty": "max_aleatoric", "penalty_coef": 1.0, "penalty_part": "all", "reward_model": str(folder), "candidates": 6,
+    base = {"penalty": "max_aleatoric", "penalty_coef": 1.0, "penalty_part": "all", "penalty_members": "all", "reward_model": str(folder), "candidates": 6,
                 "reward_threshold": 0.5, "min_length": 2, "selection": "greedy", "reward_discriminators": 2, "mobile_samples": 10, "q_floor": 0.0}
     hooks = morec_mopo.hooks(types.SimpleNamespace(**base))
-    assert hooks.penalty is not None and hooks.select.candidates == 6 and hooks.select.selection == "greedy"
+    assert hooks.penalty is not None and hooks.penalty.members == "all" and hooks.select.candidates == 6 and hooks.select.selection == "greedy"
     assert hooks.select.reward.n_discriminators == 2 and float(hooks.stop.threshold) == 0.5 and int(hooks.stop.min_length) == 2
     mobile_hooks = morec_mobile.hooks(types.SimpleNamespace(**(base | {"penalty": "none"})))
     assert mobile_hooks.penalty is None and mobile_hooks.select is not None

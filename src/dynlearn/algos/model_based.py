@@ -80,6 +80,8 @@ class ModelBasedConfig:
     """weight lambda of the penalty (MOPO: reward - lambda u; MOBILE: beta of the Bellman-inconsistency term)"""
     penalty_part: str | None = None
     """which targets a MOPO penalty reads: obs | reward | all"""
+    penalty_members: str | None = None
+    """which members a MOPO penalty reads: all (MOPO's code: non-elites too) | elites (Lu et al.)"""
     real_ratio: float | None = None
     """share of each batch drawn from the dataset (the rest from model rollouts)"""
     rollout_batch: int | None = None
@@ -144,6 +146,8 @@ class ModelBasedConfig:
             raise ConfigError(f"ModelBasedConfig.selection must be greedy or softmax, got {self.selection!r}.")
         if self.penalty_part is not None and self.penalty_part not in ("obs", "reward", "all"):
             raise ConfigError(f"ModelBasedConfig.penalty_part must be obs, reward or all, got {self.penalty_part!r}.")
+        if self.penalty_members is not None and self.penalty_members not in ("elites", "all"):
+            raise ConfigError(f"ModelBasedConfig.penalty_members must be elites or all, got {self.penalty_members!r}.")
 
     def resolve(self, dataset_name: str | None = None) -> "ModelBasedConfig":
         """Every ``None`` filled from the method's preset for the dataset, then its defaults; checks the schedule."""
@@ -172,7 +176,7 @@ class ModelBasedConfig:
         return self.rollout_batch * self.horizon * self.retain_epochs
 
 
-_OPTIONAL = ("preset", "model_max_epochs", "eta", "mobile_samples", "q_floor", "reward_model", "candidates", "reward_threshold",
+_OPTIONAL = ("preset", "model_max_epochs", "penalty_members", "eta", "mobile_samples", "q_floor", "reward_model", "candidates", "reward_threshold",
              "min_length", "selection", "reward_discriminators")
 
 

@@ -10,7 +10,8 @@ heuristic of :mod:`dynlearn.penalties` can stand in for ``u``, the design choice
 Defaults follow OfflineRL-Kit's MOPO (the numbers REFERENCES.md quotes): SAC 256x256, actor and temperature lr
 1e-4, critic lr 3e-4, automatic temperature; rollouts of 50,000 start states every 1,000 steps, buffer kept for
 5 rollouts, 5% real data. Per-dataset ``h`` and ``lambda`` are the original code's (tianheyu927/mopo,
-``examples/config/d4rl``). The penalty reads every target dimension (``part="all"``), as Kit's code does.
+``examples/config/d4rl``). The penalty reads every target dimension (``part="all"``) of every member, non-elites
+included (``penalty_members="all"``), as the original code and Kit's do; transitions are sampled from the elites.
 Differences from Kit: no cosine learning-rate decay of the actor (Kit decays it over its 3M steps; our budgets
 are far shorter).
 """
@@ -20,9 +21,9 @@ from __future__ import annotations
 from .. import agents, penalties
 from ..rollout import Penalty, RolloutHooks
 
-DEFAULTS = {"horizon": 5, "penalty": "max_aleatoric", "penalty_coef": 1.0, "penalty_part": "all", "real_ratio": 0.05,
-            "rollout_batch": 50_000, "rollout_every": 1_000, "retain_epochs": 5, "critics": 2, "auto_alpha": True,
-            "alpha": 1.0}
+DEFAULTS = {"horizon": 5, "penalty": "max_aleatoric", "penalty_coef": 1.0, "penalty_part": "all", "penalty_members": "all",
+            "real_ratio": 0.05, "rollout_batch": 50_000, "rollout_every": 1_000, "retain_epochs": 5, "critics": 2,
+            "auto_alpha": True, "alpha": 1.0}
 PRESETS = {
     "hopper-medium": {"horizon": 5, "penalty_coef": 5.0},
     "hopper-medium-replay": {"horizon": 5, "penalty_coef": 1.0},
@@ -41,7 +42,8 @@ def hooks(cfg) -> RolloutHooks:
     """The reward penalty ``lambda u`` in rollouts (none when ``penalty`` is none or lambda is 0)."""
     if cfg.penalty in (None, "none") or cfg.penalty_coef == 0:
         return RolloutHooks()
-    return RolloutHooks(penalty=Penalty(penalties.PENALTIES[cfg.penalty], coef=cfg.penalty_coef, part=cfg.penalty_part))
+    return RolloutHooks(penalty=Penalty(penalties.PENALTIES[cfg.penalty], coef=cfg.penalty_coef, part=cfg.penalty_part,
+                                        members=cfg.penalty_members or "elites"))
 
 
 def target_adjust(cfg, model, agent, n_real):
