@@ -120,3 +120,18 @@ def test_baselines_on_a_linear_system(key, tmp_path):
     t = test.transitions
     np.testing.assert_array_equal(again.linear(t.obs, t.act), ref.linear(t.obs, t.act))
     np.testing.assert_array_equal(again.target_var, ref.target_var)
+
+
+def test_reward_defaults_to_the_model_based_methods_cached_ensemble(tmp_path, hopper_files, monkeypatch):
+    """Without --model, `model reward` learns the reward of the very ensemble `dynlearn train mopo DATA` trains on."""
+    from dynlearn.algos.model_based import ModelBasedConfig, build_model
+
+    monkeypatch.setenv("DYNLEARN_CACHE_DIR", str(tmp_path / "cache"))
+    data = str(hopper_files[0])
+    assert main(["model", "reward", data, "--out", str(tmp_path / "reward"), "--steps", "100"]) == 0
+    entries = list((tmp_path / "cache" / "models").iterdir())
+    assert len(entries) == 1 and (entries[0] / "model" / "config.json").is_file()
+    dataset = dl.data.load(data)
+    seen = []
+    build_model(dataset, dl.tasks.get("Hopper-v5"), ModelBasedConfig(), log=seen.append)
+    assert any("cached" in line for line in seen)  # the training loop finds the same entry

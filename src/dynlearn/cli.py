@@ -189,13 +189,14 @@ class ModelEval:
 
 @dataclasses.dataclass(frozen=True)
 class ModelReward:
-    """Learn MOREC's dynamics reward for a fitted model (--model: the run folder of `model train`) on DATA.
+    """Learn MOREC's dynamics reward for a fitted model on DATA: the ensemble `dynlearn train mopo|mobile|...` uses for
+    DATA (cached; fitted now if missing), or --model, the run folder of `model train`.
     Writes the reward folder that `dynlearn train morec-mopo|morec-mobile --reward-model DIR` uses."""
 
     data: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="DATA")]
     """the dataset the model was fitted on (file, Minari id or named dataset)"""
-    model: Path
-    """run folder of `dynlearn model train`"""
+    model: Path | None = None
+    """run folder of `dynlearn model train` (default: the model-based methods' cached ensemble for DATA)"""
     out: Path = Path("runs/reward")
     """output folder (the dynamics reward: config.json + leaves + report)"""
     steps: int | None = None
@@ -358,11 +359,23 @@ def _cmd_model_reward(cfg: ModelReward) -> None:
 
     from .checkpoint import check_writable
     from .data import load
+    from .errors import ConfigError
     from .model_jobs import load_run
     from .models.dynamics_reward import DynamicsRewardConfig, learn_reward, save_reward
 
     check_writable(cfg.out, force=cfg.force)
-    model, task, _, fit_report = load_run(cfg.model)
+    if cfg.model is None:  # the ensemble the model-based methods train on (same cache entry)
+        from .algos.model_based import ModelBasedConfig, build_model
+        from .tasks import get
+
+        dataset = load(cfg.data)
+        if dataset.task is None:
+            raise ConfigError(f"{cfg.data} does not record its task, so the cached ensemble cannot be found. Fix: pass --model "
+                              "(the run folder of `dynlearn model train`).")
+        task = get(dataset.task)
+        model, fit_report = build_model(dataset, task, ModelBasedConfig(), log=print)
+    else:
+        model, task, _, fit_report = load_run(cfg.model)
     reward_cfg = DynamicsRewardConfig()
     if cfg.steps is not None:  # keep the number of snapshots: spread them over the shorter training
         every = min(reward_cfg.snapshot_every, max(1, cfg.steps // reward_cfg.snapshots))
