@@ -79,6 +79,14 @@ def test_train_then_eval_end_to_end(tmp_path, hopper_files, capsys):
     assert 0.0 <= load_report(reward_dir).holdout_auc <= 1.0
     assert main(["model", "reward", data, "--model", str(run), "--out", str(reward_dir), "--steps", "250"]) == 2  # no overwrite
 
+    # ... and as a diagnostic in `model eval`: real vs model transitions on the holdout and the other policy's data
+    assert main(["model", "eval", str(run), data, "--ood", ood, "--horizon", "3", "--windows", "20", "--reward", str(reward_dir),
+                 "--out", str(tmp_path / "eval_reward")]) == 0
+    assert "AUC real > model" in (tmp_path / "eval_reward" / "reward.md").read_text()
+    table = json.loads((tmp_path / "eval_reward" / "results.json").read_text())["extra"]["dynamics_reward"]
+    assert len(table) == 2 and all(0.0 <= t["auc"] <= 1.0 and t["rows"] > 0 for t in table.values())
+    assert main(["model", "eval", str(run), data, "--reward", str(tmp_path), "--out", str(tmp_path / "eval_bad")]) == 2
+
 
 def test_bad_options_are_one_line_errors(tmp_path, hopper_files, capsys):
     data = str(hopper_files[0])

@@ -181,6 +181,8 @@ class ModelEval:
     """most open-loop start rows per test set"""
     seed: int = 0
     """seed of the window draw and the model's sampling"""
+    reward: Path | None = None
+    """a dynamics reward folder (`dynlearn model reward`): also score real vs model transitions with it"""
     out: Path | None = None
     """output folder (default: DIR/eval)"""
     force: bool = False
@@ -349,7 +351,8 @@ def _cmd_model_eval(cfg: ModelEval) -> None:
 
     _, task, _, _ = load_run(cfg.run)
     job = ModelEvalConfig(horizon=cfg.horizon, windows=cfg.windows, seed=cfg.seed)
-    eval_model(cfg.run, load(cfg.data, task=task), [load(d, task=task) for d in cfg.ood], job, out=cfg.out, force=cfg.force)
+    eval_model(cfg.run, load(cfg.data, task=task), [load(d, task=task) for d in cfg.ood], job, out=cfg.out, force=cfg.force,
+               reward=cfg.reward)
 
 
 def _cmd_model_reward(cfg: ModelReward) -> None:

@@ -332,13 +332,23 @@ def load_run(run_dir: str | Path):
 
 
 def eval_model(run_dir: str | Path, dataset: Dataset, ood: list[Dataset], cfg: ModelEvalConfig = ModelEvalConfig(), *,
-               out: str | Path | None = None, force: bool = False, log: Callable[[str], None] = print) -> Path:
-    """Diagnose the model of a train run on ``dataset`` (its holdout when it is the training data) and on ``ood``."""
+               out: str | Path | None = None, force: bool = False, reward: str | Path | None = None,
+               log: Callable[[str], None] = print) -> Path:
+    """Diagnose the model of a train run on ``dataset`` (its holdout when it is the training data) and on ``ood``.
+
+    ``reward``: a dynamics reward folder (``dynlearn model reward``): each test set's real transitions are scored
+    against the model's transitions from the same ``(s, a)`` (MOREC's dynamics reward as a diagnostic, ``reward.md``).
+    """
     run_dir = Path(run_dir)
     model, task, config, report = load_run(run_dir)
     out = Path(out) if out is not None else run_dir / "eval"
     eval_config = {"model_eval": dataclasses.asdict(cfg), "run": str(run_dir), "dataset": dataset_record(dataset),
-                   "ood": [dataset_record(d) for d in ood]}
+                   "ood": [dataset_record(d) for d in ood], "reward": None if reward is None else str(reward)}
+    dynamics_reward = None
+    if reward is not None:
+        from .models.dynamics_reward import load_reward
+
+        dynamics_reward = load_reward(reward)  # before any work: a wrong folder fails fast
     run = RunFolder.open(out, eval_config, force=force)
     start = time.perf_counter()
     fcfg = FitConfig.from_dict({k: v for k, v in config["fit"].items()}, source=str(run_dir / "config.json"))
@@ -355,6 +365,13 @@ def eval_model(run_dir: str | Path, dataset: Dataset, ood: list[Dataset], cfg: M
         name = d.name if d.name not in others and d.name != test_name else f"{d.name} ({len(others) + 1})"
         others[name] = d
     diag = diagnostics(model, ref, test, others, cfg, test_name=test_name, log=log)
+    if dynamics_reward is not None:
+        from .models.dynamics_reward import reward_diagnostics
+
+        diag["dynamics_reward"] = {name: reward_diagnostics(dynamics_reward, model, d, key=jax.random.key(cfg.seed))
+                                   for name, d in {test_name: test, **others}.items()}
+        (out / "reward.md").write_text(render_reward(diag["dynamics_reward"]) + "\n")
+        log(render_reward(diag["dynamics_reward"]))
     wall = time.perf_counter() - start
     (out / "one_step.md").write_text(render_one_step(diag["one_step"], title="One-step error (normalised MSE)") + "\n")
     (out / "k_step.md").write_text(render_k_step(diag["k_step"]) + "\n")
@@ -400,6 +417,20 @@ def render_one_step(tables: dict[str, dict], *, title: str) -> str:
         for label, v in rows:
             lines.append(f"| {label} | {_fmt(float(np.mean(v[:-1])))} | " + " | ".join(_fmt(x) for x in v) + " |")
         lines.append("")
+    return "\n".join(lines)
+
+
+def render_reward(tables: dict[str, dict]) -> str:
+    """Markdown: the dynamics reward of real vs model transitions per test set."""
+    lines = ["## Dynamics reward (MOREC): real transitions vs the model's", "",
+             ("Mean dynamics reward of each test set's real transitions and of the model's sampled transitions from the same "
+              "(s, a); AUC = P(real scores above model). Near 0.5 the reward cannot tell them apart; near 1 the model's "
+              "transitions look unlike the data's there (do not trust long rollouts). `below 0.6`: share of model "
+              "transitions MOREC's filter would truncate."), "",
+             "| test set | rows | reward, real | reward, model | AUC real > model | model below 0.6 |", "|---|---|---|---|---|---|"]
+    for name, t in tables.items():
+        lines.append(f"| {name} | {t['rows']:,} | {_fmt(t['reward_data'])} | {_fmt(t['reward_model'])} | {_fmt(t['auc'])} | "
+                     f"{t['low_fraction_model']:.1%} |")
     return "\n".join(lines)
 
 
