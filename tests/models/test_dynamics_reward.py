@@ -120,3 +120,16 @@ def test_bad_config_and_input_are_clear_errors(learned):
     reward = DynamicsReward.init(SMALL, 3, 1, key=jax.random.key(0), discriminators=2)
     with pytest.raises(ConfigError, match="obs/act dims"):
         reward(jnp.zeros((2, 4)), jnp.zeros((2, 1)), jnp.zeros((2, 4)))
+
+
+def test_candidates_share_the_state_embedding_of_their_row():
+    """K candidate next states of one (s, a) (MOREC's filter) score as if each row were given in full: the state
+    embedding is computed once per row and shared, which changes the cost, not the numbers."""
+    reward = DynamicsReward.init(DynamicsRewardConfig(), 5, 2, key=jax.random.key(0), discriminators=3)
+    k = jax.random.split(jax.random.key(1), 3)
+    obs, act = jax.random.normal(k[0], (7, 5)), jax.random.normal(k[1], (7, 2))
+    nxt = jax.random.normal(k[2], (4, 7, 5))
+    full = reward.logits(jnp.broadcast_to(obs, nxt.shape), jnp.broadcast_to(act, (4, 7, 2)), nxt)
+    np.testing.assert_allclose(np.asarray(reward.logits(obs[None], act[None], nxt)), np.asarray(full), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(reward.logits(obs, act, nxt[0])), np.asarray(full[:, 0]), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(reward.logits(obs[2], act[2], nxt[:, 2])), np.asarray(full[:, :, 2]), atol=1e-6)

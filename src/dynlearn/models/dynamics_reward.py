@@ -236,10 +236,18 @@ class Discriminators(eqx.Module):
     def stack(self) -> int:
         return int(self.head[0][0].shape[0])
 
-    def __call__(self, sa: Float[Array, "n sa"], delta: Float[Array, "n obs"]) -> Float[Array, "s n"]:
-        """Every snapshot's logit for every row."""
+    def __call__(self, sa: Float[Array, "n sa"], delta: Float[Array, "rn obs"]) -> Float[Array, "s rn"]:
+        """Every snapshot's logit for every row of ``delta``. ``delta`` may hold ``r`` candidates per ``(s, a)`` row,
+        candidate-major (``r * n`` rows: row ``k * n + i`` pairs with ``sa[i]``): the state embedding is then computed
+        once per ``(s, a)`` and shared by its candidates."""
         act = _ACTIVATIONS[self.activation]
-        z = jnp.concatenate([_forward(self.state_net, sa, act, last=True), _forward(self.delta_net, delta, act, last=True)], axis=-1)
+        n, rn = sa.shape[0], delta.shape[0]
+        if rn % n:
+            raise ValueError(f"Discriminators: {rn} delta rows are not a whole number of copies of {n} (s, a) rows")
+        zs = _forward(self.state_net, sa, act, last=True)  # [s, n, e]
+        if rn != n:
+            zs = jnp.broadcast_to(zs[:, None], (zs.shape[0], rn // n, n, zs.shape[-1])).reshape(zs.shape[0], rn, zs.shape[-1])
+        z = jnp.concatenate([zs, _forward(self.delta_net, delta, act, last=True)], axis=-1)
         return _forward(self.head, z, act, last=False)[..., 0]
 
     def take(self, index) -> Discriminators:
@@ -286,10 +294,16 @@ class DynamicsReward(eqx.Module):
             raise ConfigError(f"DynamicsReward: learned for obs/act dims {self.obs_dim}/{self.act_dim}, called with obs "
                               f"{obs.shape}, act {act.shape}, next_obs {next_obs.shape}. Fix: use the reward learned on this task's data.")
         batch = next_obs.shape[:-1]
-        obs = jnp.broadcast_to(obs, next_obs.shape).astype(jnp.float32)
-        act = jnp.broadcast_to(act, (*batch, self.act_dim)).astype(jnp.float32)
-        sa = self.input_norm(jnp.concatenate([obs, act], axis=-1)).reshape(-1, self.obs_dim + self.act_dim)
-        delta = self.delta_norm(next_obs.astype(jnp.float32) - obs).reshape(-1, self.obs_dim)
+        rows = tuple(jnp.broadcast_shapes(obs.shape[:-1], act.shape[:-1]))  # the (s, a) batch, leading 1s dropped
+        while rows and rows[0] == 1:
+            rows = rows[1:]
+        if len(rows) > len(batch) or batch[len(batch) - len(rows):] != rows:
+            rows = batch  # (s, a) varies along next_obs's leading axes too: one state embedding per transition
+        trim = lambda x: x.reshape(x.shape[max(0, x.ndim - 1 - len(rows)):])  # noqa: E731 (dropped axes are all 1)
+        obs_rows = jnp.broadcast_to(trim(obs), (*rows, self.obs_dim)).astype(jnp.float32)
+        act_rows = jnp.broadcast_to(trim(act), (*rows, self.act_dim)).astype(jnp.float32)
+        sa = self.input_norm(jnp.concatenate([obs_rows, act_rows], axis=-1)).reshape(-1, self.obs_dim + self.act_dim)
+        delta = self.delta_norm(next_obs.astype(jnp.float32) - obs_rows).reshape(-1, self.obs_dim)  # leading candidate axes first
         return self.discriminators(sa, delta).reshape(-1, *batch)
 
     def probabilities(self, obs, act, next_obs) -> Float[Array, "s ..."]:
