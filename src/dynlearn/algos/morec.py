@@ -22,9 +22,8 @@ Differences from the released code (polixir/morec, ``EnsembleDynamics.step``):
 
 - it marks a low-scored transition *terminal* and stores it; we drop it and truncate the branch (not a terminal,
   so nothing bootstraps a false zero value from it), as the issue and :mod:`dynlearn.rollout` specify;
-- it exempts transitions the termination function ends from the cut; our ``stop`` hook is not told about terminals
-  by the current rollout, so a terminal transition scored below the threshold is dropped too (the hook reads a
-  ``terminal=`` keyword if the rollout passes one);
+- like it, transitions the termination function ends are exempt from the cut (the rollout passes ``terminal`` to
+  the ``stop`` hook);
 - it clips candidate states to ``+-25``; we do not (as our MOPO does not).
 
 Method presets live in :mod:`dynlearn.algos.morec_mopo` and :mod:`dynlearn.algos.morec_mobile`.
