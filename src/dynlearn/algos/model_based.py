@@ -176,8 +176,8 @@ class ModelBasedConfig:
         return self.rollout_batch * self.horizon * self.retain_epochs
 
 
-_OPTIONAL = ("preset", "model_max_epochs", "penalty_members", "eta", "mobile_samples", "q_floor", "reward_model", "candidates", "reward_threshold",
-             "min_length", "selection", "reward_discriminators")
+_OPTIONAL = ("preset", "model_max_epochs", "penalty_members", "eta", "mobile_samples", "q_floor", "reward_model", "candidates",
+             "reward_threshold", "min_length", "selection", "reward_discriminators")
 
 
 def method_module(name: str):
