@@ -34,25 +34,7 @@ import numpy as np
 from agents_speed import matmul_peak
 
 from dynlearn import dsr
-
-
-def lorenz63(steps: int, dt: float = 0.01, burn_in: int = 1000) -> np.ndarray:
-    """Lorenz-63 (sigma 10, rho 28, beta 8/3), fixed-step RK4, standardised, float32 [steps, 3]."""
-
-    def f(s):
-        x, y, z = s
-        return np.array([10.0 * (y - x), x * (28.0 - z) - y, x * y - 8.0 / 3.0 * z])
-
-    s, out = np.array([1.0, 1.0, 1.0]), np.empty((steps + burn_in, 3))
-    for t in range(steps + burn_in):
-        k1 = f(s)
-        k2 = f(s + 0.5 * dt * k1)
-        k3 = f(s + 0.5 * dt * k2)
-        k4 = f(s + dt * k3)
-        s = s + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
-        out[t] = s
-    x = out[burn_in:]
-    return ((x - x.mean(0)) / x.std(0)).astype(np.float32)
+from dynlearn.data import systems
 
 
 def flops_per_iteration(m: int, h: int, batch: int, seq_len: int) -> float:
@@ -93,10 +75,10 @@ def main() -> None:
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs; at start: {load_line()}")
     peak, sizes = matmul_peak()
     print("matmul GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in sizes.items()) + f"  -> peak {peak:.0f}")
-    x = lorenz63(100_000)
+    x = np.asarray(systems.simulate(systems.Lorenz63(), 100_000, 0.01, key=jax.random.key(0), standardize=True).values[0])
     flops = flops_per_iteration(args.latent, args.hidden, args.batch, args.seq_len)
     print(f"clipped shPLRNN M {args.latent}, H {args.hidden} ({2 * args.latent * args.hidden + 2 * args.latent + args.hidden} "
-          f"parameters), batch {args.batch} x T {args.seq_len}; Lorenz-63 RK4 dt 0.01, {len(x)} points; "
+          f"parameters), batch {args.batch} x T {args.seq_len}; Lorenz-63 (Tsit5) dt 0.01, {len(x)} points; "
           f"{flops / 1e6:.2f} MFLOP (matmuls) per iteration")
 
     for mode in args.modes.split(","):

@@ -32,6 +32,7 @@ import numpy as np
 import dynlearn as dl
 from dynlearn import model_jobs
 from dynlearn.checkpoint import write_json
+from dynlearn.results import json_safe
 from dynlearn.metrics import model_error as me
 from dynlearn.models import EnsembleConfig, FitConfig
 
@@ -174,7 +175,7 @@ def main():
         result = oracle_section(args.horizon)
     result["command"] = f"python benchmarks/model_error.py --only {args.only} --horizon {args.horizon} --windows {args.windows}"
     if args.json is not None:
-        write_json(args.json, model_jobs._clean(result))
+        write_json(args.json, json_safe(result))
         print(f"wrote {args.json}")
     print(f"load average at end: {load_avg()}")
 

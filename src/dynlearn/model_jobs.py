@@ -43,7 +43,7 @@ from .metrics import calibration as cal
 from .metrics import model_error as me
 from .models import EnsembleConfig, FitConfig, FitReport, fit, load, save, split_holdout
 from .penalties import PENALTIES
-from .results import RunFolder, dataset_record, make_results
+from .results import RunFolder, dataset_record, json_safe, make_results
 
 # OfflineRL-Kit's per-layer weight decay for 4 hidden layers and the output; other depths reuse its schedule
 _KIT_DECAY_HIDDEN = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5)
@@ -301,7 +301,7 @@ def train_model(dataset: Dataset, task, cfg: ModelTrainConfig, out: str | Path, 
                        "holdout_mse": list(report.holdout_mse), "elite_holdout_mse": report.elite_holdout_mse,
                        "train_size": report.train_size, "holdout_size": report.holdout_size, "holdout_mode": report.holdout_mode},
                "one_step_holdout": one_step})
-    run.write_results(_clean(results))
+    run.write_results(json_safe(results))
     ens, const, lin = (float(np.mean(one_step[k])) for k in ("ensemble", "constant_delta", "linear"))
     log(f"fitted in {wall:.0f} s, {report.epochs} epochs ({'early stop' if report.stopped_early else 'max_epochs'}); normalised "
         f"holdout MSE {ens:.4f} (constant delta {const:.4f}, linear {lin:.4f}); run folder {out}")
@@ -382,7 +382,7 @@ def eval_model(run_dir: str | Path, dataset: Dataset, ood: list[Dataset], cfg: M
                                    "fit_epochs": report.epochs, "note": "diagnostics of a fitted model: no policy seeds or scores"},
                            seed_scores=[], wall_time_s=wall, steps_per_s=None,
                            extra={"run": str(run_dir), "ood": [d.name for d in ood], **diag})
-    run.write_results(_clean(results))
+    run.write_results(json_safe(results))
     log(render_calibration(diag["calibration"]))
     log(f"wrote {out}")
     return out
@@ -514,16 +514,3 @@ def k_step_figure(path: Path, tables: dict[str, dict], *, title: str) -> Path:
     return _save(fig, plt, Path(path))
 
 
-def _clean(x):
-    """JSON-safe: NaN/inf become None, NumPy scalars Python numbers."""
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import math
 import os
 import platform
 import shutil
@@ -46,6 +47,21 @@ class SeedScore:
     return_std: float
     normalized: float | None
     episodes: int
+
+
+def json_safe(x):
+    """JSON-ready copy of ``x``: NaN/inf become None, NumPy arrays lists, NumPy scalars Python numbers, keys strings."""
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return json_safe(x.tolist())
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
 
 
 def write_final_score(folder: Path, seed: int, last_eval: dict, episodes: int) -> SeedScore:

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import jax
-import numpy as np
 import tyro
 
 from ..errors import ConfigError, DataError, DynlearnError
@@ -183,27 +182,12 @@ class DSREval:
 # Results
 
 
-def _clean(x):
-    """JSON-safe: NaN/inf become None, NumPy values Python ones."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
-
-
 def _results(*, method: str, task: str, dataset: dict, iterations: int, seed: int, wall: float, steps_per_s, extra: dict) -> dict:
-    from ..results import make_results
+    from ..results import json_safe, make_results
 
     budget = {"steps": int(iterations), "seeds": 0, "fit_seed": int(seed),
               "note": "one model fit (fit_seed): DSR metrics are in extra.metrics, extra.lyapunov; no policy seeds or scores"}
-    return _clean(make_results(method=method, task=task, dataset=dataset, budget=budget, seed_scores=[], wall_time_s=wall,
+    return json_safe(make_results(method=method, task=task, dataset=dataset, budget=budget, seed_scores=[], wall_time_s=wall,
                                steps_per_s=steps_per_s, extra=extra))
 
 
