@@ -44,7 +44,7 @@ def cell(out: Path, at_step: int | None = None) -> tuple[str, str, str]:
     budget = f"{steps:,} steps x {run['seeds']} seed(s)"
     scores = np.array(seed_scores(out, at_step))
     if not len(scores):
-        return "not finished", budget, "—"
+        return ("not finished" if at_step is None else f"no evaluation at step {at_step:,} yet"), budget, "—"
     text = f"{scores.mean():.1f} ± {scores.std():.1f}" + ("" if len(scores) == run["seeds"] else f" ({len(scores)} of {run['seeds']} seeds)")
     rate = "—"
     if (out / "results.json").is_file():

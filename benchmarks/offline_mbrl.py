@@ -70,7 +70,9 @@ def main() -> None:
                 start = time.perf_counter()
                 train_model_based(data, task, cfg, out, resume=(out / "config.json").is_file(), until=args.until,
                                   log=lambda s, tag=f"[{label} {name}]": print(f"{tag} {s}", flush=True))
-                print(f"[{label} {name}] {'stopped at --until' if args.until else 'done'} after {time.perf_counter() - start:.0f} s", flush=True)
+                finished = (out / "results.json").is_file()
+                print(f"[{label} {name}] {'done' if finished else f'every seed at --until {args.until:,}'} after "
+                      f"{time.perf_counter() - start:.0f} s", flush=True)
             score, budget, rate = cell(out, args.at)
             pub = PUBLISHED.get((label, name.removesuffix("-v5")))
             rows.append((name, label, score, budget, behaviour, f"{pub[0]:.1f} ({pub[1]})" if pub else "—", rate))
@@ -78,7 +80,8 @@ def main() -> None:
             score, budget, rate = cell(args.baselines / f"{algo}-{name}", args.at)
             if score != "not run":
                 rows.append((name, f"{algo} (model-free)", score, budget, behaviour, "see offline_baselines.md", rate))
-    print("\n| dataset | method | ours: normalized score (final policy, mean ± std over seeds) | budget | behaviour data | "
+    policy = "final policy" if args.at is None else f"policy at step {args.at:,}"
+    print(f"\n| dataset | method | ours: normalized score ({policy}, mean ± std over seeds) | budget | behaviour data | "
           "published on D4RL v2 | training steps/s |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:

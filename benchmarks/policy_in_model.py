@@ -42,8 +42,12 @@ def main() -> None:
     agent = agents.get(config["agent"]["name"])
     folder = args.run / f"seed_{args.seed}"
     state = agent.load(folder / "agent" if (folder / "agent").is_dir() else folder / "checkpoint" / "agent")
-    penalty_fn = penalties.PENALTIES.get(cfg.penalty or "max_aleatoric", penalties.max_aleatoric)
-    penalty = Penalty(penalty_fn, part=cfg.penalty_part or "all", members=cfg.penalty_members or "elites")
+    # the run's reward penalty (MOPO-style methods); methods without one (MOBILE, RAVL, MBPO) show MOPO's max aleatoric
+    # std as a plain uncertainty reading, labelled so
+    rollout_penalty = cfg.penalty not in (None, "none")
+    penalty_name = cfg.penalty if rollout_penalty else "max_aleatoric (not used by this run)"
+    penalty = Penalty(penalties.PENALTIES[cfg.penalty if rollout_penalty else "max_aleatoric"], part=cfg.penalty_part or "all",
+                      members=cfg.penalty_members or "elites")
     env = gym.make(task.id)
     act = jax.jit(lambda o, k: agent.act(state, o, key=k, deterministic=True))
     for ep in range(args.episodes):
@@ -69,13 +73,17 @@ def main() -> None:
         pen = np.asarray(penalty.uncertainty(out, y))
         pred_term = np.asarray(task.termination_fn(o, a, jnp.asarray(mean_next.mean(0), jnp.float32)))
         q = np.asarray(jnp.min(agent.q_values(state, o, a), axis=0))
+        terminated = bool(rows[-1][4])
+        # discounted return-to-go; after a time limit the episode would have gone on, so bootstrap with the critic there
+        acc = 0.0 if terminated else float(jnp.min(agent.q_values(state, jnp.asarray(n[-1:], jnp.float32),
+                                                                   act(jnp.asarray(n[-1:], jnp.float32), jax.random.key(0))), axis=0)[0])
         g = np.zeros(len(r))
-        acc = 0.0
         for t in range(len(r) - 1, -1, -1):
-            acc = r[t] + args.gamma * acc * (0.0 if (rows[t][4] and t == len(r) - 1) else 1.0)
+            acc = r[t] + args.gamma * acc
             g[t] = acc
-        ended = "terminated" if rows[-1][4] else "time limit"
-        print(f"\nepisode {ep}: {len(r)} steps, return {r.sum():.1f} ({ended}); penalty coef {cfg.penalty_coef}")
+        ended = "terminated" if terminated else "time limit (G_t bootstrapped with the critic at the last state)"
+        coef = f"; penalty coef {cfg.penalty_coef}" if rollout_penalty else ""
+        print(f"\nepisode {ep}: {len(r)} steps, return {r.sum():.1f} ({ended}){coef}; penalty column: {penalty_name}")
         print("| t | reward | model reward | one-step error (normalised) | penalty | terminal (model) | Q(s,a) | return-to-go G_t |")
         print("|---|---|---|---|---|---|---|---|")
         picks = sorted(set(list(range(0, len(r), max(len(r) // 6, 1))) + list(range(max(len(r) - 4, 0), len(r)))))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dynlearn import models, penalties
+from dynlearn.errors import ConfigError
 from dynlearn.agents import bc
 from dynlearn.agents.base import AgentSpec
 from dynlearn.data.buffer import ReplayBuffer
@@ -212,5 +213,33 @@ def test_penalty_over_all_members_reads_the_non_elites():
         runs[members] = rollout(model, _policy(), obs, 3, key=jax.random.key(1), hooks=hooks)
     assert float(jnp.min(runs["all"].penalty - runs["elites"].penalty)) > 0.0
     np.testing.assert_array_equal(np.asarray(runs["all"].next_obs), np.asarray(runs["elites"].next_obs))
-    with pytest.raises(ValueError, match="members"):
+    with pytest.raises(ConfigError, match="members"):
         Penalty(penalties.max_aleatoric, members="some")
+
+
+class FirstElite(eqx.Module):
+    """A select hook: every row takes the first elite's mean (its index in the outputs' member axis)."""
+
+    def __call__(self, obs, act, outputs, *, key):
+        m = outputs.elites[0]
+        delta = outputs.mean[m]
+        return Selection(next_obs=obs + delta[:, : outputs.obs_dim], reward=delta[:, outputs.obs_dim],
+                         member=jnp.full(obs.shape[0], m, jnp.int32))
+
+
+def test_select_hook_member_indexes_the_outputs_it_was_given():
+    """With a penalty that reads every member the hooks see all members; a select hook's member index then points into
+    that axis, and the termination head it picks is the same as on the elites-only path (unsorted elites, no task
+    termination function: the head decides)."""
+    model = models.ProbabilisticEnsemble.init(TINY, 3, 1, key=jax.random.key(3))  # no task: the termination head decides
+    model = eqx.tree_at(lambda m: m.elites, model, jnp.asarray([3, 0, 2], jnp.int32))
+    runs = {}
+    for members in ("elites", "all"):
+        hooks = RolloutHooks(penalty=Penalty(penalties.ensemble_std, coef=0.1, members=members), select=FirstElite())
+        runs[members] = rollout(model, _policy(), _start(), H, key=jax.random.key(2), hooks=hooks)
+    for name in ("next_obs", "terminal", "valid"):
+        np.testing.assert_array_equal(np.asarray(getattr(runs["all"], name)), np.asarray(getattr(runs["elites"], name)), err_msg=name)
+    ro = runs["all"]
+    expected = np.asarray(model.members(ro.obs[0], ro.act[0]).terminal_logit[3] > 0)
+    np.testing.assert_array_equal(np.asarray(ro.terminal[0]), expected)
+    assert 0 < expected.sum() < len(expected)  # both outcomes occur, so the right head is really checked

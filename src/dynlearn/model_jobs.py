@@ -349,6 +349,10 @@ def eval_model(run_dir: str | Path, dataset: Dataset, ood: list[Dataset], cfg: M
         from .models.dynamics_reward import load_reward
 
         dynamics_reward = load_reward(reward)  # before any work: a wrong folder fails fast
+        if (dynamics_reward.obs_dim, dynamics_reward.act_dim) != (model.obs_dim, model.act_dim):
+            raise ConfigError(f"the dynamics reward in {reward} was learned for obs/act dims {dynamics_reward.obs_dim}/"
+                              f"{dynamics_reward.act_dim}, the model has {model.obs_dim}/{model.act_dim}. Fix: pass the reward "
+                              "learned for this model's task (dynlearn model reward).")
     run = RunFolder.open(out, eval_config, force=force)
     start = time.perf_counter()
     fcfg = FitConfig.from_dict({k: v for k, v in config["fit"].items()}, source=str(run_dir / "config.json"))

@@ -132,22 +132,25 @@ def dataset_record(dataset) -> dict:
     return {"name": dataset.name, "hash": dataset.content_hash(), "transitions": len(dataset), "episodes": dataset.n_episodes}
 
 
-def config_differences(saved: dict, new: dict, prefix: str = "") -> list[str]:
+def config_differences(saved: dict, new: dict, prefix: str = "", *, legacy: dict[str, Any] | None = None) -> list[str]:
     """Keys whose values differ between a saved run config and a new one (dotted paths).
 
     A key the saved config lacks and the new one sets to None is not a difference: it is an option added to the
-    library after the run started, left inactive, so the run still resumes.
+    library after the run started, left inactive, so the run still resumes. ``legacy`` maps dotted keys added later
+    to the value a run saved before them implicitly had (e.g. ``{"model_based.penalty_members": "elites"}``): a saved
+    config without the key matches a new one with that value.
     """
+    legacy = legacy or {}
     out = []
     for key in sorted(set(saved) | set(new)):
         name = f"{prefix}{key}"
         if key not in saved:
-            if new[key] is not None:
+            if new[key] is not None and (name not in legacy or legacy[name] != new[key]):
                 out.append(name)
         elif key not in new:
             out.append(name)
         elif isinstance(saved[key], dict) and isinstance(new[key], dict):
-            out.extend(config_differences(saved[key], new[key], name + "."))
+            out.extend(config_differences(saved[key], new[key], name + ".", legacy=legacy))
         elif saved[key] != new[key]:
             out.append(name)
     return out
@@ -168,8 +171,10 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, config: dict, *, resume: bool = False, force: bool = False) -> "RunFolder":
-        """A new run folder with ``config.json`` written, or (``resume``) an existing one whose config must match."""
+    def open(cls, path: str | os.PathLike, config: dict, *, resume: bool = False, force: bool = False,
+             legacy: dict[str, Any] | None = None) -> "RunFolder":
+        """A new run folder with ``config.json`` written, or (``resume``) an existing one whose config must match
+        (``legacy``: see :func:`config_differences`)."""
         import json
 
         from .errors import ConfigError, DataError
@@ -181,7 +186,8 @@ class RunFolder:
         path = Path(path)
         if not (path / "config.json").is_file():
             raise DataError(str(path), "has no run to resume.", "start a new run without --resume.")
-        differs = config_differences(json.loads((path / "config.json").read_text()), json.loads(json.dumps(config, default=str)))
+        differs = config_differences(json.loads((path / "config.json").read_text()), json.loads(json.dumps(config, default=str)),
+                                     legacy=legacy)
         if differs:
             raise ConfigError(f"{path}/config.json differs from this run's config ({', '.join(differs[:5])}). Fix: resume with "
                               "the same options and data, or use a new --out.")

@@ -37,6 +37,7 @@ import numpy as np
 from ._types import Array, Bool, Float, Int, Key
 from .data.buffer import ReplayBuffer
 from .data.transitions import Transitions
+from .errors import ConfigError
 from .models.base import AbstractTransitionModel, MemberOutputs, ModelState
 from .models.ensemble import ProbabilisticEnsemble
 from .penalties import Part, PenaltyFn
@@ -83,7 +84,7 @@ class Penalty(eqx.Module):
 
     def __check_init__(self):
         if self.members not in ("elites", "all"):
-            raise ValueError(f"Penalty.members must be 'elites' or 'all', got {self.members!r}")
+            raise ConfigError(f"Penalty.members must be 'elites' or 'all', got {self.members!r}.")
 
     def uncertainty(self, outputs: MemberOutputs, y: Float[Array, "b target"]) -> Float[Array, " b"]:
         """The unweighted heuristic (``members`` of the ensemble, ``part`` of the target)."""
@@ -101,8 +102,8 @@ class Selection(eqx.Module):
     next_obs: Float[Array, "b obs"]
     reward: Float[Array, " b"]
     member: Int[Array, " b"]
-    """The elite (index into the elite outputs) whose termination head decides ``terminal`` when the
-    model has no termination function."""
+    """The member (index into the outputs' member axis, which holds every member when the penalty reads all of them,
+    else the elites) whose termination head decides ``terminal`` when the model has no termination function."""
     scores: Float[Array, "b ..."] | None = None
 
 
@@ -226,7 +227,6 @@ def _selected_terminal(model, obs, act, next_obs, outputs: MemberOutputs, member
         return jnp.asarray(fn(obs, act, next_obs), bool)
     if outputs.terminal_logit is None:
         raise ValueError("rollout: a select hook needs the model's termination_fn or a termination head")
-    member = jnp.take(outputs.elites, member)  # the selection indexes the elites; the outputs may hold every member
     return jnp.take_along_axis(outputs.terminal_logit, member[None], axis=0)[0] > 0.0
 
 

@@ -39,9 +39,11 @@ def test_every_baseline_round_trips_exactly_with_its_config(series, baselines, t
         assert type(loaded) is type(model) and loaded.header() == model.header()
         np.testing.assert_array_equal(np.asarray(loaded.generate(40, x0=x0)), np.asarray(model.generate(40, x0=x0)))
         assert io.read_config(folder) == cfg and type(io.read_config(folder)) is type(cfg)
-    # the neural ODE's activation is not in its header; it comes back from the stored fit config
+    # the neural ODE's activation comes back from its header, also when no fit config was stored
     node = io.load(tmp_path / "neural_ode")
     assert node.mlp.activation is jax.nn.softplus
+    io.save(tmp_path / "node_no_config", node)
+    assert io.load(tmp_path / "node_no_config").mlp.activation is jax.nn.softplus
 
 
 def test_save_rejects_models_it_cannot_rebuild_and_mismatched_configs(baselines, tmp_path):

@@ -7,6 +7,6 @@ from __future__ import annotations
 
 from . import mopo
 
-DEFAULTS = mopo.DEFAULTS | {"penalty": "none", "penalty_coef": 0.0}
+DEFAULTS = mopo.DEFAULTS | {"penalty": "none", "penalty_coef": 0.0, "penalty_members": None}
 PRESETS: dict[str, dict] = {}
 agent, hooks, target_adjust = mopo.agent, mopo.hooks, mopo.target_adjust

@@ -176,6 +176,10 @@ class ModelBasedConfig:
         return self.rollout_batch * self.horizon * self.retain_epochs
 
 
+LEGACY = {"model_based.penalty_members": "elites"}
+"""What runs saved before a config field existed used: a MOPO run started before ``penalty_members`` read the elites
+(it resumes with ``penalty_members="elites"``, and refuses to change to "all" mid-run)."""
+
 _OPTIONAL = ("preset", "model_max_epochs", "penalty_members", "eta", "mobile_samples", "q_floor", "reward_model", "candidates",
              "reward_threshold", "min_length", "selection", "reward_discriminators")
 
@@ -272,7 +276,7 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
         agent_cfg = agent_config
     config = {"model_based": dataclasses.asdict(cfg), "agent": {"name": agent.NAME, **dataclasses.asdict(agent_cfg)},
               "task": task.id, "dataset": dataset_record(dataset)}
-    RunFolder.open(out, config, resume=resume, force=force)
+    RunFolder.open(out, config, resume=resume, force=force, legacy=LEGACY)
     started = time.perf_counter()
     model, fit_report = (model, None) if model is not None else build_model(dataset, task, cfg, log)
     if fit_report is not None:
@@ -385,6 +389,8 @@ def _train_seed(method, agent, agent_cfg, spec, model, real: Transitions, starts
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             _write_checkpoint(folder, agent, state, buffer, progress)
     if progress["step"] < cfg.steps:
+        if progress["step"] % cfg.checkpoint_every:  # stopped at ``until`` between checkpoints: keep that work
+            _write_checkpoint(folder, agent, state, buffer, progress)
         return None
     score = write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes)
     agent.save(folder / "agent", state)

@@ -53,8 +53,8 @@ def _sindy(body: dict) -> SINDyModel:
 
 
 def _neural_ode(body: dict) -> NeuralODE:
-    # the header has no activation (NeuralODE.header); the fit config has it, and "tanh" is the default
-    activation = (body.get("fit_config") or {}).get("activation", "tanh")
+    # the header names the activation; folders saved before it did have it in their fit config ("tanh": the default)
+    activation = body.get("activation") or (body.get("fit_config") or {}).get("activation", "tanh")
     return NeuralODE.init(int(body["obs_dim"]), dt=float(body["dt"]), width=int(body["width"]), depth=int(body["depth"]),
                           activation=activation, time_scale=float(body["time_scale"]), solver=body["solver"],
                           substeps=int(body["substeps"]), key=jax.random.key(0))

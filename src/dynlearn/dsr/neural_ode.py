@@ -218,9 +218,10 @@ class NeuralODE(AbstractLatentModel):
 
     def header(self) -> dict:
         """Kind and sizes (for saving)."""
+        activation = next((name for name, fn in ACTIVATIONS.items() if fn is self.mlp.activation), None)
         return {"model": "neural_ode", "obs_dim": self.obs_dim, "latent_dim": self.latent_dim, "dt": self.dt,
                 "time_scale": self.time_scale, "solver": self.solver, "substeps": self.substeps,
-                "width": self.mlp.width_size, "depth": self.mlp.depth}
+                "width": self.mlp.width_size, "depth": self.mlp.depth, "activation": activation}
 
 
 def _as_arrays(series: TimeSeries | ArrayLike | Sequence[ArrayLike], dt: float | None, where: str) -> tuple[list[np.ndarray], float]:

@@ -242,10 +242,10 @@ class Discriminators(eqx.Module):
         once per ``(s, a)`` and shared by its candidates."""
         act = _ACTIVATIONS[self.activation]
         n, rn = sa.shape[0], delta.shape[0]
-        if rn % n:
+        if n and rn % n:
             raise ValueError(f"Discriminators: {rn} delta rows are not a whole number of copies of {n} (s, a) rows")
         zs = _forward(self.state_net, sa, act, last=True)  # [s, n, e]
-        if rn != n:
+        if n and rn != n:
             zs = jnp.broadcast_to(zs[:, None], (zs.shape[0], rn // n, n, zs.shape[-1])).reshape(zs.shape[0], rn, zs.shape[-1])
         z = jnp.concatenate([zs, _forward(self.delta_net, delta, act, last=True)], axis=-1)
         return _forward(self.head, z, act, last=False)[..., 0]
