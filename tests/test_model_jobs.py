@@ -130,6 +130,7 @@ def test_baselines_on_a_linear_system(key, tmp_path):
     np.testing.assert_array_equal(again.target_var, ref.target_var)
 
 
+@pytest.mark.slow
 def test_reward_defaults_to_the_model_based_methods_cached_ensemble(tmp_path, hopper_files, monkeypatch):
     """Without --model, `model reward` learns the reward of the very ensemble `dynlearn train mopo DATA` trains on."""
     from dynlearn.algos.model_based import ModelBasedConfig, build_model
