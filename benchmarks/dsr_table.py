@@ -107,6 +107,7 @@ PAPER = {
     # from this machine's sources; see benchmarks/dsr_protocol.md). An aggregator page (wizwand.com) attributes
     # D_stsp 0.26 (Lorenz-63, 3d) and 1.68 (Lorenz-96, 20d) to the GTF paper: not checked against the paper.
     ("lorenz63", "shPLRNN+aGTF"): "D_stsp 0.26 (aggregator, unverified); D_H: not found",
+    ("lorenz63", "shPLRNN+aGTF (full ref.)"): "D_stsp 0.26 (aggregator, unverified); D_H: not found",
     ("lorenz96", "shPLRNN+aGTF"): "D_stsp 1.68 (aggregator, unverified); D_H: not found",
 }
 NOT_FOUND = "not found"
