@@ -87,3 +87,15 @@ def test_bad_inputs_are_rejected():
         dsr.subregion_ids(np.zeros((5, 70)), 63)
     with pytest.raises(DataError, match="1-D"):
         dsr.symbolic_sequence(np.zeros((2, 2)))
+
+
+def test_many_subregions_keep_no_dense_transition_matrix():
+    """An AL-RNN with many PWL units can visit a new subregion at almost every step (P = 50 on Lorenz-96 visited ~10^5):
+    the statistics stay small (no [R, R] matrix) and still count crossings and occupancy."""
+    from dynlearn.dsr.analysis import MAX_DENSE_REGIONS
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(3 * MAX_DENSE_REGIONS, 40))
+    stats = dsr.subregion_stats(z, 30)
+    assert stats.n_regions > MAX_DENSE_REGIONS and stats.transitions is None
+    assert stats.n_crossings == len(z) - 1 and np.isclose(stats.occupancy.sum(), 1.0)

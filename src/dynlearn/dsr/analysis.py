@@ -84,8 +84,10 @@ class SubregionStats:
     """Distinct subregions visited, most visited first (ties: smaller id first)."""
     counts: np.ndarray
     """Steps spent in each of ``regions``."""
-    transitions: np.ndarray
-    """[R, R] counts of steps t -> t+1 from ``regions[i]`` to ``regions[j]`` (diagonal: staying)."""
+    transitions: np.ndarray | None
+    """[R, R] counts of steps t -> t+1 from ``regions[i]`` to ``regions[j]`` (diagonal: staying); None when more than
+    ``MAX_DENSE_REGIONS`` subregions are visited (an AL-RNN with many PWL units, e.g. P = 50 on Lorenz-96, can enter a new
+    one at almost every step, and the dense matrix would not fit in memory)."""
 
     @property
     def n_regions(self) -> int:
@@ -107,6 +109,10 @@ class SubregionStats:
         return id_to_bits(region, self.pwl_units)
 
 
+MAX_DENSE_REGIONS = 1024
+"""Above this many visited subregions :class:`SubregionStats` keeps no dense transition matrix."""
+
+
 def subregion_stats(z: ArrayLike, model_or_p: ALRNN | int) -> SubregionStats:
     """Subregion ids, symbolic sequence, visit counts and transition counts of a latent trajectory ``z [T, M]``."""
     p = _pwl_units(model_or_p)
@@ -117,9 +123,11 @@ def subregion_stats(z: ArrayLike, model_or_p: ALRNN | int) -> SubregionStats:
     regions, counts = np.unique(ids, return_counts=True)
     order = np.lexsort((regions, -counts))
     regions, counts = regions[order], counts[order]
-    pos = _positions(regions, ids)
-    transitions = np.zeros((len(regions), len(regions)), np.int64)
-    np.add.at(transitions, (pos[:-1], pos[1:]), 1)
+    transitions = None
+    if len(regions) <= MAX_DENSE_REGIONS:
+        pos = _positions(regions, ids)
+        transitions = np.zeros((len(regions), len(regions)), np.int64)
+        np.add.at(transitions, (pos[:-1], pos[1:]), 1)
     return SubregionStats(p, ids, symbols, dwell, regions, counts, transitions)
 
 

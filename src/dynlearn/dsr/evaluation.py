@@ -152,14 +152,19 @@ def lyapunov_record(lam: float | None, system, dt: float, steps: int) -> dict:
     return rec
 
 
+LISTED_REGIONS = 64
+"""Subregions a run's results.json lists (the most visited); the transition matrix is stored only up to this many."""
+
+
 def _subregion_record(z_gen: np.ndarray, model) -> dict:
     """AL-RNN: the linear subregions its free run visits, their occupancy and the symbolic sequence (arXiv 2410.14240)."""
     from .analysis import subregion_stats
 
     stats = subregion_stats(z_gen, model)
-    p = stats.pwl_units
-    return {"pwl_units": p, "max_regions": 2**p, "n_regions": stats.n_regions, "regions": stats.regions.tolist(),
-            "bits": ["".join(map(str, stats.bits(int(r)))) for r in stats.regions], "occupancy": stats.occupancy.tolist(),
-            "n_crossings": stats.n_crossings, "mean_dwell": float(np.mean(stats.dwell)), "transitions": stats.transitions.tolist(),
+    p, top = stats.pwl_units, slice(0, LISTED_REGIONS)  # the most visited first; P = 50 can visit ~10^5 of them
+    return {"pwl_units": p, "max_regions": 2**p, "n_regions": stats.n_regions, "listed_regions": min(stats.n_regions, LISTED_REGIONS),
+            "regions": stats.regions[top].tolist(), "bits": ["".join(map(str, stats.bits(int(r)))) for r in stats.regions[top]],
+            "occupancy": stats.occupancy[top].tolist(), "n_crossings": stats.n_crossings, "mean_dwell": float(np.mean(stats.dwell)),
+            "transitions": None if stats.transitions is None or stats.n_regions > LISTED_REGIONS else stats.transitions.tolist(),
             "symbols_head": stats.symbols[:40].tolist()}
 

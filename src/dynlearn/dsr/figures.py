@@ -88,32 +88,40 @@ def plot_power_spectra(path: Path, x_true: np.ndarray, x_gen: np.ndarray, dt: fl
     return path
 
 
-def plot_occupancy(path: Path, z_gen: np.ndarray, x_gen: np.ndarray, model, *, title: str, steps: int = 3000) -> Path:
+def plot_occupancy(path: Path, z_gen: np.ndarray, x_gen: np.ndarray, model, *, title: str, steps: int = 3000,
+                   max_bars: int = 30) -> Path:
     """AL-RNN subregion analysis: occupancy of the linear subregions, the symbolic sequence over time, and the generated
     attractor coloured by subregion."""
     from .analysis import subregion_stats
 
     plt = _plt()
     stats = subregion_stats(z_gen, model)
-    labels = ["".join(map(str, stats.bits(int(r)))) for r in stats.regions]
+    shown = stats.regions[:max_bars]  # the most visited first
+    labels = ["".join(map(str, stats.bits(int(r)))) for r in shown]
     colours = plt.get_cmap("tab10")
-    colour_of = {int(r): colours(i % 10) for i, r in enumerate(stats.regions)}
+    colour_of = {int(r): colours(i % 10) for i, r in enumerate(shown)}
+    other = (0.6, 0.6, 0.6, 1.0)  # regions beyond the bars
     fig = plt.figure(figsize=(13, 3.8))
     ax = fig.add_subplot(1, 3, 1)
-    ax.bar(range(len(labels)), stats.occupancy, color=[colour_of[int(r)] for r in stats.regions])
-    ax.set_xticks(range(len(labels)), labels, rotation=90 if len(labels) > 8 else 0, fontsize=7)
+    ax.bar(range(len(labels)), stats.occupancy[:max_bars], color=[colour_of[int(r)] for r in shown])
+    ax.set_xticks(range(len(labels)), labels if stats.pwl_units <= 8 else [""] * len(labels), rotation=90 if len(labels) > 8 else 0,
+                  fontsize=7)
     ax.set_ylabel("share of steps")
-    ax.set_title(f"{stats.n_regions} of {2 ** stats.pwl_units} subregions visited", fontsize=9)
+    more = f" (the {len(shown)} most visited shown)" if stats.n_regions > len(shown) else ""
+    ax.set_title(f"{stats.n_regions:,} of {2 ** stats.pwl_units:,} subregions visited{more}", fontsize=9)
     ax = fig.add_subplot(1, 3, 2)
     ids = stats.ids[:steps]
     pos = {int(r): i for i, r in enumerate(stats.regions)}
     ax.plot(np.arange(len(ids)), [pos[int(i)] for i in ids], lw=0.6, color="k")
-    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    if stats.n_regions <= max_bars:
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    else:
+        ax.set_ylabel("subregion rank (most visited = 0)")
     ax.set_xlabel("step")
     ax.set_title(f"symbolic sequence (first {len(ids)} steps, {stats.n_crossings} crossings in all)", fontsize=9)
     n = x_gen.shape[1]
     pts = slice(0, min(len(x_gen), 20_000))
-    c = [colour_of[int(i)] for i in stats.ids[pts]]
+    c = [colour_of.get(int(i), other) for i in stats.ids[pts]]
     if n >= 3:
         ax = fig.add_subplot(1, 3, 3, projection="3d")
         ax.scatter(x_gen[pts, 0], x_gen[pts, 1], x_gen[pts, 2], s=0.2, c=c)
