@@ -43,6 +43,7 @@ import numpy as np
 import optax
 
 from .._types import Array, ArrayLike, Bool, Float, Int, Key
+from ..progress import ProgressLine
 from ..errors import ConfigError, DataError, DynlearnError
 from .base import AbstractLatentModel
 from .plrnn import MODEL_KINDS, build_model
@@ -398,7 +399,7 @@ def fit_dsr(x_train: ArrayLike | Sequence[ArrayLike], cfg: FitDSRConfig = FitDSR
     n_blocks = -(-cfg.iterations // length)
 
     losses, alphas, block_s = [], [], []
-    with _Progress(progress, cfg.iterations) as bar:
+    with ProgressLine(progress, "fit_dsr", cfg.iterations, remaining=True) as bar:
         for b in range(n_blocks):
             t0 = time.perf_counter()
             it0 = b * length
@@ -418,8 +419,8 @@ def fit_dsr(x_train: ArrayLike | Sequence[ArrayLike], cfg: FitDSRConfig = FitDSR
             model, opt_state, alpha = model_next, opt_next, alpha_next
             losses.append(mse_h)
             alphas.append(np.asarray(alpha_hist)[: cfg.iterations - it0])
-            bar.update(it0 + len(mse_h), float(mse_h.mean()), float(alphas[-1][-1]) if cfg.forcing != "sparse" else None,
-                       len(mse_h) / block_s[-1])
+            alpha_text = f"  alpha {float(alphas[-1][-1]):.3f}" if cfg.forcing != "sparse" else ""
+            bar.update(it0 + len(mse_h), f"loss {float(mse_h.mean()):.4g}{alpha_text}  {len(mse_h) / block_s[-1]:.0f} it/s")
     wall = time.perf_counter() - start
     rate = (cfg.iterations - min(length, cfg.iterations)) / sum(block_s[1:]) if n_blocks > 1 else cfg.iterations / sum(block_s)
     report = FitDSRReport(
@@ -429,36 +430,3 @@ def fit_dsr(x_train: ArrayLike | Sequence[ArrayLike], cfg: FitDSRConfig = FitDSR
     return model, report
 
 
-class _Progress:
-    """A rich progress bar (iterations, forced MSE, alpha, it/s) updated between blocks, or nothing when quiet."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total = enabled, total
-        self._bar = None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._bar = Progress(TextColumn("fit_dsr"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                                 TimeElapsedColumn(), TimeRemainingColumn())
-            self._bar.__enter__()
-            self._task = self._bar.add_task("compiling...", total=self.total)
-        return self
-
-    def update(self, done: int, loss: float, alpha: float | None, rate: float) -> None:
-        if self._bar is not None:
-            text = f"loss {loss:.4g}" + (f"  alpha {alpha:.3f}" if alpha is not None else "") + f"  {rate:.0f} it/s"
-            self._bar.update(self._task, completed=done, description=text)
-
-    def __exit__(self, *exc):
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
-        return False

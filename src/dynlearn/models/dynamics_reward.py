@@ -87,6 +87,7 @@ from ..checkpoint import load_leaves, read_header, save_module, write_json
 from ..data.dataset import Dataset
 from ..data.normalize import Normalizer
 from ..data.transitions import Transitions
+from ..progress import ProgressLine
 from ..errors import ConfigError, DataError
 from .base import random_elites, select_member
 from .ensemble import ProbabilisticEnsemble
@@ -573,7 +574,7 @@ def learn_reward(dataset: Dataset, model: ProbabilisticEnsemble, cfg: DynamicsRe
     history: list[dict] = []
     blocks = cfg.steps // cfg.snapshot_every
     t_first = None
-    with _Progress(cfg.progress, blocks) as progress:
+    with ProgressLine(cfg.progress, "dynamics reward", blocks) as progress:
         for b in range(blocks):
             disc, disc_opt, gen, gen_opt, expert, learner, info = _block(disc, disc_opt, gen, gen_opt, elites, norms, train,
                                                                          jax.random.fold_in(train_key, b), cfg=cfg)
@@ -583,7 +584,7 @@ def learn_reward(dataset: Dataset, model: ProbabilisticEnsemble, cfg: DynamicsRe
             history.append(row)
             if t_first is None:
                 t_first = time.perf_counter()
-            progress.update(b + 1, row)
+            progress.update(b + 1, f"D loss {row['disc/loss']:.3f}  accuracy {row['disc/accuracy']:.2f}")
             if log is not None and (b + 1) % max(1, blocks // 10) == 0:
                 log(f"dynamics reward: step {row['step']:,}  D loss {row['disc/loss']:.3f}  D accuracy {row['disc/accuracy']:.2f}")
     end = time.perf_counter()
@@ -641,38 +642,6 @@ def reward_diagnostics(reward: DynamicsReward, model: ProbabilisticEnsemble, dat
     r_data, r_model = np.asarray(r_data), np.asarray(r_model)
     return {"rows": len(t), "reward_data": float(r_data.mean()), "reward_model": float(r_model.mean()),
             "auc": auc(r_data, r_model), "low_fraction_model": float((r_model < 0.6).mean())}
-
-
-class _Progress:
-    """A rich progress line (block, discriminator loss/accuracy), or nothing when quiet."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total, self._bar = enabled, total, None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self._bar = Progress(TextColumn("dynamics reward"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                                 TimeElapsedColumn(), transient=False)
-            self._bar.__enter__()
-            self._task = self._bar.add_task("compiling...", total=self.total)
-        return self
-
-    def update(self, block: int, row: dict) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, completed=block, description=f"D loss {row['disc/loss']:.3f}  accuracy {row['disc/accuracy']:.2f}")
-
-    def __exit__(self, *exc):
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
-        return False
 
 
 # ----------------------------------------------------------------------------------------------

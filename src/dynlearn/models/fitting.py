@@ -44,6 +44,7 @@ from ..agents.base import apply_optimizer
 from ..data.dataset import Dataset
 from ..data.normalize import Normalizer
 from ..data.transitions import Transitions
+from ..progress import ProgressLine
 from ..errors import ConfigError, DataError
 from ..metrics import model_error
 from .ensemble import EnsembleConfig, EnsembleMLP, ProbabilisticEnsemble
@@ -335,7 +336,7 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
     since, epoch, t_first = 0, 0, None
     t_epoch = time.perf_counter()
     stopped_early = False
-    progress = _Progress(cfg.progress, cfg.max_epochs)
+    progress = ProgressLine(cfg.progress, "fit ensemble", cfg.max_epochs)
     with progress:
         for epoch_key in _keys(train_key):
             net, opt_state, best, best_mse, mse, improved, info = _epoch(
@@ -351,7 +352,9 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
             history.append(tuple(float(v) for v in mse_h))
             since = 0 if improved_h.any() else since + 1
             best_h = np.asarray(best_mse)
-            progress.update(epoch, float(np.sort(best_h)[:ecfg.elites].mean()), float(mse_h.mean()), since)
+            elite_best = float(np.sort(best_h)[:ecfg.elites].mean())
+            progress.update(epoch, f"epoch {epoch}  holdout MSE {float(mse_h.mean()):.4g} (elites' best {elite_best:.4g})  "
+                                   f"no improvement for {since}")
             if since >= cfg.patience:
                 stopped_early = True
                 break
@@ -380,34 +383,6 @@ def _keys(key: Key):
     while True:
         yield jax.random.fold_in(key, i)
         i += 1
-
-
-class _Progress:
-    """A rich progress line (epoch, elite holdout MSE), or nothing when quiet."""
-
-    def __init__(self, enabled: bool, total: int | None):
-        self.enabled, self.total = enabled, total
-        self._bar = None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            columns = [TextColumn("fit ensemble"), BarColumn(), MofNCompleteColumn()] if self.total else [TextColumn("fit ensemble")]
-            self._bar = Progress(*columns, TextColumn("{task.description}"), TimeElapsedColumn(), transient=False)
-            self._bar.__enter__()
-            self._task = self._bar.add_task("compiling...", total=self.total)
-        return self
-
-    def update(self, epoch: int, elite_best: float, current: float, since: int) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, completed=epoch,
-                             description=f"epoch {epoch}  holdout MSE {current:.4g} (elites' best {elite_best:.4g})  no improvement for {since}")
-
-    def __exit__(self, *exc):
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
-        return False
 
 
 # ----------------------------------------------------------------------------------------------
