@@ -167,6 +167,27 @@ def test_blocks_carry_the_state_and_padding_changes_nothing(key, lorenz):
     assert not np.array_equal(long.losses[10:], np.zeros(4))
 
 
+def test_selection_returns_the_model_with_the_lowest_training_dstsp(key, lorenz):
+    # Scored at the end of the blocks that reach 200, 400, 600 and at the end (700); the returned model is the
+    # best-scoring one, and a run without selection returns the final model.
+    cfg = _fast(forcing="gtf", alpha=0.2, iterations=700, lr=3e-3, lr_end=1e-4, select_every=200, select_steps=3000)
+    model, report = dsr.fit_dsr(lorenz, cfg, key=key, progress=False)
+    iterations, scores = zip(*report.selection)
+    assert iterations == (200, 400, 600, 700)
+    best = int(np.argmin(scores))
+    assert report.selected_iteration == iterations[best] and np.isfinite(scores[best])
+    assert dsr.fit.training_dstsp(model, lorenz, 3000) == pytest.approx(scores[best], rel=1e-6)
+    final, plain = dsr.fit_dsr(lorenz, dataclasses.replace(cfg, select_every=0), key=key, progress=False)
+    assert plain.selection == () and plain.selected_iteration is None
+    assert dsr.fit.training_dstsp(final, lorenz, 3000) == pytest.approx(scores[-1], rel=1e-6)
+
+
+def test_selection_scores_a_diverging_free_run_as_infinite(lorenz):
+    exploding = _linear([1.5, 1.5, 1.5])
+    assert dsr.fit.training_dstsp(exploding, lorenz, 1000) == np.inf
+    assert np.isfinite(dsr.fit.training_dstsp(_linear([0.999, 0.999, 0.999]), lorenz, 1000))
+
+
 def test_divergence_raises_a_clear_error(key, lorenz):
     with pytest.raises(dsr.TrainingDivergedError, match="diverged at iteration 0.*standardise the data"):
         dsr.fit_dsr(lorenz * np.float32(1e20), FitDSRConfig(latent_dim=3, hidden_dim=8, seq_len=20, iterations=10, block=7),
@@ -187,7 +208,8 @@ def test_training_windows_never_cross_trajectory_ends():
 
 def test_config_rejects_bad_values_and_unknown_keys():
     for bad in ({"model": "lstm"}, {"forcing": "full"}, {"alpha": 1.5}, {"tau": 0}, {"lr_end": 1e-2}, {"noise": -1.0},
-                {"model": "alrnn", "latent_dim": 3, "pwl_units": 4}, {"latent_dim": 0}, {"grad_clip": float("nan")}):
+                {"model": "alrnn", "latent_dim": 3, "pwl_units": 4}, {"latent_dim": 0}, {"grad_clip": float("nan")},
+                {"select_every": -1}, {"select_steps": 0}):
         with pytest.raises(ConfigError):
             FitDSRConfig(**bad)
     with pytest.raises(DataError, match="unknown FitDSRConfig keys"):

@@ -196,6 +196,14 @@ def test_decay_iterations_reaches_the_fit_config():
     fit_cfg = plrnn_fit_config(cfg, "alrnn", 3)
     assert (fit_cfg.iterations, fit_cfg.decay_iterations, fit_cfg.lr, fit_cfg.lr_end) == (20_000, 100_000, 1e-3, 1e-5)
     assert plrnn_fit_config(DSRFit(data="system:lorenz63"), "clipped_shplrnn", 3).decay_iterations is None
+    assert plrnn_fit_config(DSRFit(data="system:lorenz63", select_every=1000), "alrnn", 3).select_every == 1000
+
+
+def test_selection_is_recorded_in_the_results(tmp_path):
+    record = run_fit(_small_fit(tmp_path / "fit", select_every=100), log=lambda s: None)
+    fit = _strict_json(tmp_path / "fit" / "results.json")["extra"]["fit"]
+    assert [it for it, _ in fit["selection"]] == [100, 200] and fit["selected_iteration"] in (100, 200)
+    assert fit["config"]["select_every"] == 100 and record is not None
 
 
 @pytest.mark.parametrize("options, match", [
@@ -207,6 +215,8 @@ def test_decay_iterations_reaches_the_fit_config():
     ({"train_fraction": 1.0}, "--train-fraction"),
     ({"decay_iterations": 0}, "--decay-iterations"),
     ({"model": "sindy", "decay_iterations": 1000}, "--decay-iterations applies to the PLRNNs"),
+    ({"select_every": -5}, "--select-every"),
+    ({"model": "esn", "select_every": 1000}, "--select-every applies to the PLRNNs"),
 ])
 def test_bad_options_are_config_errors(options, match):
     with pytest.raises(ConfigError, match=match):

@@ -74,7 +74,8 @@ def plrnn_fit_config(cfg: DSRFit, kind: str, n: int) -> FitDSRConfig:
         forcing=forcing, alpha=cfg.alpha if forcing == "gtf" else 1.0, tau=cfg.tau or 16, iterations=cfg.iterations,
         decay_iterations=cfg.decay_iterations, seq_len=cfg.seq_len or 200, lr=cfg.lr or 1e-3,
         lr_end=cfg.lr_end or (1e-5 if alrnn else 1e-6), regularization=0.0 if alrnn else 1e-5,
-        noise=cfg.batch_noise if cfg.batch_noise is not None else (0.05 if alrnn else 0.0), seed=cfg.seed)
+        noise=cfg.batch_noise if cfg.batch_noise is not None else (0.05 if alrnn else 0.0), seed=cfg.seed,
+        select_every=cfg.select_every)
 
 
 def fit_model(cfg: DSRFit, train, *, key) -> FittedModel:
@@ -88,7 +89,9 @@ def fit_model(cfg: DSRFit, train, *, key) -> FittedModel:
         model, report = fit_dsr(trajectories if len(trajectories) > 1 else trajectories[0], fit_cfg, key=key, progress=cfg.progress)
         info = {"iterations": report.iterations, "wall_s": report.wall_s, "iterations_per_s": report.iterations_per_s,
                 "first_block_s": report.first_block_s, "final_loss": float(np.mean(report.losses[-min(500, len(report.losses)):])),
-                "final_alpha": report.final_alpha, "training": next(k for k, v in TRAINING_CHOICES.items() if v == fit_cfg.forcing)}
+                "final_alpha": report.final_alpha, "training": next(k for k, v in TRAINING_CHOICES.items() if v == fit_cfg.forcing),
+                "selected_iteration": report.selected_iteration,
+                "selection": [[it, score if np.isfinite(score) else None] for it, score in report.selection]}
         return FittedModel(model, fit_cfg, info, np.asarray(report.losses))
     if name == "sindy":
         from .sindy import SINDyConfig, fit_sindy

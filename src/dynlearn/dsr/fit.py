@@ -25,14 +25,18 @@ arXiv 2306.04406; ``src/tf_training/training.jl``, ``settings/defaults.json``) a
   model structure and batch shape: the forcing mode, tau, learning rates, iteration count, penalties, noise and
   clipping are traced values, so a sweep over them does not recompile.
 
-The reference trains 5000 epochs x 50 batches = 250,000 iterations (GTF) or 2000 x 50 = 100,000 (AL-RNN) and
-keeps checkpoints chosen by D_stsp on generated trajectories; here the final model is returned, and model selection
-by the DSR metrics (:mod:`dynlearn.metrics`) is the caller's.
+The reference trains 5000 epochs x 50 batches = 250,000 iterations (GTF) or 2000 x 50 = 100,000 (AL-RNN).
+- **Which model is returned**: the final one (the GTF code evaluates its latest checkpoint), or with
+  ``select_every > 0`` the best by D_stsp *on the training series*, as the AL-RNN repository's Python training
+  routine does (``train_sh(..., use_best_model=True)``: every 20 epochs = 1,000 iterations, a 10,000-step free run
+  from the first training point scored against the training data). The test series is never looked at, so the
+  selection is part of training, not a peek at the evaluation.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Sequence
 
@@ -45,6 +49,7 @@ import optax
 from .._types import Array, ArrayLike, Bool, Float, Int, Key
 from ..progress import ProgressLine
 from ..errors import ConfigError, DataError, DynlearnError
+from ..metrics.dsr import is_diverged, state_space_divergence
 from .base import AbstractLatentModel
 from .plrnn import MODEL_KINDS, build_model
 from .teacher_forcing import FORCING_MODES, anneal_alpha, estimate_alpha, forced_mse
@@ -107,6 +112,12 @@ class FitDSRConfig:
     """Iterations per compiled call (the host syncs, checks for NaNs and updates the progress bar between blocks)."""
     seed: int = 0
     """Seed for the initialisation and the batches when fit_dsr gets no key."""
+    select_every: int = 0
+    """Keep the best model by training-data D_stsp, scored every this many iterations and at the end (the AL-RNN
+    repository's Python routine: 1,000; blocks shrink to ``gcd(block, select_every)``). 0: return the final model."""
+    select_steps: int = 10_000
+    """Length of the free run (from the first training point) that each selection score compares with the training
+    data (the AL-RNN repository's: 10,000)."""
 
     def __post_init__(self):
         bad = []
@@ -116,9 +127,11 @@ class FitDSRConfig:
             bad.append(f"forcing {self.forcing!r} is not one of {list(FORCING_MODES)}")
         if self.latent_dim is not None and self.latent_dim < 1:
             bad.append(f"latent_dim must be None or >= 1, got {self.latent_dim}")
-        for name in ("hidden_dim", "alpha_interval", "tau", "iterations", "batch_size", "seq_len", "block"):
+        for name in ("hidden_dim", "alpha_interval", "tau", "iterations", "batch_size", "seq_len", "block", "select_steps"):
             if int(getattr(self, name)) < 1:
                 bad.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.select_every < 0:
+            bad.append(f"select_every must be >= 0 (0: no selection), got {self.select_every}")
         if self.pwl_units < 0:
             bad.append(f"pwl_units must be >= 0, got {self.pwl_units}")
         if self.model == "alrnn" and self.latent_dim is not None and self.pwl_units > self.latent_dim:
@@ -195,6 +208,10 @@ class FitDSRReport:
     """Parameters of the observation model (L)."""
     config: FitDSRConfig
     """The configuration used."""
+    selection: tuple[tuple[int, float], ...] = ()
+    """``(iteration, training-data D_stsp)`` of every scored model (``select_every > 0``; inf: its free run diverged)."""
+    selected_iteration: int | None = None
+    """Iterations done by the returned model when selecting (None: the final model, no selection)."""
 
     @property
     def final_alpha(self) -> float | None:
@@ -362,6 +379,25 @@ def _train_block(model, opt_state, alpha, data, starts, it0, key, hyper: _Hyper,
 
 
 # ----------------------------------------------------------------------------------------------
+# Model selection by training-data D_stsp
+
+
+@eqx.filter_jit
+def _free_run(model: AbstractLatentModel, x0, steps: int):
+    return model.generate(steps, x0=x0)
+
+
+def training_dstsp(model: AbstractLatentModel, reference: np.ndarray, steps: int) -> float:
+    """D_stsp of a ``steps``-long free run from ``reference[0]`` against ``reference`` (inf when the run diverges):
+    the score of :class:`FitDSRConfig`'s ``select_every``."""
+    x_gen = np.asarray(_free_run(model, jnp.asarray(reference[0], jnp.float32), int(steps)))
+    if is_diverged(x_gen, reference):
+        return math.inf
+    score = state_space_divergence(reference, x_gen, on_diverged="nan")
+    return score if np.isfinite(score) else math.inf
+
+
+# ----------------------------------------------------------------------------------------------
 # fit_dsr
 
 
@@ -395,9 +431,13 @@ def fit_dsr(x_train: ArrayLike | Sequence[ArrayLike], cfg: FitDSRConfig = FitDSR
     opt_state = _optimizer(hyper).init(model)
     alpha = jnp.asarray(cfg.alpha, jnp.float32)
     data_d, starts_d = jnp.asarray(data), jnp.asarray(starts)
-    length = cfg.block  # every block has this length (the last one padded): one compiled program per structure
+    # every block has this length (the last one padded): one compiled program per structure; selection scores fall on
+    # block ends
+    length = math.gcd(cfg.block, cfg.select_every) if cfg.select_every else cfg.block
     n_blocks = -(-cfg.iterations // length)
 
+    reference = np.asarray(x_train[0] if isinstance(x_train, (list, tuple)) else x_train, np.float32)
+    selection, best = [], (math.inf, None, None)  # (score, model, iteration)
     losses, alphas, block_s = [], [], []
     with ProgressLine(progress, "fit_dsr", cfg.iterations, remaining=True) as bar:
         for b in range(n_blocks):
@@ -420,13 +460,23 @@ def fit_dsr(x_train: ArrayLike | Sequence[ArrayLike], cfg: FitDSRConfig = FitDSR
             losses.append(mse_h)
             alphas.append(np.asarray(alpha_hist)[: cfg.iterations - it0])
             alpha_text = f"  alpha {float(alphas[-1][-1]):.3f}" if cfg.forcing != "sparse" else ""
-            bar.update(it0 + len(mse_h), f"loss {float(mse_h.mean()):.4g}{alpha_text}  {len(mse_h) / block_s[-1]:.0f} it/s")
+            done = it0 + len(mse_h)
+            if cfg.select_every and (done // cfg.select_every > it0 // cfg.select_every or done == cfg.iterations):
+                score = training_dstsp(model, reference, cfg.select_steps)
+                selection.append((done, score))
+                if score <= best[0] or best[1] is None:  # ties (all diverged: inf) go to the later model
+                    best = (score, model, done)
+                alpha_text += f"  D_stsp(train) {score:.3g} (best {best[0]:.3g} at {best[2]})"
+            bar.update(done, f"loss {float(mse_h.mean()):.4g}{alpha_text}  {len(mse_h) / block_s[-1]:.0f} it/s")
+    if best[1] is not None:
+        model = best[1]
     wall = time.perf_counter() - start
     rate = (cfg.iterations - min(length, cfg.iterations)) / sum(block_s[1:]) if n_blocks > 1 else cfg.iterations / sum(block_s)
     report = FitDSRReport(
         losses=np.concatenate(losses), alphas=np.concatenate(alphas) if cfg.forcing != "sparse" else np.zeros(0, np.float32),
         iterations=cfg.iterations, wall_s=wall, first_block_s=block_s[0], iterations_per_s=rate, block_s=tuple(block_s),
-        n_params=model.n_params, n_observation_params=getattr(model, "n_observation_params", 0), config=cfg)
+        n_params=model.n_params, n_observation_params=getattr(model, "n_observation_params", 0), config=cfg,
+        selection=tuple(selection), selected_iteration=best[2])
     return model, report
 
 

@@ -86,6 +86,9 @@ class DSRFit:
     """training subsequence length (default 200)"""
     batch_noise: float | None = None
     """std of Gaussian noise added to training batches (default: 0 shPLRNN, 0.05 AL-RNN as its reference code)"""
+    select_every: int = 0
+    """PLRNNs: every this many iterations score a 10,000-step free run by D_stsp against the *training* series and keep
+    the best model (the AL-RNN repository's Python routine: 1000); 0 keeps the final model"""
     seed: int = 0
     """seed of the model's initialisation and its batches"""
     out: Path = Path("runs/dsr")
@@ -134,6 +137,10 @@ class DSRFit:
             bad.append(f"--decay-iterations must be <= 2^24 (counted in float32), got {self.decay_iterations}")
         if self.decay_iterations is not None and canonical_model(self.model) not in PLRNN_MODELS:
             bad.append(f"--decay-iterations applies to the PLRNNs ({', '.join(PLRNN_MODELS)}), not --model {self.model}")
+        if not (isinstance(self.select_every, int) and self.select_every >= 0):
+            bad.append(f"--select-every must be an integer >= 0 (0: keep the final model), got {self.select_every!r}")
+        elif self.select_every and canonical_model(self.model) not in PLRNN_MODELS:
+            bad.append(f"--select-every applies to the PLRNNs ({', '.join(PLRNN_MODELS)}), not --model {self.model}")
         if not 0.0 <= self.alpha <= 1.0:
             bad.append(f"--alpha must be in [0, 1], got {self.alpha}")
         if not 0.0 < self.train_fraction < 1.0:
