@@ -203,6 +203,9 @@ def report() -> str:
         budget = f"{len(results)}/{len(seeds)} seeds, " + (f"{iters:,} it." if iters else "closed form")
         if rate:
             budget += f" ({np.median(rate):.0f} it/s)"
+        chosen = [r["extra"]["fit"]["selected_iteration"] for r in ok if r["extra"]["fit"].get("selected_iteration")]
+        if chosen:
+            budget += f"; model kept at {', '.join(f'{c // 1000}k' for c in chosen)}"
         lam_text = _fmt(lam, 3) + (f" (true {true:.3f})" if true is not None else " (true unknown)")
         par = "—" if params is None else f"{params['latent_map']:,}" + (f" + {params['observation']:,} obs" if params["observation"] else "")
         if params and params["trained"] != params["total"]:

@@ -16,6 +16,7 @@ from dynlearn.metrics.dsr import (
     is_diverged,
     lyapunov_spectrum,
     max_lyapunov,
+    occupancy_gap,
     power_spectrum_distance,
     prediction_error,
     state_space_divergence,
@@ -104,6 +105,20 @@ def test_dstsp_binned_counts_only_generated_points_inside_the_box():
     assert math.isnan(state_space_divergence(a, far, on_diverged="nan"))
     partly = np.concatenate([a, far])  # the outside half is ignored: same occupation as a
     assert state_space_divergence(a, partly) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_occupancy_gap_counts_the_parts_a_trajectory_misses():
+    # Uniform points on [0, 1]^2; a "model" that covers only x < 0.5 misses about half the true mass, and one with
+    # a quarter of its points in a far corner outside the box reports them as outside, not spurious.
+    rng = np.random.default_rng(3)
+    true = rng.uniform(size=(40_000, 2))
+    half = true[true[:, 0] < 0.5]
+    gap = occupancy_gap(true, half, n_bins=20)
+    assert gap["missed"] == pytest.approx(0.5, abs=0.03) and gap["spurious"] == 0.0 and gap["outside"] == 0.0
+    corner = np.concatenate([true[:30_000], np.full((10_000, 2), 5.0)])
+    gap = occupancy_gap(true, corner, n_bins=20)
+    assert gap["missed"] == 0.0 and gap["outside"] == pytest.approx(0.25)
+    assert occupancy_gap(true, true)["missed"] == 0.0
 
 
 # ----- D_H ---------------------------------------------------------------------------------------------

@@ -129,9 +129,9 @@ def state_space_divergence(x_true: Float[ArrayLike, "t n"], x_gen: Float[ArrayLi
     raise ConfigError(f"{metric}: method must be 'auto', 'bins' or 'gmm', got {method!r}.")
 
 
-def _binned_kl(xt: np.ndarray, xg: np.ndarray, n_bins: int, alpha: float, metric: str, on_diverged: str) -> float:
-    if n_bins < 1 or alpha <= 0:
-        raise ConfigError(f"{metric}: n_bins must be >= 1 and smoothing > 0, got {n_bins} and {alpha}.")
+def _bin_counts(xt: np.ndarray, xg: np.ndarray, n_bins: int, metric: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """D_stsp's binning: ``(count_t, count_g, n_bins^N)`` over the bins either trajectory occupies (``n_bins`` per
+    dimension over the true data's range widened by 0.1 std on each side; generated points outside are not counted)."""
     n = xt.shape[1]
     if n_bins**n > 2**62:
         raise ConfigError(f"{metric}: {n_bins}^{n} bins overflow; use method='gmm' or fewer bins.")
@@ -146,19 +146,46 @@ def _binned_kl(xt: np.ndarray, xg: np.ndarray, n_bins: int, alpha: float, metric
         return b @ (n_bins ** np.arange(n, dtype=np.int64))
 
     bt, bg = flat_bins(xt), flat_bins(xg)
-    if bg.size == 0:
+    occupied, inverse = np.unique(np.concatenate([bt, bg]), return_inverse=True)
+    count_t = np.bincount(inverse[: bt.size], minlength=occupied.size).astype(np.float64)
+    count_g = np.bincount(inverse[bt.size:], minlength=occupied.size).astype(np.float64)
+    return count_t, count_g, n_bins**n
+
+
+def _binned_kl(xt: np.ndarray, xg: np.ndarray, n_bins: int, alpha: float, metric: str, on_diverged: str) -> float:
+    if n_bins < 1 or alpha <= 0:
+        raise ConfigError(f"{metric}: n_bins must be >= 1 and smoothing > 0, got {n_bins} and {alpha}.")
+    count_t, count_g, total = _bin_counts(xt, xg, n_bins, metric)
+    if count_g.sum() == 0:
         if on_diverged == "raise":
             raise TrajectoryDivergedError(metric, "no generated point lies within the true data's range: the trajectory left the attractor.",
                                           "report the model as diverged, or pass on_diverged='nan' to get nan.", key="x_gen")
         return math.nan
-    occupied, inverse = np.unique(np.concatenate([bt, bg]), return_inverse=True)
-    count_t = np.bincount(inverse[: bt.size], minlength=occupied.size).astype(np.float64)
-    count_g = np.bincount(inverse[bt.size:], minlength=occupied.size).astype(np.float64)
-    total = float(n_bins) ** n
-    zt, zg = bt.size + alpha * total, bg.size + alpha * total
+    total = float(total)
+    zt, zg = count_t.sum() + alpha * total, count_g.sum() + alpha * total
     p, q = (count_t + alpha) / zt, (count_g + alpha) / zg
     p0, q0 = alpha / zt, alpha / zg
-    return float(np.sum(p * np.log(p / q)) + (total - occupied.size) * p0 * np.log(p0 / q0))
+    return float(np.sum(p * np.log(p / q)) + (total - count_t.size) * p0 * np.log(p0 / q0))
+
+
+def occupancy_gap(x_true: Float[ArrayLike, "t n"], x_gen: Float[ArrayLike, "s n"], *, n_bins: int = 30) -> dict[str, float]:
+    """Where two state-space occupations differ, on D_stsp's bins (below 6 dimensions): ``missed`` is the share of
+    the true points in bins the generated trajectory never visits (parts of the attractor the model does not
+    reproduce), ``spurious`` the share of the generated points inside the box that fall in bins the data never
+    visits, and ``outside`` the share of generated points outside the box. A binned D_stsp is dominated by ``missed``
+    (each such bin costs ``p log(p / smoothing)``)."""
+    metric = "occupancy_gap"
+    xt, xg = _as_points(x_true, "x_true", metric), _as_points(x_gen, "x_gen", metric)
+    if xt.shape[1] != xg.shape[1]:
+        raise DataError(metric, f"x_true has {xt.shape[1]} channels but x_gen has {xg.shape[1]}.", "compare in the same observation space.")
+    if n_bins < 1:
+        raise ConfigError(f"{metric}: n_bins must be >= 1, got {n_bins}.")
+    _finite_or_fail(xt, xg, metric, "raise")
+    count_t, count_g, _ = _bin_counts(xt, xg, n_bins, metric)
+    inside = count_g.sum()
+    return {"missed": float(count_t[count_g == 0].sum() / count_t.sum()),
+            "spurious": float(count_g[count_t == 0].sum() / inside) if inside else math.nan,
+            "outside": float(1.0 - inside / len(xg))}
 
 
 def _gmm_kl(xt: np.ndarray, xg: np.ndarray, variance: float, mc_samples: int, max_points: int, key) -> float:
