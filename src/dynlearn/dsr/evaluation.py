@@ -87,6 +87,7 @@ def evaluate_model(model: AbstractLatentModel, x_test: np.ndarray, dt: float, *,
     ``"diverged"``; a diverged model gets ``null`` metrics and a ``failure`` entry.
     """
     from ..metrics.dsr import (
+        BIN_DIM_LIMIT,
         TrajectoryDivergedError,
         is_diverged,
         max_lyapunov,
@@ -131,7 +132,7 @@ def evaluate_model(model: AbstractLatentModel, x_test: np.ndarray, dt: float, *,
     except TrajectoryDivergedError as e:  # bounded, but not one generated point inside the data's box
         return failed("free_run", f"the free-running trajectory left the data's range ({e.problem.rstrip('.')})")
     record["metrics"] = {"D_stsp": d_stsp, "D_H": power_spectrum_distance(x_test, x_gen), "PE": pe}
-    if n < 6:  # where D_stsp is binned: which share of the attractor the model misses, and of its own run lies elsewhere
+    if n < BIN_DIM_LIMIT:  # where D_stsp is binned: the share of the attractor the model misses, and of its run elsewhere
         record["occupancy"] = occupancy_gap(x_test, x_gen)
     lam = max_lyapunov(model.step, model.encode(jnp.asarray(x_test[0])), steps=lyapunov_steps, transient=1000, dt=dt, on_diverged="nan")
     record["lyapunov"] = lyapunov_record(lam, system, dt, lyapunov_steps)
