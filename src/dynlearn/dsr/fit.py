@@ -459,15 +459,15 @@ def fit_dsr(x_train: ArrayLike | Sequence[ArrayLike], cfg: FitDSRConfig = FitDSR
             model, opt_state, alpha = model_next, opt_next, alpha_next
             losses.append(mse_h)
             alphas.append(np.asarray(alpha_hist)[: cfg.iterations - it0])
-            alpha_text = f"  alpha {float(alphas[-1][-1]):.3f}" if cfg.forcing != "sparse" else ""
+            status = f"  alpha {float(alphas[-1][-1]):.3f}" if cfg.forcing != "sparse" else ""
             done = it0 + len(mse_h)
             if cfg.select_every and (done // cfg.select_every > it0 // cfg.select_every or done == cfg.iterations):
                 score = training_dstsp(model, reference, cfg.select_steps)
                 selection.append((done, score))
                 if score <= best[0] or best[1] is None:  # ties (all diverged: inf) go to the later model
                     best = (score, model, done)
-                alpha_text += f"  D_stsp(train) {score:.3g} (best {best[0]:.3g} at {best[2]})"
-            bar.update(done, f"loss {float(mse_h.mean()):.4g}{alpha_text}  {len(mse_h) / block_s[-1]:.0f} it/s")
+                status += f"  D_stsp(train) {score:.3g} (best {best[0]:.3g} at {best[2]})"
+            bar.update(done, f"loss {float(mse_h.mean()):.4g}{status}  {len(mse_h) / block_s[-1]:.0f} it/s")
     if best[1] is not None:
         model = best[1]
     wall = time.perf_counter() - start

@@ -60,6 +60,14 @@ def _as_points(x, name: str, metric: str) -> np.ndarray:
     return arr.astype(np.float64)
 
 
+def _point_pair(x_true, x_gen, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both trajectories as points (:func:`_as_points`), checked to share their channels."""
+    xt, xg = _as_points(x_true, "x_true", metric), _as_points(x_gen, "x_gen", metric)
+    if xt.shape[1] != xg.shape[1]:
+        raise DataError(metric, f"x_true has {xt.shape[1]} channels but x_gen has {xg.shape[1]}.", "compare in the same observation space.")
+    return xt, xg
+
+
 def _finite_or_fail(x_true: np.ndarray, x_gen: np.ndarray, metric: str, on_diverged: str) -> bool:
     """Raise on bad reference data; for a non-finite generated trajectory raise or return False (caller returns nan)."""
     if not np.all(np.isfinite(x_true)):
@@ -115,9 +123,7 @@ def state_space_divergence(x_true: Float[ArrayLike, "t n"], x_gen: Float[ArrayLi
     """
     metric = "state_space_divergence"
     _check_policy(on_diverged)
-    xt, xg = _as_points(x_true, "x_true", metric), _as_points(x_gen, "x_gen", metric)
-    if xt.shape[1] != xg.shape[1]:
-        raise DataError(metric, f"x_true has {xt.shape[1]} channels but x_gen has {xg.shape[1]}.", "compare in the same observation space.")
+    xt, xg = _point_pair(x_true, x_gen, metric)
     if not _finite_or_fail(xt, xg, metric, on_diverged):
         return math.nan
     if method == "auto":
@@ -175,9 +181,7 @@ def occupancy_gap(x_true: Float[ArrayLike, "t n"], x_gen: Float[ArrayLike, "s n"
     visits, and ``outside`` the share of generated points outside the box. A binned D_stsp is dominated by ``missed``
     (each such bin costs ``p log(p / smoothing)``)."""
     metric = "occupancy_gap"
-    xt, xg = _as_points(x_true, "x_true", metric), _as_points(x_gen, "x_gen", metric)
-    if xt.shape[1] != xg.shape[1]:
-        raise DataError(metric, f"x_true has {xt.shape[1]} channels but x_gen has {xg.shape[1]}.", "compare in the same observation space.")
+    xt, xg = _point_pair(x_true, x_gen, metric)
     if n_bins < 1:
         raise ConfigError(f"{metric}: n_bins must be >= 1, got {n_bins}.")
     _finite_or_fail(xt, xg, metric, "raise")
