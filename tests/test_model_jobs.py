@@ -144,3 +144,21 @@ def test_reward_defaults_to_the_model_based_methods_cached_ensemble(tmp_path, ho
     seen = []
     build_model(dataset, dl.tasks.get("Hopper-v5"), ModelBasedConfig(), log=seen.append)
     assert any("cached" in line for line in seen)  # the training loop finds the same entry
+
+    # `model eval` diagnoses that same cached ensemble: by name (`cached`) or by its folder, with the reward
+    ev_out = tmp_path / "eval"
+    assert main(["model", "eval", "cached", data, "--out", str(ev_out), "--horizon", "3", "--windows", "20",
+                 "--reward", str(tmp_path / "reward")]) == 0
+    ev = json.loads((ev_out / "results.json").read_text())
+    check_results(ev)
+    assert list(ev["extra"]["one_step"]) == ["random (holdout)"] and (ev_out / "reward.md").is_file()
+    assert json.loads((ev_out / "config.json").read_text())["run"] == str(entries[0])
+    # its reference (rebuilt from the training split) makes the errors comparable: the fitted model beats a constant
+    one_step = ev["extra"]["one_step"]["random (holdout)"]
+    assert np.mean(one_step["ensemble"]) < np.mean(one_step["constant_delta"])
+    _, _, config, _ = model_jobs.load_run(entries[0])
+    assert config["cached"] and config["task"] == "Hopper-v5"
+    # a cached ensemble has no saved reference, so other data cannot be the main test set; and no default out folder
+    assert main(["model", "eval", str(entries[0]), str(hopper_files[1]), "--out", str(tmp_path / "e2")]) == 2
+    assert main(["model", "eval", str(entries[0]), data]) == 2
+    assert not (entries[0] / "eval").exists() and not (tmp_path / "e2").exists()

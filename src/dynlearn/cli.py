@@ -167,10 +167,12 @@ class ModelTrain:
 
 @dataclasses.dataclass(frozen=True)
 class ModelEval:
-    """Diagnose a fitted model (DIR from `model train`) on DATA (its holdout when DATA is the training data) and --ood data."""
+    """Diagnose a fitted model (DIR from `model train`, a cached ensemble, or `cached`) on DATA (its holdout when DATA is
+    the training data) and --ood data."""
 
     run: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="DIR")]
-    """run folder of `dynlearn model train`"""
+    """run folder of `dynlearn model train`, a cached ensemble folder (~/.cache/dynlearn/models/<key>), or `cached`: the
+    ensemble `dynlearn train mopo|mobile|ravl|...` uses for DATA (fitted first if it is not cached; needs --out)"""
     data: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="DATA")]
     """in-distribution test data (the training data: its holdout episodes are used)"""
     ood: tuple[str, ...] = ()
@@ -184,7 +186,7 @@ class ModelEval:
     reward: Path | None = None
     """a dynamics reward folder (`dynlearn model reward`): also score real vs model transitions with it"""
     out: Path | None = None
-    """output folder (default: DIR/eval)"""
+    """output folder (default: DIR/eval; required for a cached ensemble)"""
     force: bool = False
     """replace an existing output folder"""
 
@@ -349,9 +351,22 @@ def _cmd_model_eval(cfg: ModelEval) -> None:
     from .data import load
     from .model_jobs import ModelEvalConfig, eval_model, load_run
 
-    _, task, _, _ = load_run(cfg.run)
+    run = cfg.run
+    if str(run) == "cached":  # the ensemble the model-based methods use for DATA (fitted now if it is not cached)
+        from .algos.model_based import ModelBasedConfig, build_model, ensemble_entry
+        from .errors import ConfigError
+        from .tasks import get
+
+        dataset = load(cfg.data)
+        if dataset.task is None:
+            raise ConfigError(f"{cfg.data} does not record its task, so its cached ensemble cannot be found. Fix: pass a run "
+                              "folder of `dynlearn model train` as DIR.")
+        task = get(dataset.task)
+        build_model(dataset, task, ModelBasedConfig(), log=print)
+        run = ensemble_entry(dataset, task, ModelBasedConfig())
+    _, task, _, _ = load_run(run)
     job = ModelEvalConfig(horizon=cfg.horizon, windows=cfg.windows, seed=cfg.seed)
-    eval_model(cfg.run, load(cfg.data, task=task), [load(d, task=task) for d in cfg.ood], job, out=cfg.out, force=cfg.force,
+    eval_model(run, load(cfg.data, task=task), [load(d, task=task) for d in cfg.ood], job, out=cfg.out, force=cfg.force,
                reward=cfg.reward)
 
 

@@ -316,19 +316,46 @@ def _holdout_rows(dataset: Dataset, fcfg: FitConfig, seed: int) -> Dataset:
 
 
 def load_run(run_dir: str | Path):
-    """``(model, task, config, fit_report)`` of a ``dynlearn model train`` run folder."""
+    """``(model, task, config, fit_report)`` of a ``dynlearn model train`` run folder or of a cached ensemble.
+
+    A cached ensemble is an entry of :func:`dynlearn.models.cache.cache_root` (``~/.cache/dynlearn/models/<key>``:
+    the model every ``dynlearn train mopo|mobile|ravl|...`` and ``dynlearn model reward DATA`` of a dataset use).
+    Its ``config`` has the run folder's shape: ``task``, ``fit`` and ``dataset`` (``{"hash": ...}``; the cache does
+    not record the dataset's name), plus ``"cached": True``.
+    """
     from .tasks import get
 
     run_dir = Path(run_dir)
+    if (run_dir / "key.json").is_file() and not (run_dir / "config.json").is_file():
+        return _load_cached(run_dir)
     cfg_path = run_dir / "config.json"
     if not cfg_path.is_file() or not (run_dir / "model").is_dir():
-        raise DataError(str(run_dir), "is not a model run folder (no config.json and model/).", "pass the --out folder of `dynlearn model train`.")
+        raise DataError(str(run_dir), "is not a model run folder (no config.json and model/) nor a cached ensemble (no key.json).",
+                        "pass the --out folder of `dynlearn model train`, or a cached ensemble (~/.cache/dynlearn/models/<key>, "
+                        "named in the log of the job that fitted it).")
     config = json.loads(cfg_path.read_text())
     if "model_train" not in config:
         raise DataError(str(cfg_path), "was not written by `dynlearn model train`.", "pass the --out folder of `dynlearn model train`.")
     task = get(config["task"]) if config.get("task") else None
     report = FitReport.from_dict(json.loads((run_dir / "fit_report.json").read_text()))
     return load(run_dir / "model", task=task), task, config, report
+
+
+def _load_cached(entry: Path):
+    from .checkpoint import latest_dir
+    from .tasks import get
+
+    saved = latest_dir(entry)
+    if saved is None or not (saved / "model").is_dir() or not (saved / "fit_report.json").is_file():
+        raise DataError(str(entry), "is an incomplete cached ensemble (no model/ or fit_report.json).",
+                        "delete the folder; the next job on its dataset fits the model again.")
+    key = json.loads((saved / "key.json").read_text())
+    if not {"dataset", "fit"} <= key.keys():
+        raise DataError(str(saved / "key.json"), "is not a dynlearn model-cache key (no dataset/fit).", "pass a cached ensemble folder.")
+    task = get(key["task"]) if key.get("task") else None
+    config = {"task": key.get("task"), "fit": key["fit"], "dataset": {"hash": key["dataset"], "name": None}, "cached": True}
+    report = FitReport.from_dict(json.loads((saved / "fit_report.json").read_text()))
+    return load(saved / "model", task=task), task, config, report
 
 
 def eval_model(run_dir: str | Path, dataset: Dataset, ood: list[Dataset], cfg: ModelEvalConfig = ModelEvalConfig(), *,
@@ -341,6 +368,12 @@ def eval_model(run_dir: str | Path, dataset: Dataset, ood: list[Dataset], cfg: M
     """
     run_dir = Path(run_dir)
     model, task, config, report = load_run(run_dir)
+    if config.get("cached") and dataset.content_hash() != config["dataset"]["hash"]:
+        raise ConfigError(f"{run_dir} is a cached ensemble, which keeps no reference statistics of its training data, and "
+                          f"{dataset.name} is not that data (content hash {dataset.content_hash()}, the cache key says "
+                          f"{config['dataset']['hash']}). Fix: pass the dataset it was fitted on as DATA and the others with --ood.")
+    if out is None and config.get("cached"):
+        raise ConfigError(f"{run_dir} is a cached ensemble: its eval would be written into the cache. Fix: pass --out DIR.")
     out = Path(out) if out is not None else run_dir / "eval"
     eval_config = {"model_eval": dataclasses.asdict(cfg), "run": str(run_dir), "dataset": dataset_record(dataset),
                    "ood": [dataset_record(d) for d in ood], "reward": None if reward is None else str(reward)}
@@ -356,8 +389,12 @@ def eval_model(run_dir: str | Path, dataset: Dataset, ood: list[Dataset], cfg: M
     run = RunFolder.open(out, eval_config, force=force)
     start = time.perf_counter()
     fcfg = FitConfig.from_dict({k: v for k, v in config["fit"].items()}, source=str(run_dir / "config.json"))
-    ref = Reference.load(run_dir / "reference.npz")
-    if dataset.content_hash() == config["dataset"]["hash"]:
+    training_data = dataset.content_hash() == config["dataset"]["hash"]
+    if (run_dir / "reference.npz").is_file():
+        ref = Reference.load(run_dir / "reference.npz")
+    else:  # a cached ensemble: the reference is rebuilt from its training split (checked above: DATA is its data)
+        ref = Reference.of(fit_split(dataset, fcfg, report.holdout_seed)[0])
+    if training_data:
         _, hold = fit_split(dataset, fcfg, report.holdout_seed)
         test = hold if hold is not None else _holdout_rows(dataset, fcfg, report.holdout_seed)
         test_name = f"{dataset.name} (holdout)"

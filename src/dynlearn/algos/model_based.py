@@ -212,10 +212,9 @@ def build_model(dataset: Dataset, task, cfg: ModelBasedConfig, log: Callable[[st
                             key="infos/qpos")
         return OracleModel.for_task(task), None
     if cfg.model == "ensemble":
-        from ..models import EnsembleConfig, FitConfig, fitted
+        from ..models import fitted
 
-        model, report = fitted(dataset, EnsembleConfig(), FitConfig(max_epochs=cfg.model_max_epochs), seed=cfg.model_seed,
-                               task=task, log=log)
+        model, report = fitted(dataset, *_ensemble_configs(cfg), seed=cfg.model_seed, task=task, log=log)
         return model, report
     from ..models import load
 
@@ -223,6 +222,19 @@ def build_model(dataset: Dataset, task, cfg: ModelBasedConfig, log: Callable[[st
     if not (folder / "config.json").is_file():
         raise ConfigError(f"model {cfg.model!r} is not 'ensemble', 'oracle' or a model folder (no {folder / 'config.json'}).")
     return load(folder, task=task), None
+
+
+def _ensemble_configs(cfg: ModelBasedConfig):
+    from ..models import EnsembleConfig, FitConfig
+
+    return EnsembleConfig(), FitConfig(max_epochs=cfg.model_max_epochs)
+
+
+def ensemble_entry(dataset: Dataset, task, cfg: ModelBasedConfig) -> Path:
+    """The cache folder of the learned ensemble :func:`build_model` uses for ``dataset`` (once fitted)."""
+    from ..models.cache import cache_entry
+
+    return cache_entry(dataset, *_ensemble_configs(cfg), seed=cfg.model_seed, task=task)
 
 
 class StartStates:

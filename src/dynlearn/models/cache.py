@@ -52,13 +52,22 @@ def _digest(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
 
 
+def cache_entry(dataset: Dataset, model_cfg: EnsembleConfig = EnsembleConfig(), fit_cfg: FitConfig = FitConfig(), *,
+                seed: int = 0, task: Any | None = None, root: str | os.PathLike | None = None) -> Path:
+    """The folder :func:`fitted` keeps this model in (it exists once the model has been fitted)."""
+    return _entry(cache_key(dataset, model_cfg, fit_cfg, seed=seed, task=task), root)
+
+
+def _entry(key: dict, root: str | os.PathLike | None) -> Path:
+    return (Path(root) if root is not None else cache_root()) / _digest(key)
+
+
 def fitted(dataset: Dataset, model_cfg: EnsembleConfig = EnsembleConfig(), fit_cfg: FitConfig = FitConfig(), *, seed: int = 0,
            task: Any | None = None, root: str | os.PathLike | None = None,
            log: Callable[[str], None] | None = None) -> tuple[ProbabilisticEnsemble, FitReport]:
     """The model :func:`dynlearn.models.fit` gives for these inputs, from the cache or fitted now (and cached)."""
     key = cache_key(dataset, model_cfg, fit_cfg, seed=seed, task=task)
-    entry = Path(root) if root is not None else cache_root()
-    entry = entry / _digest(key)
+    entry = _entry(key, root)
     saved = latest_dir(entry)
     if saved is not None and (saved / "fit_report.json").is_file():
         if log:

@@ -25,8 +25,9 @@ bit for bit along recorded episodes (tests/tasks/test_oracle.py). ``OracleModel.
 drops the residuals (a plain float32 state), for measuring what the rounding costs
 (``benchmarks/model_error.md``).
 
-**Stepping.** ``step`` calls MuJoCo through one :func:`jax.pure_callback` per step for the whole batch (the
-callback has a vmap rule, so ``jax.vmap`` over ``step`` stays one call). Two host backends:
+**Stepping.** ``step`` calls MuJoCo through one host callback per step for the whole batch (a
+``buffer_callback`` on CPU, ``pure_callback`` on an accelerator: see ``_host_call``; it has a vmap rule, so
+``jax.vmap`` over ``step`` stays one call). Two host backends:
 
 - ``"rollout"`` (Hopper, Walker2d, HalfCheetah, InvertedPendulum v5): :func:`mujoco.rollout` steps all rows
   in C on a thread pool (``frame_skip`` physics steps with the action held, as ``MujocoEnv.do_simulation``),
@@ -59,6 +60,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental.buffer_callback import buffer_callback
 
 from .._types import Array, Float, Int, Key
 from ..errors import ConfigError
@@ -305,6 +307,28 @@ class _Simulator:
             self.pool.close()
 
 
+def _host_call(fn, shapes: tuple, *args):
+    """``fn(*numpy args) -> tuple of numpy results`` called from traced code, batched under ``vmap``.
+
+    On CPU this is a :func:`jax.experimental.buffer_callback.buffer_callback`: ``fn`` reads the computation's
+    own input buffers and its results are written into the output buffers, with no transfer in between.
+    :func:`jax.pure_callback` instead ``device_put``s its inputs onto the CPU device from inside the running
+    computation, and on the CPU backend that transfer can wait forever on the very client that is running
+    the computation (seen as training jobs hanging in ``np.asarray`` of the callback's arguments, most often
+    with single-threaded XLA). On an accelerator the inputs come from device memory, so ``pure_callback``
+    (which copies them to the host) is the right call there.
+    """
+    if jax.default_backend() != "cpu":
+        return jax.pure_callback(fn, shapes, *args, vmap_method="broadcast_all")
+
+    def kernel(ctx, outs, *ins):
+        del ctx
+        for out, value in zip(outs, fn(*(np.asarray(x) for x in ins)), strict=True):
+            np.asarray(out)[...] = value
+
+    return buffer_callback(kernel, shapes, vmap_method="broadcast_all")(*args)
+
+
 @functools.cache
 def _simulator(task_id: str, backend: str, nthread: int) -> _Simulator:
     """One simulator per (task, backend, threads), shared by every oracle of that task (same compiled programs)."""
@@ -398,8 +422,8 @@ class OracleModel(AbstractTransitionModel):
         act = jnp.broadcast_to(jnp.asarray(act, jnp.float32), (*batch, self.act_dim))
         f32 = lambda *tail: jax.ShapeDtypeStruct((*batch, *tail), jnp.float32)
         shapes = (f32(self.nq), f32(self.nv), f32(self.nq), f32(self.nv), f32(self.obs_dim), f32(), jax.ShapeDtypeStruct(batch, jnp.bool_))
-        qpos, qvel, qpos_lo, qvel_lo, next_obs, reward, terminated = jax.pure_callback(
-            self.sim, shapes, state.qpos, state.qvel, state.qpos_lo, state.qvel_lo, act, vmap_method="broadcast_all")
+        qpos, qvel, qpos_lo, qvel_lo, next_obs, reward, terminated = _host_call(
+            self.sim, shapes, state.qpos, state.qvel, state.qpos_lo, state.qvel_lo, act)
         if not self.exact:
             qpos_lo, qvel_lo = jnp.zeros_like(qpos_lo), jnp.zeros_like(qvel_lo)
         return OracleState(qpos=qpos, qvel=qvel, qpos_lo=qpos_lo, qvel_lo=qvel_lo), next_obs, reward, terminated
