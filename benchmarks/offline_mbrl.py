@@ -1,8 +1,12 @@
-"""Offline model-based methods (MOPO with two penalties, MOBILE, RAVL) on the suite's datasets, beside the model-free
-baselines and published D4RL numbers.
+"""Offline model-based methods (MOPO with two penalties, MOBILE, RAVL, MOREC-MOPO, MOREC-MOBILE) on the suite's
+datasets, beside the model-free baselines and published D4RL numbers.
 
     python benchmarks/offline_mbrl.py --datasets hopper-medium-v5 hopper-medium-replay-v5 \
         --methods mopo mopo-pairwise mobile ravl --seeds 3 --steps 100000
+    python benchmarks/offline_mbrl.py --datasets hopper-medium-v5 --methods morec-mopo morec-mobile --seeds 3 --steps 100000
+
+MOREC's methods read the dynamics reward learned for the dataset (``dynlearn model reward DATASET --out
+runs/reward/DATASET``; ``--rewards`` names the parent folder).
 
 Each (method, dataset, budget) is one run folder under ``--runs`` (default runs/mbrl, e.g.
 ``mopo-hopper-medium-v5-100k-3seeds``), trained with
@@ -31,7 +35,10 @@ METHODS = {
     "mobile": {"method": "mobile"},
     "ravl": {"method": "ravl"},
     "mbpo": {"method": "mbpo"},
+    "morec-mopo": {"method": "morec-mopo"},
+    "morec-mobile": {"method": "morec-mobile"},
 }
+MOREC = ("morec-mopo", "morec-mobile")
 # Published D4RL v2 normalized scores of the corresponding D4RL datasets (our datasets are our own behaviour
 # policies on MuJoCo v5: a familiar scale, not a one-to-one comparison). MOPO: OfflineRL-Kit's re-run (4 seeds);
 # MOBILE: its paper (Sun et al. 2023, table 1); both as gathered in shared/REFERENCES.md.
@@ -47,7 +54,9 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["mopo", "mopo-pairwise", "mobile", "ravl"], choices=list(METHODS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=100_000)
-    parser.add_argument("--rollout-batch", type=int, default=50_000)
+    parser.add_argument("--rollout-batch", type=int, default=None,
+                        help="start states per rollout (default: each method's preset; 50,000 for MOPO/MOBILE/RAVL, 2,000 for MOREC)")
+    parser.add_argument("--rewards", type=Path, default=Path("runs/reward"), help="MOREC: the folder of per-dataset dynamics rewards")
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--runs", type=Path, default=Path("runs/mbrl"))
     parser.add_argument("--baselines", type=Path, default=Path("runs/baselines"))
@@ -65,8 +74,9 @@ def main() -> None:
         for label in args.methods:
             out = args.runs / f"{label}-{name}-{args.steps // 1000}k-{args.seeds}seeds"
             if not args.report_only and not (out / "results.json").is_file():
+                extra = {"reward_model": str(args.rewards / name)} if label in MOREC else {}
                 cfg = ModelBasedConfig(steps=args.steps, seeds=args.seeds, rollout_batch=args.rollout_batch,
-                                       eval_episodes=args.eval_episodes, **METHODS[label])
+                                       eval_episodes=args.eval_episodes, **METHODS[label], **extra)
                 start = time.perf_counter()
                 train_model_based(data, task, cfg, out, resume=(out / "config.json").is_file(), until=args.until,
                                   log=lambda s, tag=f"[{label} {name}]": print(f"{tag} {s}", flush=True))
