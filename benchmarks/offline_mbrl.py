@@ -99,4 +99,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except dl.interrupt.Stopped as stopped:  # SIGTERM / Ctrl-C: the running seed checkpointed its last block
+        raise SystemExit(f"{stopped} (here: the same command)") from None

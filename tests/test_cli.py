@@ -87,3 +87,24 @@ def test_run_learns_a_policy_that_beats_the_behaviour_policy(tmp_path, capsys):
     check_results(results)
     assert results["extra"]["beats_behaviour"]
     assert results["scores"]["per_seed"][0]["return_mean"] > results["extra"]["behaviour"]["return_mean"] + 100
+
+
+def test_sigterm_during_training_checkpoints_and_exits_130(tmp_path):
+    """A preempted job (SIGTERM) keeps its last finished block: exit code 130, a checkpoint of that block, and a message
+    that says how to resume."""
+    import signal
+
+    data = tmp_path / "p.hdf5"
+    assert main(["data", "generate", "Pendulum-v1", "--out", str(data), "--steps", "2000", "--policy", "controller"]) == 0
+    out = tmp_path / "bc"
+    cmd = [sys.executable, "-m", "dynlearn.cli", "train", "bc", str(data), "--steps", "2000000", "--seeds", "1",
+           "--eval-every", "1000", "--eval-episodes", "1", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # the first evaluation: training is under way
+        if "step" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err and "--resume" in err, err
+    step = json.loads((out / "seed_0" / "checkpoint" / "progress.json").read_text())["step"]
+    assert 1000 <= step < 10_000 and step % 1000 == 0  # a block boundary before the first periodic checkpoint (10,000)

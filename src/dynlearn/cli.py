@@ -15,6 +15,7 @@ from typing import Annotated, Callable
 import tyro
 
 from .errors import DynlearnError
+from .interrupt import Stopped
 
 
 @dataclasses.dataclass(frozen=True)
@@ -479,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = tyro.cli(cls, args=argv[len(name.split()):], prog=f"dynlearn {name}", description=cls.__doc__)
         handler(cfg)
+    except Stopped as e:  # SIGTERM / Ctrl-C during training: checkpointed, resumable
+        print(f"dynlearn: {e}", file=sys.stderr)
+        return 130
     except DynlearnError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

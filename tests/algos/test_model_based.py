@@ -153,3 +153,29 @@ def test_rollout_penalty_lowers_the_value_of_unseen_actions(tmp_path, pendulum):
         return float(jnp.mean(q(unseen) - q(seen)))
 
     assert gap(runs["penalised"]) < gap(runs["none"]) - 0.5
+
+
+def test_a_stop_request_checkpoints_the_finished_block_and_resumes_exactly(tmp_path, pendulum):
+    """SIGTERM / Ctrl-C (what `interrupt.request` stands for) stops after the block that is running, with a checkpoint
+    of it although no periodic checkpoint is due, and the resumed run equals an uninterrupted one."""
+    from dynlearn import interrupt
+
+    task, data, model = pendulum
+    cfg = _small("mopo", steps=300, seeds=2, eval_every=100, checkpoint_every=300)
+    acfg = _agent_cfg("mopo")
+    train_model_based(data, task, cfg, tmp_path / "full", model=model, agent_config=acfg, log=_quiet)
+
+    def stop_in_seed_1(line):
+        if line.startswith("seed 1 step      200"):
+            interrupt.request()
+
+    with pytest.raises(interrupt.Stopped) as stopped:
+        train_model_based(data, task, cfg, tmp_path / "stopped", model=model, agent_config=acfg, log=stop_in_seed_1)
+    assert (stopped.value.step, stopped.value.folder) == (200, tmp_path / "stopped" / "seed_1")
+    assert json.loads((tmp_path / "stopped" / "seed_1" / "checkpoint" / "progress.json").read_text())["step"] == 200
+    assert not interrupt.requested()  # leaving the loop clears the request
+    train_model_based(data, task, cfg, tmp_path / "stopped", model=model, agent_config=acfg, resume=True, log=_quiet)
+    sac = agents.get("sac")
+    assert _same_leaves(sac.load(tmp_path / "full" / "seed_1" / "agent"), sac.load(tmp_path / "stopped" / "seed_1" / "agent"))
+    a, b = (json.loads((tmp_path / run / "results.json").read_text()) for run in ("full", "stopped"))
+    assert a["scores"]["per_seed"] == b["scores"]["per_seed"]

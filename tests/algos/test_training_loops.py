@@ -73,3 +73,34 @@ def test_offline_bc_imitates_a_good_controller(tmp_path, pendulum_expert_data):
     out = train_offline(data, task, cfg, tmp_path / "bc", log=_quiet)
     results = json.loads((out / "results.json").read_text())
     assert results["scores"]["mean"] > 70  # the controller scores ~100, random ~0
+
+
+def test_offline_stop_request_keeps_the_finished_blocks(tmp_path, pendulum_expert_data):
+    from dynlearn import interrupt
+
+    task, data = pendulum_expert_data
+    bc = agents.get("bc")
+    cfg = OfflineConfig(agent="bc", steps=400, seeds=1, block=100, eval_every=100, eval_episodes=1, checkpoint_every=400)
+    agent_cfg = bc.Config(hidden=(32, 32))
+    train_offline(data, task, cfg, tmp_path / "full", agent_config=agent_cfg, log=_quiet)
+    with pytest.raises(interrupt.Stopped, match="step 300"):
+        train_offline(data, task, cfg, tmp_path / "stopped", agent_config=agent_cfg,
+                      log=lambda line: "step      300" in line and interrupt.request())
+    assert json.loads((tmp_path / "stopped" / "seed_0" / "checkpoint" / "progress.json").read_text())["step"] == 300
+    train_offline(data, task, cfg, tmp_path / "stopped", agent_config=agent_cfg, resume=True, log=_quiet)
+    assert _same_leaves(bc.load(tmp_path / "full" / "seed_0" / "checkpoint" / "agent"),
+                        bc.load(tmp_path / "stopped" / "seed_0" / "checkpoint" / "agent"))
+
+
+def test_online_stop_request_checkpoints_at_the_episode_end(tmp_path):
+    from dynlearn import interrupt
+
+    sac = agents.get("sac")
+    agent_cfg = sac.Config(hidden=(16, 16), batch_size=32)
+    cfg = OnlineConfig(task="Pendulum-v1", steps=600, start_steps=150, update_every=50, eval_every=300, eval_episodes=1,
+                       checkpoint_every=1000)
+    train_online(cfg, tmp_path / "full", agent_config=agent_cfg, log=_quiet)
+    with pytest.raises(interrupt.Stopped, match="step 400"):  # requested at the evaluation of step 300: Pendulum's episodes are 200 steps
+        train_online(cfg, tmp_path / "stopped", agent_config=agent_cfg, log=lambda line: interrupt.request())
+    train_online(cfg, tmp_path / "stopped", agent_config=agent_cfg, resume=True, log=_quiet)
+    assert _same_leaves(sac.load(tmp_path / "full" / "final"), sac.load(tmp_path / "stopped" / "final"))

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import interrupt
 from ..agents.base import AgentSpec, MixedSampler
 from ..checkpoint import atomic_dir, latest_dir, load_leaves, save_module, write_json
 from ..data.buffer import ReplayBuffer
@@ -297,15 +298,16 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
     spec = AgentSpec(task.obs_dim, task.act_dim, task.act_low, task.act_high)
     real, starts = real_rows(dataset), StartStates(dataset, model)
     scores, curves, seconds, unfinished = [], {}, 0.0, False
-    for seed in range(cfg.seed, cfg.seed + cfg.seeds):
-        result = _train_seed(method, agent, agent_cfg, spec, model, real, starts, task, cfg, seed, out / f"seed_{seed}", until, log)
-        if result is None:  # stopped at ``until``: go on with the next seed, write no results
-            unfinished = True
-            continue
-        score, progress = result
-        scores.append(score)
-        seconds += progress["train_s"]
-        curves[f"seed {seed}"] = [(e["step"], e["return_mean"], e["return_std"]) for e in progress["evals"]]
+    with interrupt.graceful_stop():  # SIGTERM / Ctrl-C: checkpoint after the current block and raise Stopped
+        for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+            result = _train_seed(method, agent, agent_cfg, spec, model, real, starts, task, cfg, seed, out / f"seed_{seed}", until, log)
+            if result is None:  # stopped at ``until``: go on with the next seed, write no results
+                unfinished = True
+                continue
+            score, progress = result
+            scores.append(score)
+            seconds += progress["train_s"]
+            curves[f"seed {seed}"] = [(e["step"], e["return_mean"], e["return_std"]) for e in progress["evals"]]
     if unfinished:
         return out
     wall = time.perf_counter() - started
@@ -380,8 +382,13 @@ def _train_seed(method, agent, agent_cfg, spec, model, real: Transitions, starts
         state, buffer = agent.init(init_key, spec, agent_cfg), empty
     identity = Normalizer.identity(spec.obs_dim)
     stop = cfg.steps if until is None else min(cfg.steps, until)
+    saved = progress["step"]  # the step the checkpoint on disk holds
     while progress["step"] < stop:
         step = progress["step"]
+        if interrupt.requested():  # SIGTERM / Ctrl-C: keep every finished block
+            if step != saved:
+                _write_checkpoint(folder, agent, state, buffer, progress)
+            raise interrupt.Stopped(folder, step)
         state, buffer, row = run_block(agent, state, buffer, model, starts, real, hooks, adjust, cfg, agent_cfg.batch_size,
                                        rollout_key=jax.random.fold_in(rollout_key, step), update_key=jax.random.fold_in(update_key, step))
         progress["step"] = step = step + cfg.rollout_every
@@ -400,8 +407,9 @@ def _train_seed(method, agent, agent_cfg, spec, model, real: Transitions, starts
                 f"penalty {row['rollout/penalty']:.3f}  rollout {row['rollout/length']:.2f} steps")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             _write_checkpoint(folder, agent, state, buffer, progress)
+            saved = step
     if progress["step"] < cfg.steps:
-        if progress["step"] % cfg.checkpoint_every:  # stopped at ``until`` between checkpoints: keep that work
+        if progress["step"] != saved:  # stopped at ``until`` between checkpoints: keep that work
             _write_checkpoint(folder, agent, state, buffer, progress)
         return None
     score = write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes)

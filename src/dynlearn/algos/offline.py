@@ -17,7 +17,7 @@ from typing import Callable
 import jax
 import numpy as np
 
-from .. import agents
+from .. import agents, interrupt
 from ..agents.base import AgentSpec
 from ..checkpoint import atomic_dir, latest_dir, write_json
 from ..data.dataset import Dataset
@@ -109,14 +109,15 @@ def train_offline(dataset: Dataset, task, cfg: OfflineConfig, out: str | Path, *
     spec = AgentSpec(task.obs_dim, task.act_dim, task.act_low, task.act_high)
     started = time.perf_counter()
     scores, curves, seconds = [], {}, 0.0
-    for seed in range(cfg.seed, cfg.seed + cfg.seeds):
-        result = _train_seed(agent, agent_cfg, spec, data, norm, task, cfg, seed, out / f"seed_{seed}", until, log)
-        if result is None:
-            return out
-        score, evals, train_s = result
-        scores.append(score)
-        seconds += train_s
-        curves[f"seed {seed}"] = [(e["step"], e["return_mean"], e["return_std"]) for e in evals]
+    with interrupt.graceful_stop():  # SIGTERM / Ctrl-C: checkpoint after the current block and raise Stopped
+        for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+            result = _train_seed(agent, agent_cfg, spec, data, norm, task, cfg, seed, out / f"seed_{seed}", until, log)
+            if result is None:
+                return out
+            score, evals, train_s = result
+            scores.append(score)
+            seconds += train_s
+            curves[f"seed {seed}"] = [(e["step"], e["return_mean"], e["return_std"]) for e in evals]
     wall = time.perf_counter() - started
     results = make_results(method=cfg.agent, task=task.id, dataset=dataset_record(dataset),
                            budget={"steps": cfg.steps, "seeds": cfg.seeds, "eval_episodes": cfg.eval_episodes},
@@ -145,8 +146,13 @@ def _train_seed(agent, agent_cfg, spec, data, norm, task, cfg: OfflineConfig, se
         progress = {"step": 0, "evals": [], "train_s": 0.0}
         state = agent.init(init_key, spec, agent_cfg)
     stop = cfg.steps if until is None else min(cfg.steps, until)
+    saved = progress["step"]  # the step the checkpoint on disk holds
     while progress["step"] < stop:
         step = progress["step"]
+        if interrupt.requested():  # SIGTERM / Ctrl-C: keep every finished block
+            if step != saved:
+                _write_checkpoint(folder, agent, state, progress)
+            raise interrupt.Stopped(folder, step)
         t0 = time.perf_counter()
         state, info = agent.update_block(state, data, key=jax.random.fold_in(update_key, step), steps=cfg.block)
         jax.block_until_ready(state)
@@ -160,6 +166,7 @@ def _train_seed(agent, agent_cfg, spec, data, norm, task, cfg: OfflineConfig, se
             log(f"seed {seed} step {step:>8,}  return {r.mean:8.1f} ± {r.std:6.1f}{norm_txt}")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             _write_checkpoint(folder, agent, state, progress)
+            saved = step
     if progress["step"] < cfg.steps:
         return None
     score = write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes)

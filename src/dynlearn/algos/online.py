@@ -15,6 +15,7 @@ medium and medium-replay behaviour policies from them).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -24,7 +25,7 @@ from typing import Callable
 import jax
 import numpy as np
 
-from .. import agents
+from .. import agents, interrupt
 from ..agents.base import AgentSpec, UniformSampler
 from ..checkpoint import atomic_dir, latest_dir, write_json
 from ..data.buffer import ReplayBuffer
@@ -167,7 +168,7 @@ def train_online(cfg: OnlineConfig, out: str | Path, *, resume: bool = False, fo
     obs = np.asarray(env.reset(seed=_episode_seed(cfg.seed, progress.episode))[0], np.float32)
     started = time.perf_counter() - progress.wall_s
     stop = min(cfg.steps, until) if until is not None else cfg.steps
-    try:
+    with interrupt.graceful_stop(), contextlib.closing(env):
         while progress.step < stop:
             t = progress.step
             if t < cfg.start_steps:
@@ -196,13 +197,13 @@ def train_online(cfg: OnlineConfig, out: str | Path, *, resume: bool = False, fo
                 progress.episode += 1
                 progress.episode_return = 0.0
                 next_obs = np.asarray(env.reset(seed=_episode_seed(cfg.seed, progress.episode))[0], np.float32)
-                if t - progress.last_checkpoint >= cfg.checkpoint_every:
+                if t - progress.last_checkpoint >= cfg.checkpoint_every or interrupt.requested():
                     progress.last_checkpoint = t
                     progress.wall_s = time.perf_counter() - started
                     ckpt.write(agent, state, buffer, pending, progress)
+                    if interrupt.requested():  # SIGTERM / Ctrl-C: stopped at this episode's end, checkpointed
+                        raise interrupt.Stopped(out, t)
             obs = next_obs
-    finally:
-        env.close()
     if progress.step < cfg.steps:
         return out
     progress.wall_s = time.perf_counter() - started
