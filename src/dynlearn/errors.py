@@ -29,5 +29,10 @@ class OutputExistsError(DynlearnError, FileExistsError):
     """Refusing to write over an existing output without ``force``."""
 
     def __init__(self, path):
-        super().__init__(f"{path}: already exists. Fix: choose another output path, or pass --force to overwrite it.")
+        from pathlib import Path
+
+        folder = Path(path)  # an unfinished training run (a checkpoint, no results) can be resumed instead
+        resumable = not (folder / "results.json").is_file() and any(p.is_dir() for p in (*folder.glob("checkpoint"), *folder.glob("seed_*/checkpoint")))
+        hint = ", --resume to continue its unfinished run," if resumable else ""
+        super().__init__(f"{path}: already exists. Fix: choose another output path{hint} or pass --force to overwrite it.")
         self.path = path

@@ -248,3 +248,26 @@ def test_decay_iterations_is_validated_and_defaults_for_old_configs():
     del old["decay_iterations"]  # a config saved before the field existed
     assert FitDSRConfig.from_dict(old).decay_iterations is None
     assert FitDSRConfig(decay_iterations=100_000).to_dict()["decay_iterations"] == 100_000
+
+
+def test_a_stopped_fit_resumes_from_its_checkpoint_exactly(key, lorenz, tmp_path):
+    """SIGTERM / Ctrl-C (interrupt.request) checkpoints the fit after the running block; fitting again with the same
+    folder continues from it and ends with the uninterrupted fit's model, losses and selection (best model included)."""
+    from dynlearn import interrupt
+
+    cfg = FitDSRConfig(latent_dim=3, hidden_dim=8, seq_len=20, iterations=40, block=10, lr=3e-3, lr_end=1e-4,
+                       select_every=10, select_steps=500)
+    full_model, full = dsr.fit_dsr(lorenz, cfg, key=key, progress=False)
+    folder = tmp_path / "state"
+    with interrupt.graceful_stop():  # the request stands when fit_dsr enters its own (nested) stop context
+        interrupt.request()
+        with pytest.raises(interrupt.Stopped) as stopped:
+            dsr.fit_dsr(lorenz, cfg, key=key, progress=False, checkpoint=folder)
+    assert stopped.value.step == 10 and (folder / "state.eqx").is_file()
+    model, resumed = dsr.fit_dsr(lorenz, cfg, key=key, progress=False, checkpoint=folder)
+    np.testing.assert_array_equal(resumed.losses, full.losses)
+    assert resumed.selection == full.selection and resumed.selected_iteration == full.selected_iteration
+    for a, b in zip(jax.tree_util.tree_leaves(model), jax.tree_util.tree_leaves(full_model)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(ConfigError, match="another configuration"):
+        dsr.fit_dsr(lorenz, dataclasses.replace(cfg, lr=1e-3), key=key, progress=False, checkpoint=folder)

@@ -254,3 +254,24 @@ def test_eval_rejects_data_of_another_shape_or_rate(fitted_run, tmp_path):
         run_eval(DSREval(fitted_run, str(wrong_dim), out=tmp_path / "e1", dt=0.01), log=lambda s: None)
     with pytest.raises(DataError, match="sampled every"):
         run_eval(DSREval(fitted_run, "system:lorenz63", out=tmp_path / "e2", dt=0.02, length=500), log=lambda s: None)
+
+
+@pytest.mark.slow
+def test_a_stopped_fit_resumes_with_resume_and_matches_an_uninterrupted_one(tmp_path):
+    """`dsr fit` stopped by SIGTERM / Ctrl-C (interrupt.request) after its first block keeps the training state; the
+    same options with --resume finish it with the uninterrupted run's numbers, and the spent state is removed."""
+    from dynlearn import interrupt
+
+    run_fit(_small_fit(tmp_path / "full", select_every=100), log=lambda s: None)
+    with interrupt.graceful_stop():
+        interrupt.request()
+        with pytest.raises(interrupt.Stopped, match="step 100"):
+            run_fit(_small_fit(tmp_path / "stopped", select_every=100), log=lambda s: None)
+    assert (tmp_path / "stopped" / "checkpoint" / "state.eqx").is_file()
+    with pytest.raises(OutputExistsError, match="--resume"):  # without --resume the folder is refused, and told how
+        run_fit(_small_fit(tmp_path / "stopped", select_every=100), log=lambda s: None)
+    run_fit(_small_fit(tmp_path / "stopped", select_every=100, resume=True, progress=True), log=lambda s: None)
+    a, b = (_strict_json(tmp_path / run / "results.json")["extra"] for run in ("full", "stopped"))
+    assert a["fit"]["selection"] == b["fit"]["selection"] and a["fit"]["final_loss"] == b["fit"]["final_loss"]
+    assert a["metrics"] == b["metrics"]
+    assert not (tmp_path / "stopped" / "checkpoint").exists()

@@ -78,15 +78,19 @@ def plrnn_fit_config(cfg: DSRFit, kind: str, n: int) -> FitDSRConfig:
         select_every=cfg.select_every)
 
 
-def fit_model(cfg: DSRFit, train, *, key) -> FittedModel:
-    """Fit the model ``cfg.model`` names to the training series; raises ``TrainingDivergedError`` on divergence."""
+def fit_model(cfg: DSRFit, train, *, key, checkpoint=None) -> FittedModel:
+    """Fit the model ``cfg.model`` names to the training series; raises ``TrainingDivergedError`` on divergence.
+
+    ``checkpoint``: the PLRNNs' training-state folder (:func:`dynlearn.dsr.fit.fit_dsr`: written every minute and on
+    SIGTERM / Ctrl-C, resumed from when present); the baselines fit in one go and ignore it."""
     name = canonical_model(cfg.model)
     trajectories = [train.trajectory(k) for k in range(train.n_trajectories)]
     if name in PLRNN_MODELS:
         from .fit import fit_dsr
 
         fit_cfg = plrnn_fit_config(cfg, PLRNN_MODELS[name], train.dim)
-        model, report = fit_dsr(trajectories if len(trajectories) > 1 else trajectories[0], fit_cfg, key=key, progress=cfg.progress)
+        model, report = fit_dsr(trajectories if len(trajectories) > 1 else trajectories[0], fit_cfg, key=key, progress=cfg.progress,
+                                checkpoint=checkpoint)
         info = {"iterations": report.iterations, "wall_s": report.wall_s, "iterations_per_s": report.iterations_per_s,
                 "first_block_s": report.first_block_s, "final_loss": float(np.mean(report.losses[-min(500, len(report.losses)):])),
                 "final_alpha": report.final_alpha, "training": next(k for k, v in TRAINING_CHOICES.items() if v == fit_cfg.forcing),

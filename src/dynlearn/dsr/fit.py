@@ -35,10 +35,14 @@ The reference trains 5000 epochs x 50 batches = 250,000 iterations (GTF) or 2000
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import math
+import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -46,9 +50,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .. import interrupt
 from .._types import Array, ArrayLike, Bool, Float, Int, Key
-from ..progress import ProgressLine
+from ..checkpoint import atomic_dir, latest_dir, write_json
 from ..errors import ConfigError, DataError, DynlearnError
+from ..progress import ProgressLine
 from ..metrics.dsr import is_diverged, state_space_divergence
 from .base import AbstractLatentModel
 from .plrnn import MODEL_KINDS, build_model
@@ -379,6 +385,42 @@ def _train_block(model, opt_state, alpha, data, starts, it0, key, hyper: _Hyper,
 
 
 # ----------------------------------------------------------------------------------------------
+# Checkpoints of a fit in progress
+
+
+def _save_fit_state(folder, cfg: FitDSRConfig, blocks_done: int, model, opt_state, alpha, best, selection, losses, alphas,
+                    block_s) -> None:
+    score, best_model, best_it = best
+    with atomic_dir(folder) as new:
+        eqx.tree_serialise_leaves(new / "state.eqx", (model, opt_state, alpha, model if best_model is None else best_model))
+        np.savez(new / "history.npz", losses=np.concatenate(losses), alphas=np.concatenate(alphas),
+                 block_s=np.asarray(block_s, np.float64))
+        finite = lambda x: float(x) if math.isfinite(x) else None  # JSON has no inf: a diverged free run
+        write_json(new / "progress.json", {
+            "config": cfg.to_dict(), "blocks_done": blocks_done, "selection": [[it, finite(sc)] for it, sc in selection],
+            "best": None if best_model is None else {"score": finite(score), "iteration": best_it}})
+
+
+def _load_fit_state(folder: Path, cfg: FitDSRConfig, model, opt_state, alpha):
+    progress = json.loads((folder / "progress.json").read_text())
+    if progress["config"] != json.loads(json.dumps(cfg.to_dict())):
+        raise ConfigError(f"fit_dsr: the checkpoint in {folder} was written by a fit with another configuration. Fix: resume "
+                          "with the same options, or start a new run folder.")
+    try:
+        model, opt_state, alpha, best_model = eqx.tree_deserialise_leaves(folder / "state.eqx", (model, opt_state, alpha, model))
+    except (RuntimeError, ValueError) as e:
+        raise DataError(str(folder / "state.eqx"), f"does not match this fit's model and optimiser ({e}).",
+                        "resume with the data and options that wrote it, or start a new run folder.") from None
+    history = np.load(folder / "history.npz")
+    inf = lambda x: math.inf if x is None else x
+    best = (math.inf, None, None) if progress["best"] is None else \
+        (inf(progress["best"]["score"]), best_model, progress["best"]["iteration"])
+    selection = [(it, inf(sc)) for it, sc in progress["selection"]]
+    return (progress["blocks_done"], model, opt_state, alpha, best, selection, [history["losses"]], [history["alphas"]],
+            list(history["block_s"]))
+
+
+# ----------------------------------------------------------------------------------------------
 # Model selection by training-data D_stsp
 
 
@@ -402,12 +444,17 @@ def training_dstsp(model: AbstractLatentModel, reference: np.ndarray, steps: int
 
 
 def fit_dsr(x_train: ArrayLike | Sequence[ArrayLike], cfg: FitDSRConfig = FitDSRConfig(), *, key: Key | None = None,
-            progress: bool = True, model: AbstractLatentModel | None = None) -> tuple[AbstractLatentModel, FitDSRReport]:
+            progress: bool = True, model: AbstractLatentModel | None = None, checkpoint: str | os.PathLike | None = None,
+            checkpoint_every_s: float = 60.0) -> tuple[AbstractLatentModel, FitDSRReport]:
     """Train a latent model on ``x_train`` (one array ``[T, N]`` or a list of trajectories, standardised by the
     caller) with teacher forcing; returns ``(model, report)``.
 
     ``key``: initialisation and batches (default ``jax.random.key(cfg.seed)``). ``model``: continue training this
     model instead of building one from ``cfg`` (its kind and sizes then win over ``cfg``'s).
+    ``checkpoint``: a folder for the training state (model, optimiser, alpha, losses, selection), written atomically
+    every ``checkpoint_every_s`` seconds of training and when SIGTERM / Ctrl-C asks to stop (then
+    :class:`dynlearn.interrupt.Stopped` is raised); a fit called again with the same folder, data, ``cfg`` and ``key``
+    continues from it and ends exactly as an uninterrupted fit (every batch derives from ``key`` and the iteration).
     Raises :class:`TrainingDivergedError` when the loss or a parameter becomes non-finite.
     """
     start = time.perf_counter()
@@ -439,8 +486,15 @@ def fit_dsr(x_train: ArrayLike | Sequence[ArrayLike], cfg: FitDSRConfig = FitDSR
     reference = np.asarray(x_train[0] if isinstance(x_train, (list, tuple)) else x_train, np.float32)
     selection, best = [], (math.inf, None, None)  # (score, model, iteration)
     losses, alphas, block_s = [], [], []
-    with ProgressLine(progress, "fit_dsr", cfg.iterations, remaining=True) as bar:
-        for b in range(n_blocks):
+    first_block = 0
+    saved = latest_dir(checkpoint) if checkpoint is not None else None
+    if saved is not None and (saved / "progress.json").is_file():
+        first_block, model, opt_state, alpha, best, selection, losses, alphas, block_s = _load_fit_state(
+            saved, cfg, model, opt_state, alpha)
+    last_save = time.perf_counter()
+    with ProgressLine(progress, "fit_dsr", cfg.iterations, remaining=True) as bar, \
+            (interrupt.graceful_stop() if checkpoint is not None else contextlib.nullcontext()):
+        for b in range(first_block, n_blocks):
             t0 = time.perf_counter()
             it0 = b * length
             model_next, opt_next, alpha_next, mse, alpha_hist, finite = _train_block(
@@ -468,6 +522,12 @@ def fit_dsr(x_train: ArrayLike | Sequence[ArrayLike], cfg: FitDSRConfig = FitDSR
                     best = (score, model, done)
                 status += f"  D_stsp(train) {score:.3g} (best {best[0]:.3g} at {best[2]})"
             bar.update(done, f"loss {float(mse_h.mean()):.4g}{status}  {len(mse_h) / block_s[-1]:.0f} it/s")
+            if checkpoint is not None and done < cfg.iterations and (
+                    interrupt.requested() or time.perf_counter() - last_save >= checkpoint_every_s):
+                _save_fit_state(checkpoint, cfg, b + 1, model, opt_state, alpha, best, selection, losses, alphas, block_s)
+                last_save = time.perf_counter()
+                if interrupt.requested():
+                    raise interrupt.Stopped(checkpoint, done)
     if best[1] is not None:
         model = best[1]
     wall = time.perf_counter() - start

@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -95,6 +96,9 @@ class DSRFit:
     """run folder"""
     force: bool = False
     """replace an existing run folder"""
+    resume: bool = False
+    """continue the fit in --out from its checkpoint (PLRNNs: written every minute and on SIGTERM / Ctrl-C); the other
+    options must be those it was started with"""
     test: str | None = None
     """test series (a file) for a file DATA; default: the last (1 - train_fraction) of DATA"""
     train_fraction: float = 0.8
@@ -210,6 +214,10 @@ def _summary_line(record: dict) -> str:
     return line
 
 
+_HANDLING = ("force", "resume", "progress")
+"""DSRFit fields that say how to run, not what to fit: not part of the run's config (a resumed run may differ in them)."""
+
+
 def run_fit(cfg: DSRFit, *, log: Callable[[str], None] = print) -> Path:
     """Fit, free-run and measure one model; write the run folder ``cfg.out`` and return it (see the module docstring).
 
@@ -222,15 +230,19 @@ def run_fit(cfg: DSRFit, *, log: Callable[[str], None] = print) -> Path:
     start = time.perf_counter()
     data = load_dsr_data(cfg)
     x_test = data.test.trajectory(0)
-    run = RunFolder.open(cfg.out, dataclasses.asdict(cfg) | {"out": str(cfg.out)}, force=cfg.force)
+    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _HANDLING} | {"out": str(cfg.out)}
+    run = RunFolder.open(cfg.out, config, resume=cfg.resume, force=cfg.force)
     name = canonical_model(cfg.model)
     log(f"dsr fit: {name} on {data.record['source']} (train {tuple(data.train.values.shape)}, test {tuple(data.test.values.shape)}, "
-        f"dt {data.train.dt:g}), seed {cfg.seed}")
+        f"dt {data.train.dt:g}), seed {cfg.seed}{' (resumed)' if cfg.resume else ''}")
     fitted, fit_failure = None, None
+    checkpoint = run.file("checkpoint")
     try:
-        fitted = fit_model(cfg, data.train, key=jax.random.key(cfg.seed))
+        fitted = fit_model(cfg, data.train, key=jax.random.key(cfg.seed), checkpoint=checkpoint)
     except TrainingDivergedError as e:
         fit_failure = str(e)
+    for folder in (checkpoint, checkpoint.with_name("checkpoint.old")):  # the fit ended: its training state is spent
+        shutil.rmtree(folder, ignore_errors=True)
     method = method_name(cfg)
     extra: dict[str, Any] = {"data": data.record | {"standardization": None if data.stats is None else
                                                     {"mean": data.stats[0], "std": data.stats[1]}}}
