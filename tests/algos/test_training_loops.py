@@ -104,3 +104,29 @@ def test_online_stop_request_checkpoints_at_the_episode_end(tmp_path):
         train_online(cfg, tmp_path / "stopped", agent_config=agent_cfg, log=lambda line: interrupt.request())
     train_online(cfg, tmp_path / "stopped", agent_config=agent_cfg, resume=True, log=_quiet)
     assert _same_leaves(sac.load(tmp_path / "full" / "final"), sac.load(tmp_path / "stopped" / "final"))
+
+
+def test_parallel_seeds_train_the_same_seeds_and_write_the_same_folders(tmp_path, pendulum_expert_data):
+    """Seeds stacked and vmapped (what pays on a GPU) follow the seeds run in turn, and a run started one way resumes the
+    other way."""
+    task, data = pendulum_expert_data
+    td3bc = agents.get("td3bc")
+    cfg = OfflineConfig(agent="td3bc", steps=400, seeds=2, block=100, eval_every=200, eval_episodes=1, checkpoint_every=200)
+    agent_cfg = td3bc.Config(hidden=(32, 32), batch_size=64)
+    train_offline(data, task, cfg, tmp_path / "turns", agent_config=agent_cfg, log=_quiet)
+    train_offline(data, task, cfg, tmp_path / "together", agent_config=agent_cfg, until=200, parallel_seeds=True, log=_quiet)
+    train_offline(data, task, cfg, tmp_path / "together", agent_config=agent_cfg, resume=True, parallel_seeds=True, log=_quiet)
+    train_offline(data, task, cfg, tmp_path / "mixed", agent_config=agent_cfg, until=200, parallel_seeds=True, log=_quiet)
+    train_offline(data, task, cfg, tmp_path / "mixed", agent_config=agent_cfg, resume=True, log=_quiet)  # then in turn
+    for run in ("together", "mixed"):
+        for seed in (0, 1):
+            a = td3bc.load(tmp_path / "turns" / f"seed_{seed}" / "checkpoint" / "agent")
+            b = td3bc.load(tmp_path / run / f"seed_{seed}" / "checkpoint" / "agent")
+            for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+                np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-5)
+        results = json.loads((tmp_path / run / "results.json").read_text())
+        check_results(results)
+        assert len(results["scores"]["per_seed"]) == 2
+    # the two seeds differ (their own keys), as in turn
+    s0, s1 = (td3bc.load(tmp_path / "together" / f"seed_{k}" / "checkpoint" / "agent") for k in (0, 1))
+    assert not np.allclose(np.asarray(jax.tree_util.tree_leaves(s0)[0]), np.asarray(jax.tree_util.tree_leaves(s1)[0]))

@@ -1,9 +1,13 @@
 """Offline training of any agent on a fixed dataset (BC, TD3+BC, IQL, SAC-N/EDAC, CQL, ...).
 
 The dataset goes to the device once; gradient steps run in ``lax.scan`` blocks of ``block`` steps; the host
-evaluates, logs and checkpoints between blocks. Seeds run one after another (on a CPU, batching seeds with
-``vmap`` costs as much as running them in turn). Every key is derived from ``(seed, step)``, so a run killed
-and resumed from its checkpoint ends with the same parameters as one that was not.
+evaluates, logs and checkpoints between blocks. Seeds run one after another, or with ``parallel_seeds=True``
+(``--parallel-seeds``) together: every seed's state stacked on a leading axis and one ``vmap``-ed block updating
+them all. That is meant for accelerators, where one seed's small networks leave the device mostly idle (not measured
+here: no GPU was available); on a CPU, which the networks already keep busy, expect it to take as long as running
+them in turn. Both ways write the same run folder (one ``seed_K`` folder per seed, so either can resume
+the other's run) and, every key being derived from ``(seed, step)``, train the same seeds up to float rounding. A
+run killed and resumed from its checkpoint ends with the same parameters as one that was not.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .. import agents, interrupt
@@ -92,11 +98,14 @@ def normalized_policy(agent, state, norm: Normalizer) -> JaxPolicy:
 
 
 def train_offline(dataset: Dataset, task, cfg: OfflineConfig, out: str | Path, *, agent_config=None, resume: bool = False,
-                  force: bool = False, until: int | None = None, log: Callable[[str], None] = print) -> Path:
+                  force: bool = False, until: int | None = None, parallel_seeds: bool = False,
+                  log: Callable[[str], None] = print) -> Path:
     """Train ``cfg.seeds`` seeds of ``cfg.agent`` on ``dataset``; write the run folder ``out``.
 
     ``resume=True`` continues every seed from its checkpoint (the config must match). ``until`` stops each
     seed after that many steps without finishing, as a kill would (tests of resumption use it).
+    ``parallel_seeds``: train all seeds at once in one ``vmap``-ed program (module docstring); how the seeds run is not
+    part of the run's config.
     """
     out = Path(out)
     agent = agents.get(cfg.agent)
@@ -109,9 +118,14 @@ def train_offline(dataset: Dataset, task, cfg: OfflineConfig, out: str | Path, *
     spec = AgentSpec(task.obs_dim, task.act_dim, task.act_low, task.act_high)
     started = time.perf_counter()
     scores, curves, seconds = [], {}, 0.0
+    seeds = range(cfg.seed, cfg.seed + cfg.seeds)
     with interrupt.graceful_stop():  # SIGTERM / Ctrl-C: checkpoint after the current block and raise Stopped
-        for seed in range(cfg.seed, cfg.seed + cfg.seeds):
-            result = _train_seed(agent, agent_cfg, spec, data, norm, task, cfg, seed, out / f"seed_{seed}", until, log)
+        if parallel_seeds:
+            outcomes = _train_seeds_together(agent, agent_cfg, spec, data, norm, task, cfg, seeds, out, until, log)
+        else:
+            outcomes = (_train_seed(agent, agent_cfg, spec, data, norm, task, cfg, seed, out / f"seed_{seed}", until, log)
+                        for seed in seeds)
+        for seed, result in zip(seeds, outcomes):
             if result is None:
                 return out
             score, evals, train_s = result
@@ -133,15 +147,38 @@ def train_offline(dataset: Dataset, task, cfg: OfflineConfig, out: str | Path, *
     return out
 
 
-def _train_seed(agent, agent_cfg, spec, data, norm, task, cfg: OfflineConfig, seed: int, folder: Path, until, log):
-    init_key, update_key, eval_key = jax.random.split(jax.random.key(seed), 3)
+def _seed_keys(seed: int):
+    """``(init_key, update_key, eval_key)`` of a seed: the same whichever way the seeds run."""
+    return jax.random.split(jax.random.key(seed), 3)
+
+
+def _restore(agent, cfg: OfflineConfig, folder: Path):
+    """``(progress, state, finished)`` from a seed's checkpoint, or None when it has none."""
     saved = latest_dir(folder / "checkpoint")
-    if saved is not None and (saved / "progress.json").is_file():
-        progress = json.loads((saved / "progress.json").read_text())
-        state = agent.load(saved / "agent")
-        if progress["step"] >= cfg.steps and (folder / "final.json").is_file():
-            final = json.loads((folder / "final.json").read_text())
-            return SeedScore(**final), progress["evals"], progress.get("train_s", 0.0)
+    if saved is None or not (saved / "progress.json").is_file():
+        return None
+    progress = json.loads((saved / "progress.json").read_text())
+    finished = None
+    if progress["step"] >= cfg.steps and (folder / "final.json").is_file():
+        finished = SeedScore(**json.loads((folder / "final.json").read_text())), progress["evals"], progress.get("train_s", 0.0)
+    return progress, agent.load(saved / "agent"), finished
+
+
+def _evaluate(agent, state, norm, task, cfg: OfflineConfig, progress: dict, seed: int, step: int, eval_key, info, log) -> None:
+    r = evaluate(normalized_policy(agent, state, norm), task, cfg.eval_episodes, key=jax.random.fold_in(eval_key, step))
+    info = {k: float(v) for k, v in info.items()}
+    progress["evals"].append({"step": step, "return_mean": r.mean, "return_std": r.std, "normalized": r.normalized_mean, "info": info})
+    norm_txt = f" normalized {r.normalized_mean:6.1f}" if r.normalized_mean is not None else ""
+    log(f"seed {seed} step {step:>8,}  return {r.mean:8.1f} ± {r.std:6.1f}{norm_txt}")
+
+
+def _train_seed(agent, agent_cfg, spec, data, norm, task, cfg: OfflineConfig, seed: int, folder: Path, until, log):
+    init_key, update_key, eval_key = _seed_keys(seed)
+    restored = _restore(agent, cfg, folder)
+    if restored is not None:
+        progress, state, finished = restored
+        if finished is not None:
+            return finished
     else:
         progress = {"step": 0, "evals": [], "train_s": 0.0}
         state = agent.init(init_key, spec, agent_cfg)
@@ -159,11 +196,7 @@ def _train_seed(agent, agent_cfg, spec, data, norm, task, cfg: OfflineConfig, se
         progress["train_s"] = progress.get("train_s", 0.0) + time.perf_counter() - t0
         progress["step"] = step = step + cfg.block
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            r = evaluate(normalized_policy(agent, state, norm), task, cfg.eval_episodes, key=jax.random.fold_in(eval_key, step))
-            info = {k: float(v) for k, v in info.items()}
-            progress["evals"].append({"step": step, "return_mean": r.mean, "return_std": r.std, "normalized": r.normalized_mean, "info": info})
-            norm_txt = f" normalized {r.normalized_mean:6.1f}" if r.normalized_mean is not None else ""
-            log(f"seed {seed} step {step:>8,}  return {r.mean:8.1f} ± {r.std:6.1f}{norm_txt}")
+            _evaluate(agent, state, norm, task, cfg, progress, seed, step, eval_key, info, log)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             _write_checkpoint(folder, agent, state, progress)
             saved = step
@@ -171,6 +204,65 @@ def _train_seed(agent, agent_cfg, spec, data, norm, task, cfg: OfflineConfig, se
         return None
     score = write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes)
     return score, progress["evals"], progress["train_s"]
+
+
+def _train_seeds_together(agent, agent_cfg, spec, data, norm, task, cfg: OfflineConfig, seeds, out: Path, until, log):
+    """Every seed of the run in one ``vmap``-ed program; returns what :func:`_train_seed` returns, per seed."""
+    folders = [out / f"seed_{seed}" for seed in seeds]
+    keys = [_seed_keys(seed) for seed in seeds]
+    restored = [_restore(agent, cfg, folder) for folder in folders]
+    if all(r is None for r in restored):
+        progresses = [{"step": 0, "evals": [], "train_s": 0.0} for _ in seeds]
+        state = eqx.filter_vmap(agent.init, in_axes=(0, None, None))(jnp.stack([k[0] for k in keys]), spec, agent_cfg)
+    else:
+        steps = {None if r is None else r[0]["step"] for r in restored}
+        if len(steps) != 1:
+            raise ConfigError(f"{out}: the seeds' checkpoints are at different steps ({sorted(map(str, steps))}), so they cannot "
+                              "continue together. Fix: resume without --parallel-seeds (seeds one after another).")
+        if all(r[2] is not None for r in restored):
+            return [r[2] for r in restored]
+        progresses = [r[0] for r in restored]
+        state = _stack([r[1] for r in restored])
+    update_keys = jnp.stack([k[1] for k in keys])
+    block = eqx.filter_jit(eqx.filter_vmap(lambda st, key, d: agent.update_block(st, d, key=key, steps=cfg.block),
+                                           in_axes=(0, 0, None)))
+    stop = cfg.steps if until is None else min(cfg.steps, until)
+    step = saved = progresses[0]["step"]
+    while step < stop:
+        if interrupt.requested():  # SIGTERM / Ctrl-C: keep every finished block
+            if step != saved:
+                for i, folder in enumerate(folders):
+                    _write_checkpoint(folder, agent, _unstack(state, i), progresses[i])
+            raise interrupt.Stopped(out, step)
+        t0 = time.perf_counter()
+        state, info = block(state, jax.vmap(jax.random.fold_in, in_axes=(0, None))(update_keys, step), data)
+        jax.block_until_ready(state)
+        share = (time.perf_counter() - t0) / len(folders)  # each seed's part of the wall time
+        step += cfg.block
+        for i, (seed, progress) in enumerate(zip(seeds, progresses)):
+            progress["train_s"] = progress.get("train_s", 0.0) + share
+            progress["step"] = step
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                _evaluate(agent, _unstack(state, i), norm, task, cfg, progress, seed, step, keys[i][2], _unstack(info, i), log)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                _write_checkpoint(folders[i], agent, _unstack(state, i), progress)
+                saved = step
+    if step < cfg.steps:
+        return [None for _ in seeds]
+    return [(write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes), progress["evals"], progress["train_s"])
+            for seed, folder, progress in zip(seeds, folders, progresses)]
+
+
+def _stack(trees: list):
+    """Trees of one structure -> one tree whose array leaves gain a leading axis (static fields kept)."""
+    arrays = [eqx.filter(t, eqx.is_array) for t in trees]
+    stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *arrays)
+    return eqx.combine(stacked, eqx.filter(trees[0], eqx.is_array, inverse=True))
+
+
+def _unstack(tree, i: int):
+    """Seed ``i``'s slice of a stacked tree."""
+    return jax.tree_util.tree_map(lambda x: x[i] if eqx.is_array(x) else x, tree)
 
 
 def _write_checkpoint(folder: Path, agent, state, progress: dict) -> None:
