@@ -12,7 +12,11 @@ counts both branches of the delayed actor update on every step. Agents above 2 G
 Reference: OfflineRL-Kit's PyTorch SAC runs about 120 updates/s on this 2-core machine
 (/work/shared/REFERENCES.md); the target for our SAC is >= 1.3x that.
 
-    python benchmarks/agents_speed.py [--steps 1000] [--repeats 5] [--agents sac,td3bc,iql[,edac,cql,bc]]
+``--parallel-seeds N`` also times N seeds trained together (states stacked, one ``vmap``-ed block: what
+``dynlearn train --parallel-seeds`` runs) against the same N seeds one block after another, in the same process,
+and prints the ratio of seed-updates per second (together / in turn).
+
+    python benchmarks/agents_speed.py [--steps 1000] [--repeats 5] [--agents sac,td3bc,iql[,edac,cql,bc]] [--parallel-seeds 3]
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ import os
 import statistics
 import time
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from dynlearn import agents
 from dynlearn.agents import AgentSpec
+from dynlearn.agents.base import state_of
 from dynlearn.data.transitions import Transitions
 
 OBS, ACT, BATCH, ROWS = 17, 6, 256, 100_000
@@ -149,11 +155,40 @@ def bench_agent(name: str, data: Transitions, steps: int, repeats: int) -> dict:
             "finite": all(bool(jnp.isfinite(v)) for v in info.values())}
 
 
+def bench_parallel_seeds(name: str, data: Transitions, steps: int, repeats: int, seeds: int) -> tuple[float, float]:
+    """Seed-updates per second (best of ``repeats``) of ``seeds`` seeds in turn and together (vmapped)."""
+    agent = agents.get(name)
+    cfg = agent.Config()
+    if flops_per_update(name, cfg) > 2e9:
+        steps = max(10, steps // 10)
+    spec = AgentSpec(OBS, ACT, (-1.0,) * ACT, (1.0,) * ACT)
+    keys = jax.random.split(jax.random.key(0), seeds)
+    stacked = eqx.filter_vmap(agent.init, in_axes=(0, None, None))(keys, spec, cfg)
+    together = eqx.filter_jit(eqx.filter_vmap(lambda st, k, d: agent.update_block(st, d, key=k, steps=steps), in_axes=(0, 0, None)))
+    in_turn = eqx.filter_jit(lambda st, k, d: agent.update_block(st, d, key=k, steps=steps))
+    singles = [state_of(stacked, i) for i in range(seeds)]
+    jax.block_until_ready(together(stacked, keys, data))  # compile both
+    jax.block_until_ready(in_turn(singles[0], keys[0], data))
+    rate_turn = rate_together = 0.0
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for i in range(seeds):
+            singles[i], _ = in_turn(singles[i], keys[i], data)
+        jax.block_until_ready(singles)
+        rate_turn = max(rate_turn, seeds * steps / (time.perf_counter() - t))
+        t = time.perf_counter()
+        stacked, _ = together(stacked, keys, data)
+        jax.block_until_ready(stacked)
+        rate_together = max(rate_together, seeds * steps / (time.perf_counter() - t))
+    return rate_turn, rate_together
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000, help="updates per update_block scan")
     parser.add_argument("--repeats", type=int, default=5, help="timed blocks per agent")
     parser.add_argument("--agents", default="sac,td3bc,iql", help="comma-separated agent names (also edac, cql, bc)")
+    parser.add_argument("--parallel-seeds", type=int, default=0, help="also time this many seeds together vs in turn")
     args = parser.parse_args()
 
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs, "
@@ -181,6 +216,11 @@ def main() -> None:
             print(f"SAC vs OfflineRL-Kit PyTorch SAC ({KIT_SAC_UPDATES_PER_S:.0f} updates/s): "
                   f"{best / KIT_SAC_UPDATES_PER_S:.2f}x best, {median / KIT_SAC_UPDATES_PER_S:.2f}x median "
                   f"(target >= 1.30x)")
+    if args.parallel_seeds > 1:
+        print(f"{args.parallel_seeds} seeds together (stacked, one vmapped block) vs in turn, seed-updates/s, best of {args.repeats}:")
+        for name in args.agents.split(","):
+            turn, together = bench_parallel_seeds(name.strip(), data, args.steps, args.repeats, args.parallel_seeds)
+            print(f"  {name.strip():7s} in turn {turn:8.1f}  together {together:8.1f}  together / in turn {together / turn:.2f}x")
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 

@@ -218,6 +218,23 @@ def scan_updates(update: Callable, state: S, data: Transitions | BatchSource, *,
 
 
 # ----------------------------------------------------------------------------------------------
+# Seeds stacked on a leading axis (for vmap)
+
+
+def stack_states(states: list):
+    """States (or any trees) of one structure -> one whose array leaves gain a leading seed axis (static fields kept):
+    what ``eqx.filter_vmap(agent.update_block)`` trains all seeds with at once."""
+    arrays = [eqx.filter(s, eqx.is_array) for s in states]
+    stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *arrays)
+    return eqx.combine(stacked, eqx.filter(states[0], eqx.is_array, inverse=True))
+
+
+def state_of(stacked, i: int):
+    """Seed ``i``'s slice of a tree stacked by :func:`stack_states` (or made by a vmapped ``init``)."""
+    return jax.tree_util.tree_map(lambda x: x[i] if eqx.is_array(x) else x, stacked)
+
+
+# ----------------------------------------------------------------------------------------------
 # Small pure helpers
 
 

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import agents, interrupt
-from ..agents.base import AgentSpec
+from ..agents.base import AgentSpec, stack_states, state_of
 from ..checkpoint import atomic_dir, latest_dir, write_json
 from ..data.dataset import Dataset
 from ..data.normalize import Normalizer
@@ -222,7 +222,7 @@ def _train_seeds_together(agent, agent_cfg, spec, data, norm, task, cfg: Offline
         if all(r[2] is not None for r in restored):
             return [r[2] for r in restored]
         progresses = [r[0] for r in restored]
-        state = _stack([r[1] for r in restored])
+        state = stack_states([r[1] for r in restored])
     update_keys = jnp.stack([k[1] for k in keys])
     block = eqx.filter_jit(eqx.filter_vmap(lambda st, key, d: agent.update_block(st, d, key=key, steps=cfg.block),
                                            in_axes=(0, 0, None)))
@@ -232,7 +232,7 @@ def _train_seeds_together(agent, agent_cfg, spec, data, norm, task, cfg: Offline
         if interrupt.requested():  # SIGTERM / Ctrl-C: keep every finished block
             if step != saved:
                 for i, folder in enumerate(folders):
-                    _write_checkpoint(folder, agent, _unstack(state, i), progresses[i])
+                    _write_checkpoint(folder, agent, state_of(state, i), progresses[i])
             raise interrupt.Stopped(out, step)
         t0 = time.perf_counter()
         state, info = block(state, jax.vmap(jax.random.fold_in, in_axes=(0, None))(update_keys, step), data)
@@ -243,26 +243,14 @@ def _train_seeds_together(agent, agent_cfg, spec, data, norm, task, cfg: Offline
             progress["train_s"] = progress.get("train_s", 0.0) + share
             progress["step"] = step
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                _evaluate(agent, _unstack(state, i), norm, task, cfg, progress, seed, step, keys[i][2], _unstack(info, i), log)
+                _evaluate(agent, state_of(state, i), norm, task, cfg, progress, seed, step, keys[i][2], state_of(info, i), log)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                _write_checkpoint(folders[i], agent, _unstack(state, i), progress)
+                _write_checkpoint(folders[i], agent, state_of(state, i), progress)
                 saved = step
     if step < cfg.steps:
         return [None for _ in seeds]
     return [(write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes), progress["evals"], progress["train_s"])
             for seed, folder, progress in zip(seeds, folders, progresses)]
-
-
-def _stack(trees: list):
-    """Trees of one structure -> one tree whose array leaves gain a leading axis (static fields kept)."""
-    arrays = [eqx.filter(t, eqx.is_array) for t in trees]
-    stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *arrays)
-    return eqx.combine(stacked, eqx.filter(trees[0], eqx.is_array, inverse=True))
-
-
-def _unstack(tree, i: int):
-    """Seed ``i``'s slice of a stacked tree."""
-    return jax.tree_util.tree_map(lambda x: x[i] if eqx.is_array(x) else x, tree)
 
 
 def _write_checkpoint(folder: Path, agent, state, progress: dict) -> None:
