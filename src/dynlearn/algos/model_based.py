@@ -256,6 +256,11 @@ class StartStates:
         rows = np.asarray(index)
         return self.obs[index], self.state_from(self.qpos[rows], self.qvel[rows])
 
+    @staticmethod
+    def draw_obs(obs: jax.Array, n: int, *, key) -> jax.Array:
+        """:meth:`draw`'s observations as a pure function of the observation array (for vmapped seeds)."""
+        return obs[jax.random.randint(key, (n,), 0, obs.shape[0])]
+
 
 def real_rows(dataset: Dataset) -> Transitions:
     """The dataset's rows an agent can learn from (a successor observation, or terminal), on the device."""
@@ -326,16 +331,40 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
     return out
 
 
-def _rollout_stats(ro: Rollout) -> dict[str, float]:
-    valid = np.asarray(ro.valid)
-    n = max(int(valid.sum()), 1)
-    return {"rollout/valid_fraction": float(valid.mean()),
-            "rollout/length": float(valid.sum(axis=0).mean()),
-            "rollout/terminal_fraction": float(np.asarray(ro.terminal).sum() / n),
-            "rollout/truncated_fraction": float(np.asarray(ro.truncated).any(axis=0).mean()),
-            "rollout/reward": float(np.asarray(ro.rew)[valid].mean()) if valid.any() else 0.0,
-            "rollout/penalty": float(np.asarray(ro.penalty)[valid].mean()) if valid.any() else 0.0,
-            "rollout/penalty_max": float(np.asarray(ro.penalty)[valid].max()) if valid.any() else 0.0}
+def _rollout_stats(ro: Rollout) -> dict[str, jax.Array]:
+    """The block's rollout statistics as 0-d arrays (traceable: computed inside the vmapped block of parallel seeds)."""
+    valid = ro.valid
+    f32 = lambda x: jnp.asarray(x, jnp.float32)
+    count = jnp.sum(f32(valid))
+    n = jnp.maximum(count, 1.0)
+    mean_valid = lambda x: jnp.sum(jnp.where(valid, f32(x), 0.0)) / n
+    return {"rollout/valid_fraction": jnp.mean(f32(valid)),
+            "rollout/length": jnp.mean(jnp.sum(f32(valid), axis=0)),
+            "rollout/terminal_fraction": jnp.sum(f32(ro.terminal)) / n,
+            "rollout/truncated_fraction": jnp.mean(f32(jnp.any(ro.truncated, axis=0))),
+            "rollout/reward": mean_valid(ro.rew),
+            "rollout/penalty": mean_valid(ro.penalty),
+            "rollout/penalty_max": jnp.where(count > 0, jnp.max(jnp.where(valid, f32(ro.penalty), -jnp.inf)), 0.0)}
+
+
+def rollout_into(agent, state, buffer: ReplayBuffer, model, start_obs, hooks, horizon: int, *, key, model_state=None):
+    """Model rollouts of the agent's policy from ``start_obs`` added to ``buffer``; returns the buffer and the rollout
+    statistics (traceable)."""
+    ro = rollout(model, AgentPolicy(agent.act, state), start_obs, horizon, key=key, model_state=model_state, hooks=hooks)
+    return add_valid(buffer, *ro.masked()), _rollout_stats(ro)
+
+
+def update_on_mix(agent, state, buffer: ReplayBuffer, real: Transitions, adjust, cfg: ModelBasedConfig, batch_size: int, *, key):
+    """``cfg.rollout_every`` agent updates on batches mixing ``real`` rows and the model buffer's (traceable)."""
+    source = MixedSampler.from_ratio(real, buffer.data, batch_size=batch_size, real_ratio=cfg.real_ratio, model_size=buffer.size)
+    return agent.update_block(state, source, key=key, steps=cfg.rollout_every, target_adjust=adjust)
+
+
+def _check_model_data(stats: dict, buffer: ReplayBuffer) -> None:
+    if stats["rollout/valid_fraction"] == 0 and int(buffer.size) == 0:
+        raise DataError("rollout", "produced no valid row (every branch was stopped or ended at its first step), so there "
+                        "is no model data to train on.", "lower the stop hook's threshold (MOREC: reward_threshold) or raise "
+                        "min_length.")
 
 
 def run_block(agent, state, buffer: ReplayBuffer, model, starts: StartStates, real: Transitions, hooks, adjust,
@@ -348,16 +377,11 @@ def run_block(agent, state, buffer: ReplayBuffer, model, starts: StartStates, re
     t0 = time.perf_counter()
     start_key, ro_key = jax.random.split(rollout_key)
     start_obs, model_state = starts.draw(cfg.rollout_batch, key=start_key)
-    ro = rollout(model, AgentPolicy(agent.act, state), start_obs, cfg.horizon, key=ro_key, model_state=model_state, hooks=hooks)
-    buffer = add_valid(buffer, *ro.masked())
-    stats = _rollout_stats(ro)
-    if stats["rollout/valid_fraction"] == 0 and int(buffer.size) == 0:
-        raise DataError("rollout", "produced no valid row (every branch was stopped or ended at its first step), so there "
-                        "is no model data to train on.", "lower the stop hook's threshold (MOREC: reward_threshold) or raise "
-                        "min_length.")
+    buffer, stats = rollout_into(agent, state, buffer, model, start_obs, hooks, cfg.horizon, key=ro_key, model_state=model_state)
+    stats = {k: float(v) for k, v in stats.items()}
+    _check_model_data(stats, buffer)
     t1 = time.perf_counter()
-    source = MixedSampler.from_ratio(real, buffer.data, batch_size=batch_size, real_ratio=cfg.real_ratio, model_size=buffer.size)
-    state, info = agent.update_block(state, source, key=update_key, steps=cfg.rollout_every, target_adjust=adjust)
+    state, info = update_on_mix(agent, state, buffer, real, adjust, cfg, batch_size, key=update_key)
     info = {k: float(v) for k, v in info.items()}
     t2 = time.perf_counter()
     return state, buffer, {**info, **stats, "time/rollout_s": t1 - t0, "time/update_s": t2 - t1}
@@ -370,17 +394,14 @@ def _train_seed(method, agent, agent_cfg, spec, model, real: Transitions, starts
     hooks = method.hooks(cfg)
     adjust = method.target_adjust(cfg, model, agent, n_real)
     empty = ReplayBuffer.empty(cfg.buffer_capacity, spec.obs_dim, spec.act_dim)
-    saved = latest_dir(folder / "checkpoint")
-    if saved is not None and (saved / "progress.json").is_file():
-        progress = json.loads((saved / "progress.json").read_text())
-        state = agent.load(saved / "agent")
-        buffer = load_leaves(saved / "model_buffer", empty)
-        if progress["step"] >= cfg.steps and (folder / "final.json").is_file():
-            return SeedScore(**json.loads((folder / "final.json").read_text())), progress
+    restored = _restore_seed(agent, cfg, folder, empty)
+    if restored is not None:
+        progress, state, buffer, finished = restored
+        if finished is not None:
+            return finished
     else:
         progress = {"step": 0, "evals": [], "history": [], "train_s": 0.0}
         state, buffer = agent.init(init_key, spec, agent_cfg), empty
-    identity = Normalizer.identity(spec.obs_dim)
     stop = cfg.steps if until is None else min(cfg.steps, until)
     saved = progress["step"]  # the step the checkpoint on disk holds
     while progress["step"] < stop:
@@ -391,20 +412,8 @@ def _train_seed(method, agent, agent_cfg, spec, model, real: Transitions, starts
             raise interrupt.Stopped(folder, step)
         state, buffer, row = run_block(agent, state, buffer, model, starts, real, hooks, adjust, cfg, agent_cfg.batch_size,
                                        rollout_key=jax.random.fold_in(rollout_key, step), update_key=jax.random.fold_in(update_key, step))
-        progress["step"] = step = step + cfg.rollout_every
-        progress["train_s"] += row["time/rollout_s"] + row["time/update_s"]
-        progress["history"].append({"step": step, **row})
-        if not np.isfinite(row.get("q/mean", 0.0)):
-            write_json(folder / "diverged.json", progress)  # the history up to the divergence, for diagnosis
-            raise DataError(str(folder), f"the critic diverged (Q = {row.get('q/mean')}) at step {step}.",
-                            "lower the learning rates, raise the penalty, or shorten the horizon.")
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            r = evaluate(normalized_policy(agent, state, identity), task, cfg.eval_episodes, key=jax.random.fold_in(eval_key, step))
-            progress["evals"].append({"step": step, "return_mean": r.mean, "return_std": r.std, "normalized": r.normalized_mean,
-                                      "q_mean": row.get("q/mean"), "penalty": row["rollout/penalty"]})
-            norm_txt = f" normalized {r.normalized_mean:6.1f}" if r.normalized_mean is not None else ""
-            log(f"seed {seed} step {step:>8,}  return {r.mean:8.1f} ± {r.std:6.1f}{norm_txt}  Q {row.get('q/mean', 0):8.1f}  "
-                f"penalty {row['rollout/penalty']:.3f}  rollout {row['rollout/length']:.2f} steps")
+        step += cfg.rollout_every
+        _record_block(agent, state, progress, row, step, task, cfg, seed, folder, eval_key, log)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             _write_checkpoint(folder, agent, state, buffer, progress)
             saved = step
@@ -415,6 +424,39 @@ def _train_seed(method, agent, agent_cfg, spec, model, real: Transitions, starts
     score = write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes)
     agent.save(folder / "agent", state)
     return score, progress
+
+
+def _restore_seed(agent, cfg: ModelBasedConfig, folder: Path, empty: ReplayBuffer):
+    """``(progress, state, buffer, finished)`` from a seed's checkpoint (``finished``: its result, when it is done), or
+    None when it has none."""
+    saved = latest_dir(folder / "checkpoint")
+    if saved is None or not (saved / "progress.json").is_file():
+        return None
+    progress = json.loads((saved / "progress.json").read_text())
+    finished = None
+    if progress["step"] >= cfg.steps and (folder / "final.json").is_file():
+        finished = SeedScore(**json.loads((folder / "final.json").read_text())), progress
+    return progress, agent.load(saved / "agent"), load_leaves(saved / "model_buffer", empty), finished
+
+
+def _record_block(agent, state, progress: dict, row: dict, step: int, task, cfg: ModelBasedConfig, seed: int, folder: Path,
+                  eval_key, log) -> None:
+    """Book a finished block into ``progress``: its history row, a divergence check, and the evaluation when one is due."""
+    progress["step"] = step
+    progress["train_s"] += row["time/rollout_s"] + row["time/update_s"]
+    progress["history"].append({"step": step, **row})
+    if not np.isfinite(row.get("q/mean", 0.0)):
+        write_json(folder / "diverged.json", progress)  # the history up to the divergence, for diagnosis
+        raise DataError(str(folder), f"the critic diverged (Q = {row.get('q/mean')}) at step {step}.",
+                        "lower the learning rates, raise the penalty, or shorten the horizon.")
+    if step % cfg.eval_every == 0 or step == cfg.steps:
+        policy = normalized_policy(agent, state, Normalizer.identity(task.obs_dim))
+        r = evaluate(policy, task, cfg.eval_episodes, key=jax.random.fold_in(eval_key, step))
+        progress["evals"].append({"step": step, "return_mean": r.mean, "return_std": r.std, "normalized": r.normalized_mean,
+                                  "q_mean": row.get("q/mean"), "penalty": row["rollout/penalty"]})
+        norm_txt = f" normalized {r.normalized_mean:6.1f}" if r.normalized_mean is not None else ""
+        log(f"seed {seed} step {step:>8,}  return {r.mean:8.1f} ± {r.std:6.1f}{norm_txt}  Q {row.get('q/mean', 0):8.1f}  "
+            f"penalty {row['rollout/penalty']:.3f}  rollout {row['rollout/length']:.2f} steps")
 
 
 def _write_checkpoint(folder: Path, agent, state, buffer: ReplayBuffer, progress: dict) -> None:
