@@ -64,6 +64,7 @@ def main() -> None:
                         help="bring every seed to this many steps first (checkpointed; a later run without it continues)")
     parser.add_argument("--at", type=int, default=None,
                         help="tabulate the evaluations logged at this step (default: the final policies of finished seeds)")
+    parser.add_argument("--parallel-seeds", action="store_true", help="train the seeds together (vmapped; for a GPU)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     rows = []
@@ -79,6 +80,7 @@ def main() -> None:
                                        eval_episodes=args.eval_episodes, **METHODS[label], **extra)
                 start = time.perf_counter()
                 train_model_based(data, task, cfg, out, resume=(out / "config.json").is_file(), until=args.until,
+                                  parallel_seeds=args.parallel_seeds,
                                   log=lambda s, tag=f"[{label} {name}]": print(f"{tag} {s}", flush=True))
                 finished = (out / "results.json").is_file()
                 print(f"[{label} {name}] {'done' if finished else f'every seed at --until {args.until:,}'} after "

@@ -113,8 +113,8 @@ class Train:
     seed: int = 0
     """first seed"""
     parallel_seeds: bool = False
-    """model-free offline agents: train the seeds together in one vmapped program (meant for a GPU; on a CPU expect it
-    to take as long as running them in turn); same run folder either way"""
+    """offline: train the seeds together, one vmapped program for all (meant for a GPU; on one CPU core it takes as long
+    as running them in turn); the same run folder either way, resumable either way"""
     eval_every: int = 10_000
     """evaluate the policy every this many steps"""
     eval_episodes: int = 10
@@ -309,7 +309,7 @@ def _cmd_train(cfg: Train) -> None:
         if cfg.task is None or cfg.data is not None:
             raise ConfigError("train --online needs --task and no DATA. Fix: dynlearn train sac --online --task Hopper-v5 --out DIR.")
         if cfg.parallel_seeds:
-            raise ConfigError("train --online runs one seed (--seed); --parallel-seeds is for offline model-free agents.")
+            raise ConfigError("train --online runs one seed (--seed); --parallel-seeds is for offline training.")
         online = OnlineConfig(task=get(cfg.task).id, agent=cfg.algo, steps=cfg.steps or 500_000, seed=cfg.seed,
                               eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes)
         train_online(online, cfg.out, resume=cfg.resume, force=cfg.force)
@@ -326,15 +326,12 @@ def _cmd_train(cfg: Train) -> None:
     from .algos.model_based import METHODS, ModelBasedConfig, train_model_based
 
     if cfg.algo.lower() in METHODS:
-        if cfg.parallel_seeds:
-            raise ConfigError(f"--parallel-seeds is for the model-free agents; {cfg.algo} (model-based) runs its seeds one after "
-                              "another. Fix: drop --parallel-seeds.")
         mb = ModelBasedConfig(method=cfg.algo.lower(), preset=cfg.preset, steps=cfg.steps or 100_000, seeds=cfg.seeds,
                               seed=cfg.seed, model=cfg.model, horizon=cfg.horizon, penalty=cfg.penalty,
                               penalty_coef=cfg.penalty_coef, penalty_members=cfg.penalty_members, real_ratio=cfg.real_ratio, rollout_batch=cfg.rollout_batch,
                               rollout_every=cfg.rollout_every, reward_model=cfg.reward_model, eval_every=cfg.eval_every,
                               eval_episodes=cfg.eval_episodes)
-        train_model_based(dataset, get(task_id), mb, cfg.out, resume=cfg.resume, force=cfg.force)
+        train_model_based(dataset, get(task_id), mb, cfg.out, resume=cfg.resume, force=cfg.force, parallel_seeds=cfg.parallel_seeds)
         return
     offline = OfflineConfig(agent=cfg.algo, steps=cfg.steps or 100_000, seeds=cfg.seeds, seed=cfg.seed,
                             eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes)

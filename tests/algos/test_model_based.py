@@ -179,3 +179,44 @@ def test_a_stop_request_checkpoints_the_finished_block_and_resumes_exactly(tmp_p
     assert _same_leaves(sac.load(tmp_path / "full" / "seed_1" / "agent"), sac.load(tmp_path / "stopped" / "seed_1" / "agent"))
     a, b = (json.loads((tmp_path / run / "results.json").read_text()) for run in ("full", "stopped"))
     assert a["scores"]["per_seed"] == b["scores"]["per_seed"]
+
+
+@pytest.mark.parametrize("method", ["mopo", "mobile", "ravl", "morec-mopo"])
+def test_parallel_seeds_follow_the_seeds_in_turn(tmp_path, pendulum, method):
+    """Seeds stacked and vmapped (rollouts, buffers, updates; what pays on a GPU) train the same seeds as in turn, up to
+    float rounding, into the same run folder layout."""
+    task, data, model = pendulum
+    cfg = _small(method, seeds=2, **_method_options(method, tmp_path))
+    acfg = _agent_cfg(method)
+    train_model_based(data, task, cfg, tmp_path / "turns", model=model, agent_config=acfg, log=_quiet)
+    train_model_based(data, task, cfg, tmp_path / "together", model=model, agent_config=acfg, parallel_seeds=True, log=_quiet)
+    agent = agents.get("edac" if method == "ravl" else "sac")
+    for seed in (0, 1):
+        a, b = (agent.load(tmp_path / run / f"seed_{seed}" / "agent") for run in ("turns", "together"))
+        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-3, atol=1e-4)
+        h_a, h_b = (json.loads((tmp_path / run / f"seed_{seed}" / "checkpoint" / "progress.json").read_text())["history"]
+                    for run in ("turns", "together"))
+        assert [h["step"] for h in h_a] == [h["step"] for h in h_b]
+        assert h_a[-1]["rollout/length"] == pytest.approx(h_b[-1]["rollout/length"], rel=1e-3)
+    check_results(json.loads((tmp_path / "together" / "results.json").read_text()))
+
+
+def test_parallel_seeds_resume_a_run_started_in_turn(tmp_path, pendulum):
+    task, data, model = pendulum
+    cfg = _small("mopo", steps=300, seeds=2)
+    acfg = _agent_cfg("mopo")
+    train_model_based(data, task, cfg, tmp_path / "full", model=model, agent_config=acfg, log=_quiet)
+    train_model_based(data, task, cfg, tmp_path / "mixed", model=model, agent_config=acfg, until=200, log=_quiet)
+    train_model_based(data, task, cfg, tmp_path / "mixed", model=model, agent_config=acfg, resume=True, parallel_seeds=True,
+                      log=_quiet)
+    sac = agents.get("sac")
+    for seed in (0, 1):
+        a, b = (sac.load(tmp_path / run / f"seed_{seed}" / "agent") for run in ("full", "mixed"))
+        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-3, atol=1e-4)
+    with pytest.raises(ConfigError, match="oracle"):
+        oracle_data = dl.tasks.collect(dl.tasks.get("InvertedPendulum-v5"), dl.tasks.RandomPolicy(dl.tasks.get("InvertedPendulum-v5")),
+                                       steps=200, seed=0)
+        train_model_based(oracle_data, dl.tasks.get("InvertedPendulum-v5"), _small("mbpo", model="oracle"), tmp_path / "oracle",
+                          agent_config=acfg, parallel_seeds=True, log=_quiet)

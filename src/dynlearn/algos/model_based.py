@@ -30,12 +30,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .. import interrupt
-from ..agents.base import AgentSpec, MixedSampler
+from ..agents.base import AgentSpec, MixedSampler, stack_states, state_of
 from ..checkpoint import atomic_dir, latest_dir, load_leaves, save_module, write_json
 from ..data.buffer import ReplayBuffer
 from ..data.dataset import Dataset
@@ -274,7 +275,7 @@ def real_rows(dataset: Dataset) -> Transitions:
 
 
 def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | Path, *, model=None, agent_config=None,
-                      resume: bool = False, force: bool = False, until: int | None = None,
+                      resume: bool = False, force: bool = False, until: int | None = None, parallel_seeds: bool = False,
                       log: Callable[[str], None] = print) -> Path:
     """Train ``cfg.seeds`` seeds of ``cfg.method`` on ``dataset``; write the run folder ``out``.
 
@@ -282,6 +283,9 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
     method's agent config (same agent). ``resume=True`` continues every seed from its checkpoint (the config must
     match). ``until`` stops each seed after that many steps without finishing (checkpointed as usual), then trains the next
     seed the same way: tests use it as a kill; benchmarks use it to bring every seed to an intermediate budget first.
+    ``parallel_seeds``: train every seed at once, states and model buffers stacked and each block's rollout and updates
+    one ``vmap``-ed program each (:mod:`dynlearn.algos.offline` says when that pays); the same run folder, resumable
+    either way; not with the oracle model (its simulator state lives on the host).
     """
     out = Path(out)
     cfg = cfg.resolve(dataset.name)
@@ -303,9 +307,17 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
     spec = AgentSpec(task.obs_dim, task.act_dim, task.act_low, task.act_high)
     real, starts = real_rows(dataset), StartStates(dataset, model)
     scores, curves, seconds, unfinished = [], {}, 0.0, False
+    seeds = range(cfg.seed, cfg.seed + cfg.seeds)
     with interrupt.graceful_stop():  # SIGTERM / Ctrl-C: checkpoint after the current block and raise Stopped
-        for seed in range(cfg.seed, cfg.seed + cfg.seeds):
-            result = _train_seed(method, agent, agent_cfg, spec, model, real, starts, task, cfg, seed, out / f"seed_{seed}", until, log)
+        if parallel_seeds:
+            if starts.state_from is not None:
+                raise ConfigError("parallel seeds need a model whose state is its observation; the oracle steps a host "
+                                  "simulator. Fix: run the oracle's seeds one after another (no --parallel-seeds).")
+            outcomes = _train_seeds_together(method, agent, agent_cfg, spec, model, real, starts, task, cfg, seeds, out, until, log)
+        else:
+            outcomes = (_train_seed(method, agent, agent_cfg, spec, model, real, starts, task, cfg, seed, out / f"seed_{seed}",
+                                    until, log) for seed in seeds)
+        for seed, result in zip(seeds, outcomes):
             if result is None:  # stopped at ``until``: go on with the next seed, write no results
                 unfinished = True
                 continue
@@ -424,6 +436,81 @@ def _train_seed(method, agent, agent_cfg, spec, model, real: Transitions, starts
     score = write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes)
     agent.save(folder / "agent", state)
     return score, progress
+
+
+def _train_seeds_together(method, agent, agent_cfg, spec, model, real: Transitions, starts: StartStates, task,
+                          cfg: ModelBasedConfig, seeds, out: Path, until, log):
+    """Every seed at once: what :func:`_train_seed` does, with the agents' states and model buffers stacked on a leading
+    axis and each block one vmapped rollout and one vmapped update; returns :func:`_train_seed`'s result per seed."""
+    folders = [out / f"seed_{seed}" for seed in seeds]
+    keys = [jax.random.split(jax.random.key(seed), 4) for seed in seeds]  # init, update, rollout, eval: as _train_seed
+    n_real = int(round(cfg.real_ratio * agent_cfg.batch_size))
+    hooks, adjust = method.hooks(cfg), method.target_adjust(cfg, model, agent, n_real)
+    empty = ReplayBuffer.empty(cfg.buffer_capacity, spec.obs_dim, spec.act_dim)
+    restored = [_restore_seed(agent, cfg, folder, empty) for folder in folders]
+    if all(r is None for r in restored):
+        progresses = [{"step": 0, "evals": [], "history": [], "train_s": 0.0} for _ in seeds]
+        state = eqx.filter_vmap(agent.init, in_axes=(0, None, None))(jnp.stack([k[0] for k in keys]), spec, agent_cfg)
+        buffer = stack_states([empty] * len(folders))
+    else:
+        steps = {None if r is None else r[0]["step"] for r in restored}
+        if len(steps) != 1:
+            raise ConfigError(f"{out}: the seeds' checkpoints are at different steps ({sorted(map(str, steps))}), so they cannot "
+                              "continue together. Fix: resume without --parallel-seeds (seeds one after another).")
+        if all(r[3] is not None for r in restored):
+            return [r[3] for r in restored]
+        progresses = [r[0] for r in restored]
+        state, buffer = stack_states([r[1] for r in restored]), stack_states([r[2] for r in restored])
+    update_keys, rollout_keys = jnp.stack([k[1] for k in keys]), jnp.stack([k[2] for k in keys])
+
+    def seed_rollout(state, buffer, key, model, obs, hooks):
+        start_key, ro_key = jax.random.split(key)  # as run_block
+        start_obs = StartStates.draw_obs(obs, cfg.rollout_batch, key=start_key)
+        return rollout_into(agent, state, buffer, model, start_obs, hooks, cfg.horizon, key=ro_key)
+
+    def seed_update(state, buffer, key, real, adjust):
+        return update_on_mix(agent, state, buffer, real, adjust, cfg, agent_cfg.batch_size, key=key)
+
+    rollouts = eqx.filter_jit(eqx.filter_vmap(seed_rollout, in_axes=(0, 0, 0, None, None, None)))
+    updates = eqx.filter_jit(eqx.filter_vmap(seed_update, in_axes=(0, 0, 0, None, None)))
+    at_step = jax.vmap(jax.random.fold_in, in_axes=(0, None))
+
+    def checkpoint_all():
+        for i, folder in enumerate(folders):
+            _write_checkpoint(folder, agent, state_of(state, i), state_of(buffer, i), progresses[i])
+
+    stop = cfg.steps if until is None else min(cfg.steps, until)
+    step = saved = progresses[0]["step"]
+    while step < stop:
+        if interrupt.requested():  # SIGTERM / Ctrl-C: keep every finished block
+            if step != saved:
+                checkpoint_all()
+            raise interrupt.Stopped(out, step)
+        t0 = time.perf_counter()
+        buffer, stats = rollouts(state, buffer, at_step(rollout_keys, step), model, starts.obs, hooks)
+        stats = jax.device_get(stats)
+        t1 = time.perf_counter()
+        state, info = updates(state, buffer, at_step(update_keys, step), real, adjust)
+        info = jax.device_get(info)
+        t2 = time.perf_counter()
+        step += cfg.rollout_every
+        share = {"time/rollout_s": (t1 - t0) / len(folders), "time/update_s": (t2 - t1) / len(folders)}  # each seed's part
+        for i, (seed, folder, progress) in enumerate(zip(seeds, folders, progresses)):
+            row = {**{k: float(v[i]) for k, v in info.items()}, **{k: float(v[i]) for k, v in stats.items()}, **share}
+            _check_model_data(row, state_of(buffer, i))
+            _record_block(agent, state_of(state, i), progress, row, step, task, cfg, seed, folder, keys[i][3], log)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            checkpoint_all()
+            saved = step
+    if step < cfg.steps:
+        if step != saved:  # stopped at ``until`` between checkpoints: keep that work
+            checkpoint_all()
+        return [None for _ in seeds]
+    results = []
+    for i, (seed, folder, progress) in enumerate(zip(seeds, folders, progresses)):
+        agent.save(folder / "agent", state_of(state, i))
+        results.append((write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes), progress))
+    return results
 
 
 def _restore_seed(agent, cfg: ModelBasedConfig, folder: Path, empty: ReplayBuffer):
