@@ -275,3 +275,6 @@ def test_a_stopped_fit_resumes_with_resume_and_matches_an_uninterrupted_one(tmp_
     assert a["fit"]["selection"] == b["fit"]["selection"] and a["fit"]["final_loss"] == b["fit"]["final_loss"]
     assert a["metrics"] == b["metrics"]
     assert not (tmp_path / "stopped" / "checkpoint").exists()
+    before = (tmp_path / "stopped" / "results.json").stat().st_mtime_ns  # resuming a finished run changes nothing
+    run_fit(_small_fit(tmp_path / "stopped", select_every=100, resume=True), log=lambda s: None)
+    assert (tmp_path / "stopped" / "results.json").stat().st_mtime_ns == before

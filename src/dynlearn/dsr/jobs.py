@@ -232,6 +232,9 @@ def run_fit(cfg: DSRFit, *, log: Callable[[str], None] = print) -> Path:
     x_test = data.test.trajectory(0)
     config = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _HANDLING} | {"out": str(cfg.out)}
     run = RunFolder.open(cfg.out, config, resume=cfg.resume, force=cfg.force)
+    if cfg.resume and run.file("results.json").is_file():
+        log(f"dsr fit: {run.path} is finished; nothing to resume (dynlearn dsr eval {run.path} re-measures it)")
+        return run.path
     name = canonical_model(cfg.model)
     log(f"dsr fit: {name} on {data.record['source']} (train {tuple(data.train.values.shape)}, test {tuple(data.test.values.shape)}, "
         f"dt {data.train.dt:g}), seed {cfg.seed}{' (resumed)' if cfg.resume else ''}")
