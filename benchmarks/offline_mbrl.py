@@ -46,6 +46,8 @@ PUBLISHED = {
     ("mopo", "hopper-medium"): (62.8, "Kit re-run"), ("mopo", "hopper-medium-replay"): (92.7, "Kit re-run"),
     ("mobile", "hopper-medium"): (106.6, "paper"), ("mobile", "hopper-medium-replay"): (103.9, "paper"),
 }
+# MOREC's paper tables could not be read here (only its abstract is reachable; benchmarks/morec.md, section 3)
+PUBLISHED |= {(m, d): (None, "not found") for m in MOREC for d in ("hopper-medium", "hopper-medium-replay")}
 
 
 def main() -> None:
@@ -87,7 +89,8 @@ def main() -> None:
                       f"{time.perf_counter() - start:.0f} s", flush=True)
             score, budget, rate = cell(out, args.at)
             pub = PUBLISHED.get((label, name.removesuffix("-v5")))
-            rows.append((name, label, score, budget, behaviour, f"{pub[0]:.1f} ({pub[1]})" if pub else "—", rate))
+            published = "—" if pub is None else pub[1] if pub[0] is None else f"{pub[0]:.1f} ({pub[1]})"
+            rows.append((name, label, score, budget, behaviour, published, rate))
         for algo in ("bc", "td3bc", "iql"):
             score, budget, rate = cell(args.baselines / f"{algo}-{name}", args.at)
             if score != "not run":
