@@ -46,6 +46,11 @@ def test_train_then_eval_end_to_end(tmp_path, hopper_files, capsys):
     assert "constant delta" in (run / "one_step.md").read_text()
     model = models.load(run / "model", task=dl.tasks.get("Hopper-v5"))
     assert model.cfg.members == 3 and model.cfg.hidden == (32, 32)
+    assert not (run / "checkpoint").exists()  # the fit's training state is removed once it is done
+    before = (run / "results.json").stat().st_mtime_ns
+    assert main(["model", "train", data, "--task", "Hopper-v5", "--out", str(run), "--members", "3", "--elites", "2",
+                 "--hidden", "32", "32", "--max-epochs", "2", "--resume"]) == 0
+    assert (run / "results.json").stat().st_mtime_ns == before  # finished: nothing to resume
 
     assert main(["model", "eval", str(run), data, "--ood", ood, "--horizon", "5", "--windows", "50"]) == 0
     out = run / "eval"

@@ -167,6 +167,8 @@ class ModelTrain:
     """seed of the holdout split, bootstrap and initialisation"""
     force: bool = False
     """replace an existing run folder"""
+    resume: bool = False
+    """continue the fit in --out from its checkpoint (written every minute and on SIGTERM / Ctrl-C)"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -344,7 +346,7 @@ def _cmd_model_train(cfg: ModelTrain) -> None:
 
     dataset = load(cfg.data, task=cfg.task)
     job = ModelTrainConfig(members=cfg.members, elites=cfg.elites, hidden=cfg.hidden, max_epochs=cfg.max_epochs, seed=cfg.seed)
-    train_model(dataset, _task_for(cfg.task, dataset), job, cfg.out, force=cfg.force)
+    train_model(dataset, _task_for(cfg.task, dataset), job, cfg.out, force=cfg.force, resume=cfg.resume)
 
 
 def _task_for(task_id, dataset):

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -271,18 +272,25 @@ def diagnostics(model, ref: Reference, test: Dataset, others: dict[str, Dataset]
 # Jobs
 
 
-def train_model(dataset: Dataset, task, cfg: ModelTrainConfig, out: str | Path, *, force: bool = False, progress: bool = True,
-                log: Callable[[str], None] = print) -> Path:
-    """Fit an ensemble to ``dataset`` and write the run folder ``out`` (module docstring)."""
+def train_model(dataset: Dataset, task, cfg: ModelTrainConfig, out: str | Path, *, force: bool = False, resume: bool = False,
+                progress: bool = True, log: Callable[[str], None] = print) -> Path:
+    """Fit an ensemble to ``dataset`` and write the run folder ``out`` (module docstring). The fit checkpoints into
+    ``out/checkpoint`` (every minute, and on SIGTERM / Ctrl-C); ``resume=True`` continues it."""
     out = Path(out)
     ecfg, fcfg = cfg.ensemble_config(), cfg.fit_config(progress)
-    config = {"model_train": dataclasses.asdict(cfg), "ensemble": ecfg.to_dict(), "fit": dataclasses.asdict(fcfg),
+    config = {"model_train": dataclasses.asdict(cfg), "ensemble": ecfg.to_dict(),
+              "fit": {k: v for k, v in dataclasses.asdict(fcfg).items() if k != "progress"},
               "task": None if task is None else task.id, "dataset": dataset_record(dataset)}
-    run = RunFolder.open(out, config, force=force)
+    run = RunFolder.open(out, config, resume=resume, force=force)
+    if resume and run.file("results.json").is_file():
+        log(f"{out} is finished; nothing to resume")
+        return out
     log(f"fitting a {cfg.members}-member ensemble on {dataset.name} ({len(dataset):,} transitions)")
     start = time.perf_counter()
-    model, report = fit(ecfg, dataset, key=jax.random.key(cfg.seed), cfg=fcfg, task=task)
+    model, report = fit(ecfg, dataset, key=jax.random.key(cfg.seed), cfg=fcfg, task=task, checkpoint=out / "checkpoint")
     wall = time.perf_counter() - start
+    for folder in (out / "checkpoint", out / "checkpoint.old"):  # the fit is done: its training state is spent
+        shutil.rmtree(folder, ignore_errors=True)
     save(out / "model", model)
     write_json(out / "fit_report.json", dataclasses.asdict(report))
     train, hold = fit_split(dataset, fcfg, report.holdout_seed)

@@ -162,3 +162,49 @@ def test_model_error_functions():
     np.testing.assert_allclose(model_error.prediction_mse(target + 2.0, target, entry_mask), [4.0, 4.0])
     nan_target = target.at[2].set(jnp.nan)
     assert np.all(np.isfinite(model_error.member_mse(mean, nan_target, mask)))
+
+
+def test_a_stopped_fit_continues_from_its_checkpoint_exactly(tmp_path):
+    """SIGTERM / Ctrl-C (interrupt.request) checkpoints the fit after its epoch; the same call with the same folder ends
+    with the uninterrupted fit's model and report; another fit's checkpoint is refused."""
+    from dynlearn import interrupt
+
+    data = linear_dataset(episodes=30, length=20, seed=5)
+    cfg = EnsembleConfig(members=3, elites=2, hidden=(16, 16), weight_decay=(2.5e-5, 5e-5, 1e-4))
+    fit_cfg = FitConfig(progress=False, max_epochs=6, patience=6)
+    full, full_report = models.fit(cfg, data, key=jax.random.key(0), cfg=fit_cfg)
+    folder = tmp_path / "state"
+    with interrupt.graceful_stop():
+        interrupt.request()
+        with pytest.raises(interrupt.Stopped):
+            models.fit(cfg, data, key=jax.random.key(0), cfg=fit_cfg, checkpoint=folder)
+    assert json_epoch(folder) == 1
+    resumed, report = models.fit(cfg, data, key=jax.random.key(0), cfg=fit_cfg, checkpoint=folder)
+    assert report.history == full_report.history and report.elites == full_report.elites and report.epochs == 6
+    for a, b in zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(resumed)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(dl.ConfigError, match="another fit"):
+        models.fit(cfg, data, key=jax.random.key(1), cfg=fit_cfg, checkpoint=folder)
+
+
+def json_epoch(folder) -> int:
+    import json
+
+    return json.loads((folder / "progress.json").read_text())["epoch"]
+
+
+def test_the_model_cache_continues_a_stopped_fit(tmp_path):
+    from dynlearn import interrupt
+
+    data = linear_dataset(episodes=30, length=20, seed=6)
+    cfg = EnsembleConfig(members=3, elites=2, hidden=(16,), weight_decay=(2.5e-5, 1e-4))
+    fit_cfg = FitConfig(progress=False, max_epochs=4, patience=4)
+    with interrupt.graceful_stop():
+        interrupt.request()
+        with pytest.raises(interrupt.Stopped):
+            models.fitted(data, cfg, fit_cfg, root=tmp_path)
+    assert [p.name.endswith(".fitting") for p in tmp_path.iterdir()] == [True]
+    lines = []
+    model, report = models.fitted(data, cfg, fit_cfg, root=tmp_path, log=lines.append)
+    assert "continuing a stopped fit" in lines[0] and report.epochs == 4
+    assert [p.name.endswith(".fitting") for p in tmp_path.iterdir()] == [False]  # the entry only

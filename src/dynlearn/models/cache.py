@@ -9,7 +9,8 @@ major.minor)`` and fits and stores it otherwise.
 
 The cache lives in ``$DYNLEARN_CACHE_DIR/models`` (default ``~/.cache/dynlearn/models``); each entry is a model
 folder (:func:`dynlearn.models.save`) with ``fit_report.json`` and ``key.json`` beside it, written atomically,
-so a killed fit leaves no entry (the next call fits again).
+so a killed fit leaves no entry; the fit's own checkpoint (``<entry>.fitting``, :func:`dynlearn.models.fit`) lets
+the next call continue it instead of starting over.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -74,11 +76,15 @@ def fitted(dataset: Dataset, model_cfg: EnsembleConfig = EnsembleConfig(), fit_c
             log(f"dynamics model: cached ({saved})")
         report = FitReport.from_dict(json.loads((saved / "fit_report.json").read_text()))
         return load(saved / "model", task=task), report
+    partial = entry.with_name(entry.name + ".fitting")  # the fit's checkpoint: a killed fit goes on from it next time
     if log:
-        log(f"dynamics model: fitting on {len(dataset):,} transitions (cached afterwards in {entry})")
-    model, report = fit(model_cfg, dataset, key=jax.random.key(seed), cfg=fit_cfg, task=task)
+        resumed = " (continuing a stopped fit)" if latest_dir(partial) is not None else ""
+        log(f"dynamics model: fitting on {len(dataset):,} transitions{resumed} (cached afterwards in {entry})")
+    model, report = fit(model_cfg, dataset, key=jax.random.key(seed), cfg=fit_cfg, task=task, checkpoint=partial)
     with atomic_dir(entry) as new:
         save(new / "model", model)
         write_json(new / "fit_report.json", dataclasses.asdict(report))
         write_json(new / "key.json", key)
+    for folder in (partial, partial.with_name(partial.name + ".old")):
+        shutil.rmtree(folder, ignore_errors=True)
     return model, report

@@ -23,14 +23,23 @@ The procedure is OfflineRL-Kit's ``EnsembleDynamics.train`` (the MOPO/MOBILE mod
   their final values (as Kit). Elites: the ``elites`` members with the lowest best holdout MSE.
 - **Termination head** (when the config has one): binary cross-entropy on every row's terminal flag,
   trained jointly (same trunk, same steps), weighted by ``EnsembleConfig.termination_coef``.
+- **Checkpoints** (``fit(..., checkpoint=DIR)``): the training state is written atomically every minute and when
+  SIGTERM / Ctrl-C asks to stop (:mod:`dynlearn.interrupt`); the same call continues from it and ends with the
+  uninterrupted fit's model. :func:`dynlearn.models.fitted` keeps one beside its cache entry, so a killed
+  ``dynlearn train mopo DATA`` fits on from there when run again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import hashlib
+import json
 import math
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -39,8 +48,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .. import interrupt
 from .._types import Array, Float, Key
 from ..agents.base import apply_optimizer
+from ..checkpoint import atomic_dir, latest_dir, write_json
 from ..data.dataset import Dataset
 from ..data.normalize import Normalizer
 from ..data.transitions import Transitions
@@ -282,13 +293,17 @@ def _epoch(net: EnsembleMLP, opt_state, best: EnsembleMLP, best_mse, train: _Row
 
 
 def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Dataset, *, key: Key,
-        cfg: FitConfig = FitConfig(), task: Any | None = None) -> tuple[ProbabilisticEnsemble, FitReport]:
+        cfg: FitConfig = FitConfig(), task: Any | None = None, checkpoint: str | os.PathLike | None = None,
+        checkpoint_every_s: float = 60.0) -> tuple[ProbabilisticEnsemble, FitReport]:
     """Fit an ensemble to ``dataset``; returns the model (best snapshots, elites set) and a :class:`FitReport`.
 
     ``model_or_config``: an :class:`EnsembleConfig` builds a fresh model and fits its normalisers on the
     training split; a :class:`ProbabilisticEnsemble` is trained further from its parameters and keeps its
     normalisation statistics. ``task`` (a :class:`dynlearn.tasks.Task` or None) attaches the task's
     termination and reward functions to the returned model (see :meth:`ProbabilisticEnsemble.with_task`).
+    ``checkpoint``: a folder for the training state, written every ``checkpoint_every_s`` seconds and on SIGTERM /
+    Ctrl-C (then :class:`dynlearn.interrupt.Stopped` is raised); a call with the same inputs and folder continues from
+    it. The caller removes it when the fit is done.
     """
     start = time.perf_counter()
     t = dataset.transitions
@@ -334,11 +349,16 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
     history: list[tuple[float, ...]] = []
     epoch_s: list[float] = []
     since, epoch, t_first = 0, 0, None
-    t_epoch = time.perf_counter()
+    fingerprint = _fingerprint(model_or_config, dataset, key, cfg) if checkpoint is not None else None
+    saved = latest_dir(checkpoint) if checkpoint is not None else None
+    if saved is not None and (saved / "progress.json").is_file():
+        net, opt_state, best, best_mse, epoch, since, history, epoch_s = _load_state(saved, fingerprint, net, opt_state, best, best_mse)
+    first_epoch = epoch
+    t_epoch = last_save = time.perf_counter()
     stopped_early = False
     progress = ProgressLine(cfg.progress, "fit ensemble", cfg.max_epochs)
-    with progress:
-        for epoch_key in _keys(train_key):
+    with progress, (interrupt.graceful_stop() if checkpoint is not None else contextlib.nullcontext()):
+        for epoch_key in _keys(train_key, start=epoch):
             net, opt_state, best, best_mse, mse, improved, info = _epoch(
                 net, opt_state, best, best_mse, train, holdout, boot, model.target_norm, epoch_key, cfg=ecfg, lr=cfg.lr,
                 batch_size=cfg.batch_size, min_improvement=cfg.min_improvement, chunk=cfg.holdout_chunk)
@@ -360,6 +380,11 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
                 break
             if cfg.max_epochs is not None and epoch >= cfg.max_epochs:
                 break
+            if checkpoint is not None and (interrupt.requested() or now - last_save >= checkpoint_every_s):
+                _save_state(checkpoint, fingerprint, net, opt_state, best, best_mse, epoch, since, history, epoch_s)
+                last_save = time.perf_counter()
+                if interrupt.requested():
+                    raise interrupt.Stopped(checkpoint, epoch * steps_per_epoch)
     end = time.perf_counter()
 
     best_h = np.asarray(best_mse, np.float64)
@@ -367,8 +392,8 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
     model = dataclasses.replace(model, net=best, elites=jnp.asarray(elites, jnp.int32))
     if task is not None:
         model = model.with_task(task)
-    timed_steps = (epoch - 1) * steps_per_epoch
-    rate = timed_steps / (end - t_first) if epoch > 1 else epoch * steps_per_epoch / (end - start)
+    timed_steps = (epoch - first_epoch - 1) * steps_per_epoch  # this call's epochs after its first (compiling) one
+    rate = timed_steps / (end - t_first) if timed_steps > 0 else (epoch - first_epoch) * steps_per_epoch / (end - start)
     report = FitReport(epochs=epoch, stopped_early=stopped_early, holdout_mse=tuple(float(v) for v in best_h), elites=elites,
                        train_size=n, holdout_size=len(hold_t), holdout_mode=mode, holdout_episodes=hold_eps, holdout_seed=seed,
                        rows_without_successor=int((~np.asarray(dataset.transitions.next_obs_valid, bool)).sum()),
@@ -377,12 +402,37 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
     return model, report
 
 
-def _keys(key: Key):
-    """An endless stream of epoch keys."""
-    i = 0
+def _keys(key: Key, start: int = 0):
+    """An endless stream of epoch keys (from epoch ``start``)."""
+    i = start
     while True:
         yield jax.random.fold_in(key, i)
         i += 1
+
+
+def _fingerprint(model_or_config, dataset: Dataset, key: Key, cfg: FitConfig) -> str:
+    """What a fit's state depends on: a checkpoint of another fit is refused."""
+    what = model_or_config.to_dict() if isinstance(model_or_config, EnsembleConfig) else "a given model"
+    fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "progress"}
+    text = json.dumps([what, fields, dataset.content_hash(), np.asarray(jax.random.key_data(key)).tolist()], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _save_state(folder, fingerprint: str, net, opt_state, best, best_mse, epoch: int, since: int, history, epoch_s) -> None:
+    with atomic_dir(folder) as new:
+        eqx.tree_serialise_leaves(new / "state.eqx", (net, opt_state, best, best_mse))
+        write_json(new / "progress.json", {"fingerprint": fingerprint, "epoch": epoch, "since": since,
+                                           "history": [list(h) for h in history], "epoch_s": list(epoch_s)})
+
+
+def _load_state(folder: Path, fingerprint: str, net, opt_state, best, best_mse):
+    progress = json.loads((folder / "progress.json").read_text())
+    if progress.get("fingerprint") != fingerprint:
+        raise ConfigError(f"fit: the checkpoint in {folder} belongs to another fit (other data, config or key). Fix: delete it, "
+                          "or fit with the inputs that wrote it.")
+    net, opt_state, best, best_mse = eqx.tree_deserialise_leaves(folder / "state.eqx", (net, opt_state, best, best_mse))
+    return (net, opt_state, best, best_mse, progress["epoch"], progress["since"], [tuple(h) for h in progress["history"]],
+            list(progress["epoch_s"]))
 
 
 # ----------------------------------------------------------------------------------------------
