@@ -11,18 +11,18 @@ __version__ = "0.1.0"
 
 
 def _enable_compilation_cache() -> None:
-    """Persist compiled XLA programs across runs (``$DYNLEARN_CACHE_DIR``, default ``~/.cache/dynlearn/jax``).
+    """Persist compiled XLA programs across runs (``$DYNLEARN_CACHE_DIR/jax``, default ``~/.cache/dynlearn/jax``).
 
-    Respects a cache directory the user already configured for JAX.
+    Respects a cache directory the user already configured for JAX; ``DYNLEARN_COMPILATION_CACHE=0`` leaves it off.
     """
     import os
 
     import jax
 
-    if jax.config.jax_compilation_cache_dir:
+    if jax.config.jax_compilation_cache_dir or os.environ.get("DYNLEARN_COMPILATION_CACHE", "1") == "0":
         return
-    default = os.path.join(os.path.expanduser("~"), ".cache", "dynlearn", "jax")
-    jax.config.update("jax_compilation_cache_dir", os.environ.get("DYNLEARN_CACHE_DIR", default))
+    base = os.environ.get("DYNLEARN_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "dynlearn")
+    jax.config.update("jax_compilation_cache_dir", os.path.join(base, "jax"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
