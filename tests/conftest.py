@@ -1,13 +1,7 @@
-import os
-
 import jax
 import pytest
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
-# Hermetic tests: no executables read from (or written to) the persistent compilation cache that dynlearn enables for
-# users. A CI run once crashed inside XLA while deserialising a cached CPU executable (jax 0.10.2, intermittent).
-jax.config.update("jax_enable_compilation_cache", False)
-os.environ["DYNLEARN_COMPILATION_CACHE"] = "0"  # and in the dynlearn processes tests start
 
 
 @pytest.fixture
@@ -17,5 +11,14 @@ def key():
 
 @pytest.fixture(autouse=True)
 def _isolated_paths(tmp_path, monkeypatch):
-    """Keep tests away from the user's Minari folder (the compilation cache is off above)."""
+    """Keep tests away from the user's Minari folder."""
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_programs():
+    """Free every compiled program after each test module. A compiled CPU program holds about three memory maps until
+    JAX drops it, and the whole suite in one process compiles enough of them to reach Linux's ``vm.max_map_count``
+    (65,530), where XLA segfaults while compiling or loading the next one."""
+    yield
+    jax.clear_caches()
