@@ -130,3 +130,11 @@ def test_parallel_seeds_train_the_same_seeds_and_write_the_same_folders(tmp_path
     # the two seeds differ (their own keys), as in turn
     s0, s1 = (td3bc.load(tmp_path / "together" / f"seed_{k}" / "checkpoint" / "agent") for k in (0, 1))
     assert not np.allclose(np.asarray(jax.tree_util.tree_leaves(s0)[0]), np.asarray(jax.tree_util.tree_leaves(s1)[0]))
+
+
+def test_seeds_continue_together_only_from_one_step(tmp_path):
+    from dynlearn.algos.offline import require_same_step
+
+    require_same_step([200, 200, 200], tmp_path)
+    with pytest.raises(ConfigError, match="different steps"):
+        require_same_step([200, None], tmp_path)  # a seed without a checkpoint beside one at 200

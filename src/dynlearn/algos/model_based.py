@@ -46,7 +46,7 @@ from ..errors import ConfigError, DataError
 from ..results import RunFolder, SeedScore, dataset_record, make_results, write_final_score
 from ..rollout import AgentPolicy, Rollout, add_valid, rollout
 from ..tasks.evaluate import evaluate
-from .offline import normalized_policy
+from .offline import normalized_policy, require_same_step
 
 METHODS = ("mopo", "mobile", "ravl", "mbpo", "morec-mopo", "morec-mobile")
 """Registered methods (``mbpo``: MOPO with no penalty, the unpenalised baseline of the edge-of-reach paper;
@@ -453,10 +453,7 @@ def _train_seeds_together(method, agent, agent_cfg, spec, model, real: Transitio
         state = eqx.filter_vmap(agent.init, in_axes=(0, None, None))(jnp.stack([k[0] for k in keys]), spec, agent_cfg)
         buffer = stack_states([empty] * len(folders))
     else:
-        steps = {None if r is None else r[0]["step"] for r in restored}
-        if len(steps) != 1:
-            raise ConfigError(f"{out}: the seeds' checkpoints are at different steps ({sorted(map(str, steps))}), so they cannot "
-                              "continue together. Fix: resume without --parallel-seeds (seeds one after another).")
+        require_same_step([None if r is None else r[0]["step"] for r in restored], out)
         if all(r[3] is not None for r in restored):
             return [r[3] for r in restored]
         progresses = [r[0] for r in restored]

@@ -215,10 +215,7 @@ def _train_seeds_together(agent, agent_cfg, spec, data, norm, task, cfg: Offline
         progresses = [{"step": 0, "evals": [], "train_s": 0.0} for _ in seeds]
         state = eqx.filter_vmap(agent.init, in_axes=(0, None, None))(jnp.stack([k[0] for k in keys]), spec, agent_cfg)
     else:
-        steps = {None if r is None else r[0]["step"] for r in restored}
-        if len(steps) != 1:
-            raise ConfigError(f"{out}: the seeds' checkpoints are at different steps ({sorted(map(str, steps))}), so they cannot "
-                              "continue together. Fix: resume without --parallel-seeds (seeds one after another).")
+        require_same_step([None if r is None else r[0]["step"] for r in restored], out)
         if all(r[2] is not None for r in restored):
             return [r[2] for r in restored]
         progresses = [r[0] for r in restored]
@@ -251,6 +248,13 @@ def _train_seeds_together(agent, agent_cfg, spec, data, norm, task, cfg: Offline
         return [None for _ in seeds]
     return [(write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes), progress["evals"], progress["train_s"])
             for seed, folder, progress in zip(seeds, folders, progresses)]
+
+
+def require_same_step(steps: list, out: Path) -> None:
+    """Seeds continue together only from checkpoints of one step (None: a seed without one)."""
+    if len(set(steps)) != 1:
+        raise ConfigError(f"{out}: the seeds' checkpoints are at different steps ({sorted(map(str, set(steps)))}), so they "
+                          "cannot continue together. Fix: resume without --parallel-seeds (seeds one after another).")
 
 
 def _write_checkpoint(folder: Path, agent, state, progress: dict) -> None:
