@@ -32,7 +32,8 @@ class OutputExistsError(DynlearnError, FileExistsError):
         from pathlib import Path
 
         folder = Path(path)  # an unfinished training run (a checkpoint, no results) can be resumed instead
-        resumable = not (folder / "results.json").is_file() and any(p.is_dir() for p in (*folder.glob("checkpoint"), *folder.glob("seed_*/checkpoint")))
+        checkpoints = (*folder.glob("checkpoint"), *folder.glob("seed_*/checkpoint"))
+        resumable = not (folder / "results.json").is_file() and any(p.is_dir() for p in checkpoints)
         hint = ", --resume to continue its unfinished run," if resumable else ""
         super().__init__(f"{path}: already exists. Fix: choose another output path{hint} or pass --force to overwrite it.")
         self.path = path
