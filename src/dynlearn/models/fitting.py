@@ -412,7 +412,11 @@ def _keys(key: Key, start: int = 0):
 
 def _fingerprint(model_or_config, dataset: Dataset, key: Key, cfg: FitConfig) -> str:
     """What a fit's state depends on: a checkpoint of another fit is refused."""
-    what = model_or_config.to_dict() if isinstance(model_or_config, EnsembleConfig) else "a given model"
+    if isinstance(model_or_config, EnsembleConfig):
+        what = model_or_config.to_dict()
+    else:  # a model trained further: its parameters
+        what = hashlib.sha256(b"".join(np.asarray(x).tobytes() for x in jax.tree_util.tree_leaves(eqx.filter(
+            model_or_config, eqx.is_array)))).hexdigest()
     fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "progress"}
     text = json.dumps([what, fields, dataset.content_hash(), np.asarray(jax.random.key_data(key)).tolist()], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
