@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -37,16 +36,16 @@ import numpy as np
 
 from .. import interrupt
 from ..agents.base import AgentSpec, MixedSampler, stack_states, state_of
-from ..checkpoint import atomic_dir, latest_dir, load_leaves, save_module, write_json
+from ..checkpoint import atomic_dir, load_leaves, save_module, write_json
 from ..data.buffer import ReplayBuffer
 from ..data.dataset import Dataset
 from ..data.normalize import Normalizer
 from ..data.transitions import Transitions
 from ..errors import ConfigError, DataError
-from ..results import RunFolder, SeedScore, dataset_record, make_results, write_final_score
+from ..results import RunFolder, dataset_record, make_results, write_final_score
 from ..rollout import AgentPolicy, Rollout, add_valid, rollout
 from ..tasks.evaluate import evaluate
-from .offline import normalized_policy, require_same_step
+from .offline import normalized_policy, read_seed_checkpoint, require_same_step
 
 METHODS = ("mopo", "mobile", "ravl", "mbpo", "morec-mopo", "morec-mobile")
 """Registered methods (``mbpo``: MOPO with no penalty, the unpenalised baseline of the edge-of-reach paper;
@@ -513,13 +512,11 @@ def _train_seeds_together(method, agent, agent_cfg, spec, model, real: Transitio
 def _restore_seed(agent, cfg: ModelBasedConfig, folder: Path, empty: ReplayBuffer):
     """``(progress, state, buffer, finished)`` from a seed's checkpoint (``finished``: its result, when it is done), or
     None when it has none."""
-    saved = latest_dir(folder / "checkpoint")
-    if saved is None or not (saved / "progress.json").is_file():
+    found = read_seed_checkpoint(folder, cfg.steps)
+    if found is None:
         return None
-    progress = json.loads((saved / "progress.json").read_text())
-    finished = None
-    if progress["step"] >= cfg.steps and (folder / "final.json").is_file():
-        finished = SeedScore(**json.loads((folder / "final.json").read_text())), progress
+    saved, progress, final = found
+    finished = None if final is None else (final, progress)
     return progress, agent.load(saved / "agent"), load_leaves(saved / "model_buffer", empty), finished
 
 

@@ -152,15 +152,24 @@ def _seed_keys(seed: int):
     return jax.random.split(jax.random.key(seed), 3)
 
 
-def _restore(agent, cfg: OfflineConfig, folder: Path):
-    """``(progress, state, finished)`` from a seed's checkpoint, or None when it has none."""
+def read_seed_checkpoint(folder: Path, steps: int):
+    """``(checkpoint folder, progress, final score or None)`` of a seed's run folder, or None when it has no checkpoint;
+    the final score only when the seed has done all ``steps``."""
     saved = latest_dir(folder / "checkpoint")
     if saved is None or not (saved / "progress.json").is_file():
         return None
     progress = json.loads((saved / "progress.json").read_text())
-    finished = None
-    if progress["step"] >= cfg.steps and (folder / "final.json").is_file():
-        finished = SeedScore(**json.loads((folder / "final.json").read_text())), progress["evals"], progress.get("train_s", 0.0)
+    done = progress["step"] >= steps and (folder / "final.json").is_file()
+    return saved, progress, SeedScore(**json.loads((folder / "final.json").read_text())) if done else None
+
+
+def _restore(agent, cfg: OfflineConfig, folder: Path):
+    """``(progress, state, finished)`` from a seed's checkpoint, or None when it has none."""
+    found = read_seed_checkpoint(folder, cfg.steps)
+    if found is None:
+        return None
+    saved, progress, final = found
+    finished = None if final is None else (final, progress["evals"], progress.get("train_s", 0.0))
     return progress, agent.load(saved / "agent"), finished
 
 
