@@ -371,8 +371,8 @@ def update_on_mix(agent, state, buffer: ReplayBuffer, real: Transitions, adjust,
     return agent.update_block(state, source, key=key, steps=cfg.rollout_every, target_adjust=adjust)
 
 
-def _check_model_data(stats: dict, buffer: ReplayBuffer) -> None:
-    if stats["rollout/valid_fraction"] == 0 and int(buffer.size) == 0:
+def _check_model_data(stats: dict, buffer_size: int) -> None:
+    if stats["rollout/valid_fraction"] == 0 and buffer_size == 0:
         raise DataError("rollout", "produced no valid row (every branch was stopped or ended at its first step), so there "
                         "is no model data to train on.", "lower the stop hook's threshold (MOREC: reward_threshold) or raise "
                         "min_length.")
@@ -389,11 +389,11 @@ def run_block(agent, state, buffer: ReplayBuffer, model, starts: StartStates, re
     start_key, ro_key = jax.random.split(rollout_key)
     start_obs, model_state = starts.draw(cfg.rollout_batch, key=start_key)
     buffer, stats = rollout_into(agent, state, buffer, model, start_obs, hooks, cfg.horizon, key=ro_key, model_state=model_state)
-    stats = {k: float(v) for k, v in stats.items()}
-    _check_model_data(stats, buffer)
+    stats = {k: float(v) for k, v in jax.device_get(stats).items()}  # one transfer for every statistic
+    _check_model_data(stats, int(buffer.size))
     t1 = time.perf_counter()
     state, info = update_on_mix(agent, state, buffer, real, adjust, cfg, batch_size, key=update_key)
-    info = {k: float(v) for k, v in info.items()}
+    info = {k: float(v) for k, v in jax.device_get(info).items()}
     t2 = time.perf_counter()
     return state, buffer, {**info, **stats, "time/rollout_s": t1 - t0, "time/update_s": t2 - t1}
 
@@ -487,13 +487,13 @@ def _train_seeds_together(method, agent, agent_cfg, spec, model, real: Transitio
         stats = jax.device_get(stats)
         t1 = time.perf_counter()
         state, info = updates(state, buffer, at_step(update_keys, step), real, adjust)
-        info = jax.device_get(info)
+        info, sizes = jax.device_get((info, buffer.size))
         t2 = time.perf_counter()
         step += cfg.rollout_every
         share = {"time/rollout_s": (t1 - t0) / len(folders), "time/update_s": (t2 - t1) / len(folders)}  # each seed's part
         for i, (seed, folder, progress) in enumerate(zip(seeds, folders, progresses)):
             row = {**{k: float(v[i]) for k, v in info.items()}, **{k: float(v[i]) for k, v in stats.items()}, **share}
-            _check_model_data(row, state_of(buffer, i))
+            _check_model_data(row, int(sizes[i]))
             _record_block(agent, state_of(state, i), progress, row, step, task, cfg, seed, folder, keys[i][3], log)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             checkpoint_all()
