@@ -135,6 +135,14 @@ def test_baselines_on_a_linear_system(key, tmp_path):
     np.testing.assert_array_equal(again.target_var, ref.target_var)
 
 
+
+def test_reward_refuses_to_start_over_an_unfinished_run_unless_told(tmp_path, capsys):
+    """`model reward` keeps its training state in OUT.learning: a new run must say --resume or --force."""
+    (tmp_path / "reward.learning").mkdir()
+    assert main(["model", "reward", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "reward")]) == 2
+    err = capsys.readouterr().err
+    assert "reward.learning" in err and "--resume" in err and "--force" in err
+
 @pytest.mark.slow
 def test_reward_defaults_to_the_model_based_methods_cached_ensemble(tmp_path, hopper_files, monkeypatch):
     """Without --model, `model reward` learns the reward of the very ensemble `dynlearn train mopo DATA` trains on."""
@@ -143,6 +151,7 @@ def test_reward_defaults_to_the_model_based_methods_cached_ensemble(tmp_path, ho
     monkeypatch.setenv("DYNLEARN_CACHE_DIR", str(tmp_path / "cache"))
     data = str(hopper_files[0])
     assert main(["model", "reward", data, "--out", str(tmp_path / "reward"), "--steps", "100"]) == 0
+    assert not (tmp_path / "reward.learning").exists()  # the training state is spent once the reward is saved
     entries = list((tmp_path / "cache" / "models").iterdir())
     assert len(entries) == 1 and (entries[0] / "model" / "config.json").is_file()
     dataset = dl.data.load(data)

@@ -7,6 +7,7 @@ the same folder and are renamed over the target, so a crash never leaves half a 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 import equinox as eqx
+import jax
 
 from .errors import DataError, OutputExistsError
 
@@ -68,6 +70,19 @@ def write_json(path: str | os.PathLike, obj: Any, *, force: bool = True) -> Path
         json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
         f.write("\n")
     return Path(path)
+
+
+def arrays_digest(tree: Any) -> str:
+    """A hash of every array leaf of ``tree`` (e.g. a model's parameters), for checkpoint fingerprints."""
+    import numpy as np
+
+    leaves = jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_array))
+    return hashlib.sha256(b"".join(np.asarray(x).tobytes() for x in leaves)).hexdigest()
+
+
+def json_digest(*parts: Any) -> str:
+    """A short hash of JSON-ready ``parts``: what a training checkpoint depends on (one of other inputs is refused)."""
+    return hashlib.sha256(json.dumps(list(parts), sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def _json_default(obj: Any) -> Any:
@@ -172,3 +187,10 @@ def latest_dir(path: str | os.PathLike) -> Path | None:
         if candidate.is_dir():
             return candidate
     return None
+
+
+def remove_dir(path: str | os.PathLike) -> None:
+    """Delete what :func:`atomic_dir` wrote at ``path``, with its ``.old`` and ``.new`` twins (a spent training state)."""
+    path = Path(path)
+    for folder in (path, path.with_name(path.name + ".old"), path.with_name(path.name + ".new")):
+        shutil.rmtree(folder, ignore_errors=True)

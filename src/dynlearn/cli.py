@@ -201,7 +201,8 @@ class ModelEval:
 class ModelReward:
     """Learn MOREC's dynamics reward for a fitted model on DATA: the ensemble `dynlearn train mopo|mobile|...` uses for
     DATA (cached; fitted now if missing), or --model, the run folder of `model train`.
-    Writes the reward folder that `dynlearn train morec-mopo|morec-mobile --reward-model DIR` uses."""
+    Writes the reward folder that `dynlearn train morec-mopo|morec-mobile --reward-model DIR` uses. The training state
+    is kept in OUT.learning (every minute, and on SIGTERM / Ctrl-C): the same command with --resume continues from it."""
 
     data: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="DATA")]
     """the dataset the model was fitted on (file, Minari id or named dataset)"""
@@ -214,7 +215,9 @@ class ModelReward:
     seed: int = 0
     """seed of the discriminators, the adversary and the batches"""
     force: bool = False
-    """replace an existing output folder"""
+    """replace an existing output folder (and start over from an unfinished run's OUT.learning)"""
+    resume: bool = False
+    """continue the unfinished run whose training state is in OUT.learning (same data, model, steps and seed)"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -383,13 +386,19 @@ def _cmd_model_reward(cfg: ModelReward) -> None:
 
     import jax
 
-    from .checkpoint import check_writable
+    from .checkpoint import check_writable, latest_dir, remove_dir
     from .data import load
     from .errors import ConfigError
     from .model_jobs import load_run
     from .models.dynamics_reward import DynamicsRewardConfig, learn_reward, save_reward
 
     check_writable(cfg.out, force=cfg.force)
+    partial = cfg.out.with_name(cfg.out.name + ".learning")  # the training state: a stopped run continues from it
+    if latest_dir(partial) is not None and not cfg.resume:
+        if not cfg.force:
+            raise ConfigError(f"{partial} holds the training state of an unfinished `dynlearn model reward` run. Fix: pass "
+                              "--resume to continue it, or --force to start over.")
+        remove_dir(partial)
     if cfg.model is None:  # the ensemble the model-based methods train on (same cache entry)
         from .algos.model_based import ModelBasedConfig, build_model
         from .tasks import get
@@ -407,8 +416,9 @@ def _cmd_model_reward(cfg: ModelReward) -> None:
         every = min(reward_cfg.snapshot_every, max(1, cfg.steps // reward_cfg.snapshots))
         reward_cfg = dc.replace(reward_cfg, steps=cfg.steps, snapshot_every=every)
     reward, report = learn_reward(load(cfg.data, task=task), model, reward_cfg, key=jax.random.key(cfg.seed),
-                                  holdout_seed=fit_report.holdout_seed, log=print)
+                                  holdout_seed=fit_report.holdout_seed, log=print, checkpoint=partial)
     save_reward(cfg.out, reward, report, force=cfg.force)
+    remove_dir(partial)
     print(f"wrote {cfg.out}: {report.discriminators} discriminators; held-out data reward {report.holdout_reward_data:.3f}, "
           f"model reward {report.holdout_reward_model:.3f}, AUC data > model {report.holdout_auc:.3f}")
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from .checkpoint import write_json
+from .checkpoint import remove_dir, write_json
 from .data.dataset import Dataset
 from .errors import ConfigError, DataError
 from .metrics import calibration as cal
@@ -289,8 +288,7 @@ def train_model(dataset: Dataset, task, cfg: ModelTrainConfig, out: str | Path, 
     start = time.perf_counter()
     model, report = fit(ecfg, dataset, key=jax.random.key(cfg.seed), cfg=fcfg, task=task, checkpoint=out / "checkpoint")
     wall = time.perf_counter() - start
-    for folder in (out / "checkpoint", out / "checkpoint.old"):  # the fit is done: its training state is spent
-        shutil.rmtree(folder, ignore_errors=True)
+    remove_dir(out / "checkpoint")  # the fit is done: its training state is spent
     save(out / "model", model)
     write_json(out / "fit_report.json", dataclasses.asdict(report))
     train, hold = fit_split(dataset, fcfg, report.holdout_seed)

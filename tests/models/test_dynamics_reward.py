@@ -57,6 +57,29 @@ def test_the_ensemble_ranks_real_transitions_above_corrupted_ones_on_held_out_da
     assert [h["step"] for h in report.history] == list(range(50, 801, 50))
 
 
+
+def test_a_stopped_reward_training_continues_from_its_checkpoint_exactly(learned, tmp_path):
+    """SIGTERM / Ctrl-C (interrupt.request) checkpoints after the current block; the same call with the same folder
+    returns the uninterrupted call's reward and history; another call's checkpoint is refused."""
+    from dynlearn import interrupt
+
+    data, model, full, full_report = learned
+    folder = tmp_path / "state"
+    with interrupt.graceful_stop():
+        interrupt.request()
+        with pytest.raises(interrupt.Stopped, match="step 50"):
+            learn_reward(data, model, SMALL, key=jax.random.key(1), checkpoint=folder)
+    assert json.loads((folder / "progress.json").read_text())["kept"] == 1
+    lines = []
+    resumed, report = learn_reward(data, model, SMALL, key=jax.random.key(1), checkpoint=folder, checkpoint_every_s=0.0,
+                                   log=lines.append)
+    assert "continuing" in lines[0] and "step 50" in lines[0]
+    assert report.history == full_report.history and report.holdout_auc == full_report.holdout_auc
+    for a, b in zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(resumed), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(ConfigError, match="another reward"):
+        learn_reward(data, model, SMALL, key=jax.random.key(2), checkpoint=folder)
+
 def test_snapshots_are_combined_as_the_released_code_does(learned):
     _, _, reward, _ = learned
     obs, act = jnp.zeros((5, 3), jnp.float32), jnp.linspace(-1, 1, 5, dtype=jnp.float32)[:, None]

@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Annotated, Any
 import jax
 import tyro
 
+from ..checkpoint import remove_dir
 from ..errors import ConfigError, DataError, DynlearnError
 from . import io
 from .data_sources import load_dsr_data, load_eval_data
@@ -244,8 +244,7 @@ def run_fit(cfg: DSRFit, *, log: Callable[[str], None] = print) -> Path:
         fitted = fit_model(cfg, data.train, key=jax.random.key(cfg.seed), checkpoint=checkpoint)
     except TrainingDivergedError as e:
         fit_failure = str(e)
-    for folder in (checkpoint, checkpoint.with_name("checkpoint.old")):  # the fit ended: its training state is spent
-        shutil.rmtree(folder, ignore_errors=True)
+    remove_dir(checkpoint)  # the fit ended: its training state is spent
     method = method_name(cfg)
     extra: dict[str, Any] = {"data": data.record | {"standardization": None if data.stats is None else
                                                     {"mean": data.stats[0], "std": data.stats[1]}}}

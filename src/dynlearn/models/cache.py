@@ -19,13 +19,12 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Callable
 
 import jax
 
-from ..checkpoint import atomic_dir, latest_dir, write_json
+from ..checkpoint import atomic_dir, latest_dir, remove_dir, write_json
 from ..data.dataset import Dataset
 from .ensemble import EnsembleConfig, ProbabilisticEnsemble
 from .fitting import FitConfig, FitReport, fit
@@ -85,6 +84,5 @@ def fitted(dataset: Dataset, model_cfg: EnsembleConfig = EnsembleConfig(), fit_c
         save(new / "model", model)
         write_json(new / "fit_report.json", dataclasses.asdict(report))
         write_json(new / "key.json", key)
-    for folder in (partial, partial.with_name(partial.name + ".old")):
-        shutil.rmtree(folder, ignore_errors=True)
+    remove_dir(partial)
     return model, report

@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import json
 import math
 import os
@@ -51,7 +50,7 @@ import optax
 from .. import interrupt
 from .._types import Array, Float, Key
 from ..agents.base import apply_optimizer
-from ..checkpoint import atomic_dir, latest_dir, write_json
+from ..checkpoint import arrays_digest, atomic_dir, json_digest, latest_dir, write_json
 from ..data.dataset import Dataset
 from ..data.normalize import Normalizer
 from ..data.transitions import Transitions
@@ -412,14 +411,10 @@ def _keys(key: Key, start: int = 0):
 
 def _fingerprint(model_or_config, dataset: Dataset, key: Key, cfg: FitConfig) -> str:
     """What a fit's state depends on: a checkpoint of another fit is refused."""
-    if isinstance(model_or_config, EnsembleConfig):
-        what = model_or_config.to_dict()
-    else:  # a model trained further: its parameters
-        what = hashlib.sha256(b"".join(np.asarray(x).tobytes() for x in jax.tree_util.tree_leaves(eqx.filter(
-            model_or_config, eqx.is_array)))).hexdigest()
+    # a model trained further: its parameters
+    what = model_or_config.to_dict() if isinstance(model_or_config, EnsembleConfig) else arrays_digest(model_or_config)
     fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "progress"}
-    text = json.dumps([what, fields, dataset.content_hash(), np.asarray(jax.random.key_data(key)).tolist()], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+    return json_digest(what, fields, dataset.content_hash(), np.asarray(jax.random.key_data(key)).tolist())
 
 
 def _save_state(folder, fingerprint: str, net, opt_state, best, best_mse, epoch: int, since: int, history, epoch_s) -> None:
