@@ -4,7 +4,8 @@ A scheduler that preempts a job (SLURM sends SIGTERM, then SIGKILL after a grace
 ``kill PID`` should not cost the work done since the last periodic checkpoint. Inside :func:`graceful_stop` the first
 SIGTERM or SIGINT only sets a flag; the training loops (:func:`dynlearn.algos.model_based.train_model_based`,
 :func:`dynlearn.algos.offline.train_offline`, :func:`dynlearn.algos.online.train_online`) and the fits given a
-checkpoint folder (:func:`dynlearn.models.fit`, :func:`dynlearn.dsr.fit_dsr`) test it between blocks, write their
+checkpoint folder (:func:`dynlearn.models.fit`, :func:`dynlearn.models.dynamics_reward.learn_reward`,
+:func:`dynlearn.dsr.fit_dsr`) test it between blocks, write their
 checkpoint for the step they have reached and raise :class:`Stopped`. The run then resumes with ``resume=True``
 (``--resume``) exactly as if it had never stopped. A second Ctrl-C stops at once
 (``KeyboardInterrupt``), losing the work since the last checkpoint.
