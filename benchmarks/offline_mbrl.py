@@ -5,7 +5,9 @@ datasets, beside the model-free baselines and published D4RL numbers.
         --methods mopo mopo-pairwise mobile ravl --seeds 3 --steps 100000
     python benchmarks/offline_mbrl.py --datasets hopper-medium-v5 --methods morec-mopo morec-mobile --seeds 3 --steps 100000
 
-MOREC's methods read the dynamics reward learned for the dataset (``dynlearn model reward DATASET --out
+``morec-mopo-mopo-lambda`` is MOREC-MOPO with MOPO's penalty weight for the dataset instead of MOREC's (15 on Hopper):
+the filter and the long horizon alone (benchmarks/morec.md, section 3). MOREC's methods read the dynamics reward
+learned for the dataset (``dynlearn model reward DATASET --out
 runs/reward/DATASET``; ``--rewards`` names the parent folder).
 
 Each (method, dataset, budget) is one run folder under ``--runs`` (default runs/mbrl, e.g.
@@ -37,8 +39,10 @@ METHODS = {
     "mbpo": {"method": "mbpo"},
     "morec-mopo": {"method": "morec-mopo"},
     "morec-mobile": {"method": "morec-mobile"},
+    "morec-mopo-mopo-lambda": {"method": "morec-mopo"},  # + MOPO's lambda for the dataset: the filter's effect alone
 }
-MOREC = ("morec-mopo", "morec-mobile")
+MOREC = ("morec-mopo", "morec-mobile", "morec-mopo-mopo-lambda")
+MOPO_LAMBDA = ("morec-mopo-mopo-lambda",)
 # Published D4RL v2 normalized scores of the corresponding D4RL datasets (our datasets are our own behaviour
 # policies on MuJoCo v5: a familiar scale, not a one-to-one comparison). MOPO: OfflineRL-Kit's re-run (4 seeds);
 # MOBILE: its paper (Sun et al. 2023, table 1); both as gathered in shared/REFERENCES.md.
@@ -78,6 +82,8 @@ def main() -> None:
             out = args.runs / f"{label}-{name}-{args.steps // 1000}k-{args.seeds}seeds"
             if not args.report_only and not (out / "results.json").is_file():
                 extra = {"reward_model": str(args.rewards / name)} if label in MOREC else {}
+                if label in MOPO_LAMBDA:  # MOREC's filter and horizon with MOPO's own penalty weight for this dataset
+                    extra["penalty_coef"] = ModelBasedConfig(method="mopo").resolve(name).penalty_coef
                 cfg = ModelBasedConfig(steps=args.steps, seeds=args.seeds, rollout_batch=args.rollout_batch,
                                        eval_episodes=args.eval_episodes, **METHODS[label], **extra)
                 start = time.perf_counter()
