@@ -125,6 +125,8 @@ class Train:
     """replace an existing run folder"""
     model: str = "ensemble"
     """model-based methods: ensemble (fitted on DATA and cached) | oracle (true simulator) | a model folder"""
+    model_holdout: str | None = None
+    """model-based methods: what the ensemble fit holds out, episodes (default) | transitions (OfflineRL-Kit's rule)"""
     preset: str | None = None
     """model-based methods: the paper's hyperparameters for a dataset, e.g. hopper-medium (default: from DATA's name)"""
     horizon: int | None = None
@@ -163,6 +165,8 @@ class ModelTrain:
     """hidden layer widths"""
     max_epochs: int | None = None
     """stop after this many epochs (default: early stopping only)"""
+    holdout: str | None = None
+    """held out for early stopping and elite selection: episodes (default) | transitions (OfflineRL-Kit's random rows)"""
     seed: int = 0
     """seed of the holdout split, bootstrap and initialisation"""
     force: bool = False
@@ -332,7 +336,7 @@ def _cmd_train(cfg: Train) -> None:
 
     if cfg.algo.lower() in METHODS:
         mb = ModelBasedConfig(method=cfg.algo.lower(), preset=cfg.preset, steps=cfg.steps or 100_000, seeds=cfg.seeds,
-                              seed=cfg.seed, model=cfg.model, horizon=cfg.horizon, penalty=cfg.penalty,
+                              seed=cfg.seed, model=cfg.model, model_holdout=cfg.model_holdout, horizon=cfg.horizon, penalty=cfg.penalty,
                               penalty_coef=cfg.penalty_coef, penalty_members=cfg.penalty_members, real_ratio=cfg.real_ratio, rollout_batch=cfg.rollout_batch,
                               rollout_every=cfg.rollout_every, reward_model=cfg.reward_model, eval_every=cfg.eval_every,
                               eval_episodes=cfg.eval_episodes)
@@ -348,7 +352,8 @@ def _cmd_model_train(cfg: ModelTrain) -> None:
     from .model_jobs import ModelTrainConfig, train_model
 
     dataset = load(cfg.data, task=cfg.task)
-    job = ModelTrainConfig(members=cfg.members, elites=cfg.elites, hidden=cfg.hidden, max_epochs=cfg.max_epochs, seed=cfg.seed)
+    job = ModelTrainConfig(members=cfg.members, elites=cfg.elites, hidden=cfg.hidden, max_epochs=cfg.max_epochs, holdout=cfg.holdout,
+                           seed=cfg.seed)
     train_model(dataset, _task_for(cfg.task, dataset), job, cfg.out, force=cfg.force, resume=cfg.resume)
 
 

@@ -64,6 +64,8 @@ class ModelTrainConfig:
     """stop after this many epochs (None: early stopping only)"""
     patience: int = 5
     """early stopping: epochs without a member improving by 1%"""
+    holdout: str | None = None
+    """held out for early stopping and elites: episodes (default) | transitions (OfflineRL-Kit's random rows)"""
     seed: int = 0
     """seed of the holdout split, bootstrap, initialisation and batches"""
 
@@ -78,7 +80,7 @@ class ModelTrainConfig:
         return EnsembleConfig(members=self.members, elites=self.elites, hidden=tuple(self.hidden), weight_decay=(*decay, _KIT_DECAY_OUTPUT))
 
     def fit_config(self, progress: bool = True) -> FitConfig:
-        return FitConfig(max_epochs=self.max_epochs, patience=self.patience, progress=progress)
+        return FitConfig(max_epochs=self.max_epochs, patience=self.patience, holdout=self.holdout or "episodes", progress=progress)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,7 +280,7 @@ def train_model(dataset: Dataset, task, cfg: ModelTrainConfig, out: str | Path, 
     out = Path(out)
     ecfg, fcfg = cfg.ensemble_config(), cfg.fit_config(progress)
     config = {"model_train": dataclasses.asdict(cfg), "ensemble": ecfg.to_dict(),
-              "fit": {k: v for k, v in dataclasses.asdict(fcfg).items() if k != "progress"},
+              "fit": fcfg.identity(),
               "task": None if task is None else task.id, "dataset": dataset_record(dataset)}
     run = RunFolder.open(out, config, resume=resume, force=force)
     if resume and run.file("results.json").is_file():

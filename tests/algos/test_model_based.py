@@ -116,6 +116,8 @@ def test_presets_resolve_from_the_dataset_name():
         ModelBasedConfig(method="morel")
     with pytest.raises(ConfigError, match="unknown penalty"):
         ModelBasedConfig(method="mopo", penalty="entropy").resolve("x")
+    with pytest.raises(ConfigError, match="model_holdout"):
+        ModelBasedConfig(method="mopo", model_holdout="rows")
 
 
 def test_mobile_penalty_is_zero_on_real_rows_and_grows_with_model_disagreement(pendulum):

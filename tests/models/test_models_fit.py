@@ -13,6 +13,7 @@ import dynlearn as dl
 from dynlearn import models
 from dynlearn.metrics import model_error
 from dynlearn.models import EnsembleConfig, FitConfig
+from dynlearn.models.cache import cache_entry
 from tests.models.systems import linear_dataset, marked_dataset
 
 SMALL = EnsembleConfig(members=4, elites=2, hidden=(64, 64), weight_decay=(2.5e-5, 5e-5, 1e-4))
@@ -93,6 +94,21 @@ def test_holdout_is_whole_episodes():
     assert mode == "transitions" and k == 0 and len(hold) == 1000
     _, hold, mode, _ = models.split_holdout(marked_dataset([300] * 3), FitConfig(), seed=0)
     assert mode == "transitions" and len(hold) == 180
+
+
+def test_kit_holdout_takes_random_rows_and_keys_only_the_fits_that_ask_for_it():
+    """holdout="transitions" (OfflineRL-Kit's rule) holds out min(20%, 1000) random rows even where whole episodes
+    would do; the default's cache key is the one models fitted before the option had, so they stay cached."""
+    data = marked_dataset(np.random.default_rng(0).integers(20, 60, size=100))
+    kit = FitConfig(holdout="transitions")
+    train, hold, mode, k = models.split_holdout(data, kit, seed=3)
+    assert mode == "transitions" and k == 0 and len(hold) == min(int(0.2 * len(data)), 1000)
+    assert len(set(np.asarray(hold.obs[:, 0]).tolist())) > 10  # rows from many episodes, some shared with training
+    assert len(train) + len(hold) == len(data)
+    assert "holdout" not in FitConfig().identity() and kit.identity()["holdout"] == "transitions"
+    assert cache_entry(data, fit_cfg=FitConfig()) != cache_entry(data, fit_cfg=kit)
+    with pytest.raises(dl.ConfigError, match="holdout"):
+        FitConfig(holdout="random")
 
 
 def test_rows_without_successor_do_not_enter_the_loss():

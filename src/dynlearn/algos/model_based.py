@@ -42,6 +42,7 @@ from ..data.dataset import Dataset
 from ..data.normalize import Normalizer
 from ..data.transitions import Transitions
 from ..errors import ConfigError, DataError
+from ..models.fitting import HOLDOUTS
 from ..results import RunFolder, dataset_record, make_results, write_final_score
 from ..rollout import AgentPolicy, Rollout, add_valid, rollout
 from ..tasks.evaluate import evaluate
@@ -73,6 +74,9 @@ class ModelBasedConfig:
     """seed of the ensemble fit (one model per dataset, shared by every method and agent seed)"""
     model_max_epochs: int | None = 60
     """cap on ensemble training epochs (None: early stopping only)"""
+    model_holdout: str | None = None
+    """what the ensemble fit holds out for early stopping: episodes (default) | transitions (OfflineRL-Kit's random
+    rows: a longer fit and a smaller predicted std, the scale the papers' penalty weights were tuned on)"""
     horizon: int | None = None
     """rollout length h"""
     penalty: str | None = None
@@ -147,6 +151,8 @@ class ModelBasedConfig:
             raise ConfigError(f"ModelBasedConfig.selection must be greedy or softmax, got {self.selection!r}.")
         if self.penalty_part is not None and self.penalty_part not in ("obs", "reward", "all"):
             raise ConfigError(f"ModelBasedConfig.penalty_part must be obs, reward or all, got {self.penalty_part!r}.")
+        if self.model_holdout is not None and self.model_holdout not in HOLDOUTS:
+            raise ConfigError(f"ModelBasedConfig.model_holdout must be one of {', '.join(HOLDOUTS)}, got {self.model_holdout!r}.")
         if self.penalty_members is not None and self.penalty_members not in ("elites", "all"):
             raise ConfigError(f"ModelBasedConfig.penalty_members must be elites or all, got {self.penalty_members!r}.")
 
@@ -181,7 +187,7 @@ LEGACY = {"model_based.penalty_members": "elites"}
 """What runs saved before a config field existed used: a MOPO run started before ``penalty_members`` read the elites
 (it resumes with ``penalty_members="elites"``, and refuses to change to "all" mid-run)."""
 
-_OPTIONAL = ("preset", "model_max_epochs", "penalty_members", "eta", "mobile_samples", "q_floor", "reward_model", "candidates",
+_OPTIONAL = ("preset", "model_max_epochs", "model_holdout", "penalty_members", "eta", "mobile_samples", "q_floor", "reward_model", "candidates",
              "reward_threshold", "min_length", "selection", "reward_discriminators")
 
 
@@ -228,7 +234,7 @@ def build_model(dataset: Dataset, task, cfg: ModelBasedConfig, log: Callable[[st
 def _ensemble_configs(cfg: ModelBasedConfig):
     from ..models import EnsembleConfig, FitConfig
 
-    return EnsembleConfig(), FitConfig(max_epochs=cfg.model_max_epochs)
+    return EnsembleConfig(), FitConfig(max_epochs=cfg.model_max_epochs, holdout=cfg.model_holdout or "episodes")
 
 
 def ensemble_entry(dataset: Dataset, task, cfg: ModelBasedConfig) -> Path:

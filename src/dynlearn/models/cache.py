@@ -31,7 +31,6 @@ from .fitting import FitConfig, FitReport, fit
 from .io import load, save
 
 # FitConfig fields that change how a fit is shown, not what it produces
-_DISPLAY_ONLY = ("progress",)
 
 
 def cache_root() -> Path:
@@ -44,8 +43,7 @@ def cache_key(dataset: Dataset, model_cfg: EnsembleConfig, fit_cfg: FitConfig, *
     """Everything the fitted model depends on, as JSON-ready values."""
     from .. import __version__
 
-    fit_fields = {k: v for k, v in dataclasses.asdict(fit_cfg).items() if k not in _DISPLAY_ONLY}
-    return {"dataset": dataset.content_hash(), "model": model_cfg.to_dict(), "fit": fit_fields, "seed": int(seed),
+    return {"dataset": dataset.content_hash(), "model": model_cfg.to_dict(), "fit": fit_cfg.identity(), "seed": int(seed),
             "task": None if task is None else task.id, "dynlearn": ".".join(__version__.split(".")[:2])}
 
 

@@ -7,7 +7,9 @@ The procedure is OfflineRL-Kit's ``EnsembleDynamics.train`` (the MOPO/MOBILE mod
   rows. Where that would take more than ``holdout_fraction`` of the data (few, long episodes) or the data
   has too few episodes, it falls back to Kit's random ``min(20%, 1000)`` transitions (``FitReport.holdout_mode``).
   Kit always holds out random transitions; neighbouring steps of one episode are nearly equal, so that
-  holdout measures interpolation, not generalisation.
+  holdout measures interpolation, not generalisation. ``holdout="transitions"`` asks for Kit's rule: its fits run
+  longer and end with a smaller predicted std, the scale the published penalty weights were tuned on
+  (``benchmarks/offline_mbrl.md``).
 - **Rows without a successor** (``next_obs_valid == False``) are kept, but their ``next_obs - obs`` target is
   masked out of every loss and holdout error; their reward and terminal flag, which the data does hold, still
   train the reward output and the termination head (in a file without ``next_observations`` those are exactly
@@ -70,6 +72,10 @@ class FitConfig:
     """Rows per member per gradient step."""
     bootstrap: bool = True
     """Each member trains on its own bootstrap resample of the training rows (else all members see all rows)."""
+    holdout: str = "episodes"
+    """What is held out for early stopping and elite selection: ``episodes`` (whole episodes, falling back to random
+    transitions where that is impossible) or ``transitions`` (random rows, OfflineRL-Kit's rule: the fit runs longer,
+    since neighbouring steps of the training episodes make the holdout easy, and its predicted std ends smaller)."""
     holdout_episodes: int = 10
     """Fewest whole episodes held out for early stopping and elite selection."""
     holdout_fraction: float = 0.2
@@ -93,6 +99,8 @@ class FitConfig:
                               f"holdout_chunk {self.holdout_chunk} must be positive.")
         if self.max_epochs is not None and self.max_epochs < 1:
             raise ConfigError(f"FitConfig.max_epochs must be None or >= 1, got {self.max_epochs}.")
+        if self.holdout not in HOLDOUTS:
+            raise ConfigError(f"FitConfig.holdout must be one of {', '.join(HOLDOUTS)}, got {self.holdout!r}.")
         if not 0.0 < self.holdout_fraction < 1.0 or self.holdout_episodes < 1 or self.holdout_max_transitions < 1:
             raise ConfigError(f"FitConfig: holdout_fraction {self.holdout_fraction} must be in (0, 1), holdout_episodes "
                               f"{self.holdout_episodes} and holdout_max_transitions {self.holdout_max_transitions} >= 1.")
@@ -102,6 +110,17 @@ class FitConfig:
         from ..agents.base import config_from_dict
 
         return config_from_dict(cls, d, source=source)
+
+    def identity(self) -> dict:
+        """The fields the fitted model depends on (for cache keys and checkpoint fingerprints): all but ``progress``,
+        and fields added after the first release only where they differ from their default, so the models and
+        checkpoints made before them keep their keys."""
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if k != "progress" and not (k in _ADDED_LATER and v == _ADDED_LATER[k])}
+
+
+HOLDOUTS = ("episodes", "transitions")
+_ADDED_LATER = {"holdout": "episodes"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,7 +214,7 @@ def split_holdout(dataset: Dataset, cfg: FitConfig = FitConfig(), *, seed: int =
         raise DataError(dataset.source, f"has {n} rows; fitting a model needs at least 2.", "provide more data.")
     target = min(cfg.holdout_fraction * n, cfg.holdout_max_transitions)
     k = max(cfg.holdout_episodes, math.ceil(target * dataset.n_episodes / n))
-    if dataset.n_episodes > k:
+    if cfg.holdout == "episodes" and dataset.n_episodes > k:
         # A vanishing fraction: Dataset.split then holds out exactly min_holdout_episodes = k episodes.
         train, hold = dataset.split(1e-9, min_holdout_episodes=k, seed=seed)
         if len(hold) <= cfg.holdout_fraction * n:
@@ -413,8 +432,7 @@ def _fingerprint(model_or_config, dataset: Dataset, key: Key, cfg: FitConfig) ->
     """What a fit's state depends on: a checkpoint of another fit is refused."""
     # a model trained further: its parameters
     what = model_or_config.to_dict() if isinstance(model_or_config, EnsembleConfig) else arrays_digest(model_or_config)
-    fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "progress"}
-    return json_digest(what, fields, dataset.content_hash(), np.asarray(jax.random.key_data(key)).tolist())
+    return json_digest(what, cfg.identity(), dataset.content_hash(), np.asarray(jax.random.key_data(key)).tolist())
 
 
 def _save_state(folder, fingerprint: str, net, opt_state, best, best_mse, epoch: int, since: int, history, epoch_s) -> None:
