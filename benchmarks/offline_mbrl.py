@@ -70,6 +70,9 @@ def main() -> None:
                         help="bring every seed to this many steps first (checkpointed; a later run without it continues)")
     parser.add_argument("--at", type=int, default=None,
                         help="tabulate the evaluations logged at this step (default: the final policies of finished seeds)")
+    parser.add_argument("--model-holdout", choices=("episodes", "transitions"), default="episodes",
+                        help="what the ensemble fit holds out: episodes (ours) or transitions (OfflineRL-Kit's rule; run "
+                             "folders get a -kitfit suffix)")
     parser.add_argument("--parallel-seeds", action="store_true", help="train the seeds together (vmapped; for a GPU)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
@@ -79,9 +82,12 @@ def main() -> None:
         task = dl.tasks.get(data.task)
         behaviour = dl.data.summarize(data, task).normalized_returns["mean"]
         for label in args.methods:
-            out = args.runs / f"{label}-{name}-{args.steps // 1000}k-{args.seeds}seeds"
+            kit = args.model_holdout == "transitions"
+            out = args.runs / f"{label}-{name}-{args.steps // 1000}k-{args.seeds}seeds{'-kitfit' if kit else ''}"
             if not args.report_only and not (out / "results.json").is_file():
                 extra = {"reward_model": str(args.rewards / name)} if label in MOREC else {}
+                if kit:
+                    extra["model_holdout"] = "transitions"
                 if label in MOPO_LAMBDA:  # MOREC's filter and horizon with MOPO's own penalty weight for this dataset
                     extra["penalty_coef"] = ModelBasedConfig(method="mopo").resolve(name).penalty_coef
                 cfg = ModelBasedConfig(steps=args.steps, seeds=args.seeds, rollout_batch=args.rollout_batch,
@@ -96,7 +102,7 @@ def main() -> None:
             score, budget, rate = cell(out, args.at)
             pub = PUBLISHED.get((label, name.removesuffix("-v5")))
             published = "—" if pub is None else pub[1] if pub[0] is None else f"{pub[0]:.1f} ({pub[1]})"
-            rows.append((name, label, score, budget, behaviour, published, rate))
+            rows.append((name, label + (" (Kit-style model fit)" if kit else ""), score, budget, behaviour, published, rate))
         for algo in ("bc", "td3bc", "iql"):
             score, budget, rate = cell(args.baselines / f"{algo}-{name}", args.at)
             if score != "not run":
