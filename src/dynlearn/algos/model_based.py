@@ -76,7 +76,7 @@ class ModelBasedConfig:
     """cap on ensemble training epochs (None: early stopping only)"""
     model_holdout: str | None = None
     """what the ensemble fit holds out for early stopping: episodes (default) | transitions (OfflineRL-Kit's random
-    rows: a longer fit and a smaller predicted std, the scale the papers' penalty weights were tuned on)"""
+    rows, as the published methods fit their models)"""
     horizon: int | None = None
     """rollout length h"""
     penalty: str | None = None
