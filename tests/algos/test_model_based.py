@@ -80,8 +80,12 @@ def test_every_method_trains_and_writes_its_run_folder(tmp_path, pendulum, metho
     assert all(np.isfinite(h["q/mean"]) and 0 < h["rollout/valid_fraction"] <= 1 for h in history)
     if method in ("mopo", "morec-mopo"):
         assert all(h["rollout/penalty"] > 0 for h in history)
+        scale = results["extra"]["penalty_on_data"]  # the reward penalty measured on the real rows before training
+        assert scale == json.loads((out / "penalty_on_data.json").read_text()) and scale["coef"] == config["penalty_coef"]
+        assert scale["u_median"] > 0 and 0 <= scale["flipped_share"] <= 1
     else:
         assert all(h["rollout/penalty"] == 0 for h in history)
+        assert results["extra"]["penalty_on_data"] is None and not (out / "penalty_on_data.json").exists()
 
 
 def test_resumed_run_equals_uninterrupted(tmp_path, pendulum):

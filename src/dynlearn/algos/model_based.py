@@ -46,7 +46,10 @@ from ..models.fitting import HOLDOUTS
 from ..results import RunFolder, dataset_record, make_results, write_final_score
 from ..rollout import AgentPolicy, Rollout, add_valid, rollout
 from ..tasks.evaluate import evaluate
+from . import mopo
 from .offline import normalized_policy, read_seed_checkpoint, require_same_step
+from .penalty_scale import describe as describe_penalty_scale
+from .penalty_scale import penalty_on_data
 
 METHODS = ("mopo", "mobile", "ravl", "mbpo", "morec-mopo", "morec-mobile")
 """Registered methods (``mbpo``: MOPO with no penalty, the unpenalised baseline of the edge-of-reach paper;
@@ -311,6 +314,10 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
 
     spec = AgentSpec(task.obs_dim, task.act_dim, task.act_low, task.act_high)
     real, starts = real_rows(dataset), StartStates(dataset, model)
+    scale = penalty_on_data(model, mopo.hooks(cfg).penalty, real)  # MOPO's reward penalty, where the method has one
+    if scale is not None:
+        log(describe_penalty_scale(scale))
+        write_json(out / "penalty_on_data.json", scale)
     scores, curves, seconds, unfinished = [], {}, 0.0, False
     seeds = range(cfg.seed, cfg.seed + cfg.seeds)
     with interrupt.graceful_stop():  # SIGTERM / Ctrl-C: checkpoint after the current block and raise Stopped
@@ -338,7 +345,8 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
                                    "horizon": cfg.horizon, "rollout_batch": cfg.rollout_batch, "rollout_every": cfg.rollout_every},
                            seed_scores=scores, wall_time_s=wall, steps_per_s=cfg.steps * cfg.seeds / max(seconds, 1e-9),
                            extra={"model": cfg.model, "preset": cfg.preset, "training_s": seconds,
-                                  "model_holdout_mse": None if fit_report is None else fit_report.elite_holdout_mse})
+                                  "model_holdout_mse": None if fit_report is None else fit_report.elite_holdout_mse,
+                                  "penalty_on_data": scale})
     write_json(out / "results.json", results)
     from ..report import learning_curve
 

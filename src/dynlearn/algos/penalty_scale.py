@@ -1,0 +1,63 @@
+"""How a reward penalty ``lambda u`` compares with the dataset's own rewards, measured before training.
+
+A MOPO-style method trains on ``r - lambda u``. Its published ``lambda`` was tuned on the papers' models and data;
+where a model's ``u`` is larger (less data, harder dynamics), the same ``lambda`` turns many *real* transitions into
+losses, and in tasks that terminate (Hopper, Walker2d) a loss per step makes ending the episode the best policy.
+:func:`penalty_on_data` measures that share on the dataset's rows, so the training log says it before any compute
+is spent (``benchmarks/offline_mbrl.md``, "The penalty's scale on our data", has the case that motivated it).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+
+from ..data.transitions import Transitions
+from ..rollout import Penalty
+
+FLIPPED_SHARE_WARNING = 0.25
+"""Above this share of real transitions turned into losses (``r >= 0 > r - lambda u``), the training log warns."""
+
+
+def penalty_on_data(model, penalty: Penalty | None, rows: Transitions, *, max_rows: int = 20_000, seed: int = 0) -> dict | None:
+    """``u`` (the unweighted heuristic) on up to ``max_rows`` of ``rows``, and the share of them the penalty turns
+    into losses (``r >= 0`` but ``r - lambda u < 0``; rows whose reward is negative already do not count, so tasks with
+    cost-like rewards such as Pendulum are not flagged).
+
+    Returns None when there is no penalty or the model has no member outputs (the oracle). Keys: ``rows``,
+    ``coef``, ``u_median``, ``u_mean``, ``u_p90``, ``reward_mean``, ``flipped_share``.
+    """
+    if penalty is None or not hasattr(model, "members"):
+        return None
+    t = rows.with_successor()
+    if len(t) == 0:
+        return None
+    if len(t) > max_rows:
+        t = t.take(np.sort(np.random.default_rng(seed).choice(len(t), max_rows, replace=False)))
+    u, reward = _uncertainty(model, penalty, jnp.asarray(t.obs, jnp.float32), jnp.asarray(t.act, jnp.float32),
+                             jnp.asarray(t.next_obs, jnp.float32), jnp.asarray(t.rew, jnp.float32))
+    u, reward = np.asarray(u, np.float64), np.asarray(reward, np.float64)
+    coef = float(f"{float(penalty.coef):.7g}")  # the float32 lambda, as it was given
+    return {"rows": len(t), "coef": coef, "u_median": float(np.median(u)), "u_mean": float(u.mean()),
+            "u_p90": float(np.percentile(u, 90)), "reward_mean": float(reward.mean()),
+            "flipped_share": float(np.mean((reward >= 0) & (reward - coef * u < 0)))}
+
+
+@eqx.filter_jit
+def _uncertainty(model, penalty: Penalty, obs, act, next_obs, reward):
+    outputs = model.members(obs, act)
+    y = jnp.concatenate([next_obs - obs, reward[:, None]], axis=-1)
+    return penalty.uncertainty(outputs, y), reward
+
+
+def describe(scale: dict) -> str:
+    """One log line (two when the share of losses is large)."""
+    line = (f"penalty on the data: u median {scale['u_median']:.3g} (mean {scale['u_mean']:.3g}, 90th percentile "
+            f"{scale['u_p90']:.3g}) against a mean reward of {scale['reward_mean']:.3g}; r - {scale['coef']:g} u turns "
+            f"{100 * scale['flipped_share']:.0f}% of {scale['rows']:,} real transitions into losses")
+    if scale["flipped_share"] > FLIPPED_SHARE_WARNING:
+        line += ("\nwarning: the penalty turns that share of the data's own transitions into losses; in a task that "
+                 "terminates, ending episodes early then pays. This model's u may be larger than the one the preset's "
+                 "lambda was tuned for: consider a smaller penalty_coef (benchmarks/offline_mbrl.md).")
+    return line
