@@ -3,6 +3,7 @@
 import jax
 import numpy as np
 
+import dynlearn as dl
 from dynlearn import penalties
 from dynlearn.algos.penalty_scale import describe, penalty_on_data
 from dynlearn.models import EnsembleConfig, FitConfig, fit
@@ -28,3 +29,26 @@ def test_the_share_of_losses_follows_lambda_and_the_log_warns_when_it_is_large()
     assert "warning" in describe(huge) and "warning" not in describe(none)
     assert penalty_on_data(model, None, t) is None
 
+
+
+def test_the_breakdown_names_the_target_dim_whose_noise_dominates_the_predicted_variance():
+    rng = np.random.default_rng(0)
+    n = 2_000
+    obs = rng.normal(size=(n, 3)).astype(np.float32)
+    act = rng.uniform(-1, 1, (n, 1)).astype(np.float32)
+    noise = np.array([0.01, 0.5, 0.01], np.float32)  # delta obs[1] is the hard one
+    next_obs = (0.9 * obs + 0.1 * act + noise * rng.normal(size=(n, 3))).astype(np.float32)
+    timeout = np.zeros(n, bool)
+    timeout[19::20] = True
+    data = dl.data.from_arrays(obs=obs, act=act, next_obs=next_obs, rew=obs[:, 0].copy(), terminal=np.zeros(n, bool),
+                               timeout=timeout)
+    model, _ = fit(EnsembleConfig(members=3, elites=2, hidden=(32, 32), weight_decay=(2.5e-5, 5e-5, 1e-4)), data, key=jax.random.key(0),
+                   cfg=FitConfig(max_epochs=30, progress=False))
+    scale = penalty_on_data(model, Penalty(penalties.max_aleatoric, coef=1.0), data.transitions)
+    share = np.asarray(scale["variance_share"])
+    assert share.shape == (4,) and np.isclose(share.sum(), 1.0)
+    assert scale["top_dim"] == 1 and scale["top_dim_name"] == "delta obs[1]" and scale["top_dim_share"] > 0.9
+    # fitted to the data, the model is roughly calibrated where the noise is: error and predicted variance ~ 0.25
+    assert 0.5 < scale["top_dim_sq_error"] / scale["top_dim_variance"] < 2.0
+    assert 0.1 < scale["top_dim_variance"] < 0.5
+    assert "is in delta obs[1]" in describe(scale)

@@ -25,8 +25,16 @@ def penalty_on_data(model, penalty: Penalty | None, rows: Transitions, *, max_ro
     into losses (``r >= 0`` but ``r - lambda u < 0``; rows whose reward is negative already do not count, so tasks with
     cost-like rewards such as Pendulum are not flagged).
 
+    It also says where the uncertainty sits, since one hard target dimension often dominates it:
+    ``variance_share`` is each target dimension's share of the predicted (aleatoric) variance, averaged over the
+    members the penalty reads and the rows, in data units (``delta obs[0..]``, then the reward); ``top_dim`` is the
+    largest, and ``top_dim_sq_error`` / ``top_dim_variance`` are the elites' mean squared error there against their
+    mean predicted variance (about equal when the model is calibrated in that dimension, error below variance when it
+    is over-cautious).
+
     Returns None when there is no penalty or the model has no member outputs (the oracle). Keys: ``rows``,
-    ``coef``, ``u_median``, ``u_mean``, ``u_p90``, ``reward_mean``, ``flipped_share``.
+    ``coef``, ``u_median``, ``u_mean``, ``u_p90``, ``reward_mean``, ``flipped_share``, ``variance_share``,
+    ``top_dim``, ``top_dim_name``, ``top_dim_share``, ``top_dim_sq_error``, ``top_dim_variance``.
     """
     if penalty is None or not hasattr(model, "members"):
         return None
@@ -35,20 +43,32 @@ def penalty_on_data(model, penalty: Penalty | None, rows: Transitions, *, max_ro
         return None
     if len(t) > max_rows:
         t = t.take(np.sort(np.random.default_rng(seed).choice(len(t), max_rows, replace=False)))
-    u, reward = _uncertainty(model, penalty, jnp.asarray(t.obs, jnp.float32), jnp.asarray(t.act, jnp.float32),
-                             jnp.asarray(t.next_obs, jnp.float32), jnp.asarray(t.rew, jnp.float32))
-    u, reward = np.asarray(u, np.float64), np.asarray(reward, np.float64)
+    u, variance, sq_error, elite_variance = (np.asarray(x, np.float64) for x in _uncertainty(
+        model, penalty, jnp.asarray(t.obs, jnp.float32), jnp.asarray(t.act, jnp.float32),
+        jnp.asarray(t.next_obs, jnp.float32), jnp.asarray(t.rew, jnp.float32)))
+    reward = np.asarray(t.rew, np.float64)
     coef = float(f"{float(penalty.coef):.7g}")  # the float32 lambda, as it was given
+    share = variance / variance.sum()
+    top = int(np.argmax(share))
+    obs_dim = share.size - 1
     return {"rows": len(t), "coef": coef, "u_median": float(np.median(u)), "u_mean": float(u.mean()),
             "u_p90": float(np.percentile(u, 90)), "reward_mean": float(reward.mean()),
-            "flipped_share": float(np.mean((reward >= 0) & (reward - coef * u < 0)))}
+            "flipped_share": float(np.mean((reward >= 0) & (reward - coef * u < 0))),
+            "variance_share": [float(x) for x in share], "top_dim": top,
+            "top_dim_name": "reward" if top == obs_dim else f"delta obs[{top}]", "top_dim_share": float(share[top]),
+            "top_dim_sq_error": float(sq_error[top]), "top_dim_variance": float(elite_variance[top])}
 
 
 @eqx.filter_jit
 def _uncertainty(model, penalty: Penalty, obs, act, next_obs, reward):
+    """u per row; the predicted variance per target dim (mean over the members the penalty reads and the rows); the
+    elites' squared error and predicted variance per target dim."""
     outputs = model.members(obs, act)
     y = jnp.concatenate([next_obs - obs, reward[:, None]], axis=-1)
-    return penalty.uncertainty(outputs, y), reward
+    read_logvar = outputs.logvar if penalty.members == "all" else outputs.logvar[outputs.elites]
+    elite_mean, elite_logvar = outputs.mean[outputs.elites], outputs.logvar[outputs.elites]
+    return (penalty.uncertainty(outputs, y), jnp.exp(read_logvar).mean(axis=(0, 1)), jnp.square(elite_mean - y).mean(axis=(0, 1)),
+            jnp.exp(elite_logvar).mean(axis=(0, 1)))
 
 
 def describe(scale: dict) -> str:
@@ -56,6 +76,10 @@ def describe(scale: dict) -> str:
     line = (f"penalty on the data: u median {scale['u_median']:.3g} (mean {scale['u_mean']:.3g}, 90th percentile "
             f"{scale['u_p90']:.3g}) against a mean reward of {scale['reward_mean']:.3g}; r - {scale['coef']:g} u turns "
             f"{100 * scale['flipped_share']:.0f}% of {scale['rows']:,} real transitions into losses")
+    if "top_dim" in scale:  # results written before the breakdown lack it
+        line += (f"; {100 * scale['top_dim_share']:.0f}% of the predicted variance is in {scale['top_dim_name']} "
+                 f"(elites' squared error there {scale['top_dim_sq_error']:.3g} against a predicted variance of "
+                 f"{scale['top_dim_variance']:.3g})")
     if scale["flipped_share"] > FLIPPED_SHARE_WARNING:
         line += ("\nwarning: the penalty turns that share of the data's own transitions into losses; in a task that "
                  "terminates, ending episodes early then pays. This model's u may be larger than the one the preset's "
