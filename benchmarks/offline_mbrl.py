@@ -8,7 +8,8 @@ datasets, beside the model-free baselines and published D4RL numbers.
 ``morec-mopo-mopo-lambda`` is MOREC-MOPO with MOPO's penalty weight for the dataset instead of MOREC's (15 on Hopper):
 the filter and the long horizon alone (benchmarks/morec.md, section 3). MOREC's methods read the dynamics reward
 learned for the dataset (``dynlearn model reward DATASET --out
-runs/reward/DATASET``; ``--rewards`` names the parent folder).
+runs/reward/DATASET``; ``--rewards`` names the parent folder; with ``--model-holdout transitions``, the reward of that
+model: ``dynlearn model reward DATASET --model-holdout transitions --out runs/reward/DATASET-kitfit``).
 
 Each (method, dataset, budget) is one run folder under ``--runs`` (default runs/mbrl, e.g.
 ``mopo-hopper-medium-v5-100k-3seeds``), trained with
@@ -85,7 +86,8 @@ def main() -> None:
             kit = args.model_holdout == "transitions"
             out = args.runs / f"{label}-{name}-{args.steps // 1000}k-{args.seeds}seeds{'-kitfit' if kit else ''}"
             if not args.report_only and not (out / "results.json").is_file():
-                extra = {"reward_model": str(args.rewards / name)} if label in MOREC else {}
+                # MOREC reads the reward learned against the very model it rolls out (its own split, too)
+                extra = {"reward_model": str(args.rewards / f"{name}{'-kitfit' if kit else ''}")} if label in MOREC else {}
                 if kit:
                     extra["model_holdout"] = "transitions"
                 if label in MOPO_LAMBDA:  # MOREC's filter and horizon with MOPO's own penalty weight for this dataset

@@ -20,16 +20,16 @@ import jax.numpy as jnp
 import numpy as np
 
 import dynlearn as dl
-from dynlearn import penalties
 from dynlearn.algos import mopo
 from dynlearn.algos.model_based import ModelBasedConfig, build_model, real_rows
-from dynlearn.algos.penalty_scale import describe, penalty_on_data
+from dynlearn.algos.penalty_scale import describe, penalty_on_data, sample_rows
 from dynlearn.rollout import Penalty
 
 
 @eqx.filter_jit
 def _member_u(model, obs, act):
-    """Each member's own max-aleatoric u: the norm of its predicted std over (delta obs, reward)."""
+    """Each member's own max-aleatoric u: the norm of its predicted std over (delta obs, reward), the target part MOPO's
+    preset reads (``penalty_part="all"``)."""
     return jnp.linalg.norm(model.members(obs, act).std, axis=-1)
 
 
@@ -53,13 +53,12 @@ def main() -> None:
             penalty = Penalty(preset.fn, coef=coef, part=preset.part, members=preset.members)
             print(f"[{name}] lambda {coef:g}: {describe(penalty_on_data(model, penalty, real, max_rows=args.rows))}",
                   flush=True)
-        rows = real.with_successor()
-        rows = rows.take(np.sort(np.random.default_rng(0).choice(len(rows), min(args.rows, len(rows)), replace=False)))
+        rows = sample_rows(real, args.rows)  # the rows penalty_on_data measured
         u = np.asarray(_member_u(model, jnp.asarray(rows.obs, jnp.float32), jnp.asarray(rows.act, jnp.float32)))
         elites = set(np.asarray(model.elites).tolist())
         per_member = ", ".join(f"{np.median(x):.3g}{'*' if i in elites else ''}" for i, x in enumerate(u))
-        print(f"[{name}] u's median per member (* elite; penalty {penalties.max_aleatoric.__name__} reads "
-              f"{preset.members}): {per_member}", flush=True)
+        print(f"[{name}] u's median per member (* elite; the penalty, {preset.fn.__name__}, reads {preset.members}): "
+              f"{per_member}", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@ import jax
 import pytest
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
+# Tests use the persistent compilation cache as users do (~/.cache/dynlearn/jax, or $DYNLEARN_CACHE_DIR/jax): it saves
+# minutes of compiling per run. The crash once blamed on loading a cached executable was the memory-map limit that
+# _free_compiled_programs below keeps the suite under. DYNLEARN_COMPILATION_CACHE=0 turns the cache off.
 
 
 @pytest.fixture

@@ -142,6 +142,10 @@ def test_reward_refuses_to_start_over_an_unfinished_run_unless_told(tmp_path, ca
     assert main(["model", "reward", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "reward")]) == 2
     err = capsys.readouterr().err
     assert "reward.learning" in err and "--resume" in err and "--force" in err
+    (tmp_path / "reward.learning").rmdir()
+    assert main(["model", "reward", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "reward"), "--resume"]) == 2
+    assert "no unfinished run" in capsys.readouterr().err
+
 
 @pytest.mark.slow
 def test_reward_defaults_to_the_model_based_methods_cached_ensemble(tmp_path, hopper_files, monkeypatch):

@@ -76,12 +76,16 @@ def arrays_digest(tree: Any) -> str:
     """A hash of every array leaf of ``tree`` (e.g. a model's parameters), for checkpoint fingerprints."""
     import numpy as np
 
-    leaves = jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_array))
-    return hashlib.sha256(b"".join(np.asarray(x).tobytes() for x in leaves)).hexdigest()
+    digest = hashlib.sha256()
+    for x in jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_array)):
+        x = np.asarray(x)
+        digest.update(f"{x.dtype}{x.shape}".encode())
+        digest.update(x.tobytes())
+    return digest.hexdigest()
 
 
 def json_digest(*parts: Any) -> str:
-    """A short hash of JSON-ready ``parts``: what a training checkpoint depends on (one of other inputs is refused)."""
+    """A short hash of JSON-ready ``parts``: what a training checkpoint depends on (a checkpoint of other inputs is refused)."""
     return hashlib.sha256(json.dumps(list(parts), sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 

@@ -185,6 +185,8 @@ class ModelEval:
     ensemble `dynlearn train mopo|mobile|ravl|...` uses for DATA (fitted first if it is not cached; needs --out)"""
     data: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="DATA")]
     """in-distribution test data (the training data: its holdout episodes are used)"""
+    model_holdout: str | None = None
+    """with `cached`: the ensemble fitted with this holdout rule, as `dynlearn train --model-holdout` (default episodes)"""
     ood: tuple[str, ...] = ()
     """datasets of other behaviour policies (e.g. hopper-random-v5 hopper-expert-v5)"""
     horizon: int = 20
@@ -211,7 +213,10 @@ class ModelReward:
     data: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="DATA")]
     """the dataset the model was fitted on (file, Minari id or named dataset)"""
     model: Path | None = None
-    """run folder of `dynlearn model train` (default: the model-based methods' cached ensemble for DATA)"""
+    """run folder of `dynlearn model train` or a cached ensemble folder (default: the model-based methods' cached
+    ensemble for DATA)"""
+    model_holdout: str | None = None
+    """without --model: the cached ensemble fitted with this holdout rule, as `dynlearn train --model-holdout`"""
     out: Path = Path("runs/reward")
     """output folder (the dynamics reward: config.json + leaves + report)"""
     steps: int | None = None
@@ -363,23 +368,30 @@ def _task_for(task_id, dataset):
     return get(task_id) if task_id else _task_of(dataset)
 
 
+def _cached_ensemble(dataset, model_holdout: str | None) -> Path:
+    """The cache folder of the ensemble ``dynlearn train mopo|mobile|...`` uses for ``dataset`` (fitted now if missing)."""
+    from .algos.model_based import ModelBasedConfig, build_model, ensemble_entry
+    from .tasks import get
+
+    task, mb = get(dataset.task), ModelBasedConfig(model_holdout=model_holdout)
+    build_model(dataset, task, mb, log=print)
+    return ensemble_entry(dataset, task, mb)
+
+
 def _cmd_model_eval(cfg: ModelEval) -> None:
     from .data import load
+    from .errors import ConfigError
     from .model_jobs import ModelEvalConfig, eval_model, load_run
 
     run = cfg.run
     if str(run) == "cached":  # the ensemble the model-based methods use for DATA (fitted now if it is not cached)
-        from .algos.model_based import ModelBasedConfig, build_model, ensemble_entry
-        from .errors import ConfigError
-        from .tasks import get
-
         dataset = load(cfg.data)
         if dataset.task is None:
             raise ConfigError(f"{cfg.data} does not record its task, so its cached ensemble cannot be found. Fix: pass a run "
                               "folder of `dynlearn model train` as DIR.")
-        task = get(dataset.task)
-        build_model(dataset, task, ModelBasedConfig(), log=print)
-        run = ensemble_entry(dataset, task, ModelBasedConfig())
+        run = _cached_ensemble(dataset, cfg.model_holdout)
+    elif cfg.model_holdout is not None:
+        raise ConfigError("--model-holdout chooses among the cached ensembles: it applies to DIR `cached` only.")
     _, task, _, _ = load_run(run)
     job = ModelEvalConfig(horizon=cfg.horizon, windows=cfg.windows, seed=cfg.seed)
     eval_model(run, load(cfg.data, task=task), [load(d, task=task) for d in cfg.ood], job, out=cfg.out, force=cfg.force,
@@ -395,6 +407,7 @@ def _cmd_model_reward(cfg: ModelReward) -> None:
     from .data import load
     from .errors import ConfigError
     from .model_jobs import load_run
+    from .models import FitConfig
     from .models.dynamics_reward import DynamicsRewardConfig, learn_reward, save_reward
 
     check_writable(cfg.out, force=cfg.force)
@@ -404,24 +417,27 @@ def _cmd_model_reward(cfg: ModelReward) -> None:
             raise ConfigError(f"{partial} holds the training state of an unfinished `dynlearn model reward` run. Fix: pass "
                               "--resume to continue it, or --force to start over.")
         remove_dir(partial)
+    if cfg.resume and latest_dir(partial) is None:
+        raise ConfigError(f"--resume: there is no unfinished run to continue ({partial} does not exist). Fix: drop --resume.")
     if cfg.model is None:  # the ensemble the model-based methods train on (same cache entry)
-        from .algos.model_based import ModelBasedConfig, build_model
-        from .tasks import get
-
         dataset = load(cfg.data)
         if dataset.task is None:
             raise ConfigError(f"{cfg.data} does not record its task, so the cached ensemble cannot be found. Fix: pass --model "
                               "(the run folder of `dynlearn model train`).")
-        task = get(dataset.task)
-        model, fit_report = build_model(dataset, task, ModelBasedConfig(), log=print)
+        run = _cached_ensemble(dataset, cfg.model_holdout)
+    elif cfg.model_holdout is not None:
+        raise ConfigError("--model-holdout chooses among the cached ensembles; with --model the fit's own holdout rule is used. "
+                          "Fix: drop one of them.")
     else:
-        model, task, _, fit_report = load_run(cfg.model)
+        run = cfg.model
+    model, task, config, fit_report = load_run(run)  # a model train folder or a cache entry: both record the FitConfig
+    fit_cfg = FitConfig.from_dict(config["fit"], source=str(run))
     reward_cfg = DynamicsRewardConfig()
     if cfg.steps is not None:  # keep the number of snapshots: spread them over the shorter training
         every = min(reward_cfg.snapshot_every, max(1, cfg.steps // reward_cfg.snapshots))
         reward_cfg = dc.replace(reward_cfg, steps=cfg.steps, snapshot_every=every)
     reward, report = learn_reward(load(cfg.data, task=task), model, reward_cfg, key=jax.random.key(cfg.seed),
-                                  holdout_seed=fit_report.holdout_seed, log=print, checkpoint=partial)
+                                  holdout_seed=fit_report.holdout_seed, fit_cfg=fit_cfg, log=print, checkpoint=partial)
     save_reward(cfg.out, reward, report, force=cfg.force)
     remove_dir(partial)
     print(f"wrote {cfg.out}: {report.discriminators} discriminators; held-out data reward {report.holdout_reward_data:.3f}, "

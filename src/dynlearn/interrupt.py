@@ -6,8 +6,9 @@ SIGTERM or SIGINT only sets a flag; the training loops (:func:`dynlearn.algos.mo
 :func:`dynlearn.algos.offline.train_offline`, :func:`dynlearn.algos.online.train_online`) and the fits given a
 checkpoint folder (:func:`dynlearn.models.fit`, :func:`dynlearn.models.dynamics_reward.learn_reward`,
 :func:`dynlearn.dsr.fit_dsr`) test it between blocks, write their
-checkpoint for the step they have reached and raise :class:`Stopped`. The run then resumes with ``resume=True``
-(``--resume``) exactly as if it had never stopped. A second Ctrl-C stops at once
+checkpoint for the step they have reached and raise :class:`Stopped`. The run then continues exactly as if it had
+never stopped: the training loops with ``resume=True`` (``--resume``), the fits when called again with the same
+inputs and checkpoint folder. A second Ctrl-C stops at once
 (``KeyboardInterrupt``), losing the work since the last checkpoint.
 
 >>> with graceful_stop():

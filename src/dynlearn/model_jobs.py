@@ -282,7 +282,7 @@ def train_model(dataset: Dataset, task, cfg: ModelTrainConfig, out: str | Path, 
     config = {"model_train": dataclasses.asdict(cfg), "ensemble": ecfg.to_dict(),
               "fit": fcfg.identity(),
               "task": None if task is None else task.id, "dataset": dataset_record(dataset)}
-    run = RunFolder.open(out, config, resume=resume, force=force)
+    run = RunFolder.open(out, config, resume=resume, force=force, legacy={"model_train.holdout": "episodes"})  # runs before the option
     if resume and run.file("results.json").is_file():
         log(f"{out} is finished; nothing to resume")
         return out

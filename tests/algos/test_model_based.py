@@ -122,6 +122,8 @@ def test_presets_resolve_from_the_dataset_name():
         ModelBasedConfig(method="mopo", penalty="entropy").resolve("x")
     with pytest.raises(ConfigError, match="model_holdout"):
         ModelBasedConfig(method="mopo", model_holdout="rows")
+    with pytest.raises(ConfigError, match="not fitted here"):  # the oracle and saved models have no fit to choose
+        ModelBasedConfig(method="mopo", model="oracle", model_holdout="transitions")
 
 
 def test_mobile_penalty_is_zero_on_real_rows_and_grows_with_model_disagreement(pendulum):

@@ -17,7 +17,7 @@ def test_the_share_of_losses_follows_lambda_and_the_log_warns_when_it_is_large()
                    key=jax.random.key(0), cfg=FitConfig(max_epochs=5, progress=False))
     t = data.transitions
     rows = len(t)  # every row (each has a successor here)
-    make = lambda coef: Penalty(penalties.max_aleatoric, coef=coef, part="all", members="all")  # noqa: E731
+    make = lambda coef: Penalty(penalties.max_aleatoric, coef=coef, part="all", members="all")
     none = penalty_on_data(model, make(0.0), t, max_rows=rows)
     assert none["rows"] == rows and none["u_median"] > 0 and none["u_p90"] >= none["u_median"]
     assert none["flipped_share"] == 0.0  # lambda = 0 turns nothing into a loss
@@ -28,7 +28,6 @@ def test_the_share_of_losses_follows_lambda_and_the_log_warns_when_it_is_large()
     assert small["u_median"] == none["u_median"]  # u is the unweighted heuristic
     assert "warning" in describe(huge) and "warning" not in describe(none)
     assert penalty_on_data(model, None, t) is None
-
 
 
 def test_the_breakdown_names_the_target_dim_whose_noise_dominates_the_predicted_variance():

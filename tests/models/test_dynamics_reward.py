@@ -57,6 +57,18 @@ def test_the_ensemble_ranks_real_transitions_above_corrupted_ones_on_held_out_da
     assert [h["step"] for h in report.history] == list(range(50, 801, 50))
 
 
+def test_the_reward_holds_out_the_rows_its_model_held_out(learned):
+    """A model fitted with OfflineRL-Kit's random-row holdout: the reward trains and reports on that split, not on
+    the default's held-out episodes (rows the model trained on)."""
+    data, model, _, default_report = learned
+    kit = FitConfig(holdout="transitions", holdout_max_transitions=300)  # 300 rows: no whole number of 40-step episodes
+    _, kit_hold, mode, _ = split_holdout(data, kit, seed=0)
+    assert mode == "transitions" and len(kit_hold) == 300 != default_report.holdout_size
+    short = dataclasses.replace(SMALL, steps=100, snapshot_every=50, snapshots=2)
+    _, report = learn_reward(data, model, short, key=jax.random.key(1), fit_cfg=kit)
+    assert report.holdout_size == len(kit_hold) and report.train_size == len(data) - len(kit_hold)
+
+
 
 def test_a_stopped_reward_training_continues_from_its_checkpoint_exactly(learned, tmp_path):
     """SIGTERM / Ctrl-C (interrupt.request) checkpoints after the current block; the same call with the same folder
@@ -79,6 +91,7 @@ def test_a_stopped_reward_training_continues_from_its_checkpoint_exactly(learned
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     with pytest.raises(ConfigError, match="another reward"):
         learn_reward(data, model, SMALL, key=jax.random.key(2), checkpoint=folder)
+
 
 def test_snapshots_are_combined_as_the_released_code_does(learned):
     _, _, reward, _ = learned

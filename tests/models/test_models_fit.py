@@ -103,7 +103,9 @@ def test_kit_holdout_takes_random_rows_and_keys_only_the_fits_that_ask_for_it():
     kit = FitConfig(holdout="transitions")
     train, hold, mode, k = models.split_holdout(data, kit, seed=3)
     assert mode == "transitions" and k == 0 and len(hold) == min(int(0.2 * len(data)), 1000)
-    assert len(set(np.asarray(hold.obs[:, 0]).tolist())) > 10  # rows from many episodes, some shared with training
+    held_episodes = set(np.asarray(hold.obs[:, 0]).tolist())
+    assert len(held_episodes) > 10  # rows from many episodes...
+    assert held_episodes & set(np.asarray(train.obs[:, 0]).tolist())  # ...whose other rows train the model
     assert len(train) + len(hold) == len(data)
     assert "holdout" not in FitConfig().identity() and kit.identity()["holdout"] == "transitions"
     assert cache_entry(data, fit_cfg=FitConfig()) != cache_entry(data, fit_cfg=kit)

@@ -42,11 +42,11 @@ from ..data.dataset import Dataset
 from ..data.normalize import Normalizer
 from ..data.transitions import Transitions
 from ..errors import ConfigError, DataError
-from ..models.fitting import HOLDOUTS
+from ..models.ensemble import EnsembleConfig
+from ..models.fitting import HOLDOUTS, FitConfig
 from ..results import RunFolder, dataset_record, make_results, write_final_score
-from ..rollout import AgentPolicy, Rollout, add_valid, rollout
+from ..rollout import AgentPolicy, Rollout, RolloutHooks, add_valid, rollout
 from ..tasks.evaluate import evaluate
-from . import mopo
 from .offline import normalized_policy, read_seed_checkpoint, require_same_step
 from .penalty_scale import describe as describe_penalty_scale
 from .penalty_scale import penalty_on_data
@@ -156,6 +156,9 @@ class ModelBasedConfig:
             raise ConfigError(f"ModelBasedConfig.penalty_part must be obs, reward or all, got {self.penalty_part!r}.")
         if self.model_holdout is not None and self.model_holdout not in HOLDOUTS:
             raise ConfigError(f"ModelBasedConfig.model_holdout must be one of {', '.join(HOLDOUTS)}, got {self.model_holdout!r}.")
+        if self.model_holdout is not None and self.model != "ensemble":
+            raise ConfigError(f"ModelBasedConfig.model_holdout chooses how the learned ensemble is fitted; model={self.model!r} is "
+                              "not fitted here. Fix: drop model_holdout (--model-holdout), or use model='ensemble'.")
         if self.penalty_members is not None and self.penalty_members not in ("elites", "all"):
             raise ConfigError(f"ModelBasedConfig.penalty_members must be elites or all, got {self.penalty_members!r}.")
 
@@ -186,12 +189,13 @@ class ModelBasedConfig:
         return self.rollout_batch * self.horizon * self.retain_epochs
 
 
-LEGACY = {"model_based.penalty_members": "elites"}
+LEGACY = {"model_based.penalty_members": "elites", "model_based.model_holdout": "episodes"}
 """What runs saved before a config field existed used: a MOPO run started before ``penalty_members`` read the elites
-(it resumes with ``penalty_members="elites"``, and refuses to change to "all" mid-run)."""
+(it resumes with ``penalty_members="elites"``, and refuses to change to "all" mid-run); runs started before
+``model_holdout`` held out episodes."""
 
-_OPTIONAL = ("preset", "model_max_epochs", "model_holdout", "penalty_members", "eta", "mobile_samples", "q_floor", "reward_model", "candidates",
-             "reward_threshold", "min_length", "selection", "reward_discriminators")
+_OPTIONAL = ("preset", "model_max_epochs", "model_holdout", "penalty_members", "eta", "mobile_samples", "q_floor", "reward_model",
+             "candidates", "reward_threshold", "min_length", "selection", "reward_discriminators")
 
 
 def method_module(name: str):
@@ -235,8 +239,6 @@ def build_model(dataset: Dataset, task, cfg: ModelBasedConfig, log: Callable[[st
 
 
 def _ensemble_configs(cfg: ModelBasedConfig):
-    from ..models import EnsembleConfig, FitConfig
-
     return EnsembleConfig(), FitConfig(max_epochs=cfg.model_max_epochs, holdout=cfg.model_holdout or "episodes")
 
 
@@ -304,6 +306,9 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
             raise ConfigError(f"{cfg.method} trains {agent.NAME}: agent_config must be a {type(agent_cfg).__name__}, "
                               f"got {type(agent_config).__name__}.")
         agent_cfg = agent_config
+    if model is not None and cfg.model_holdout is not None:
+        raise ConfigError("model_holdout chooses how the learned ensemble is fitted, but a ready model was passed (model=...). "
+                          "Fix: drop model_holdout.")
     config = {"model_based": dataclasses.asdict(cfg), "agent": {"name": agent.NAME, **dataclasses.asdict(agent_cfg)},
               "task": task.id, "dataset": dataset_record(dataset)}
     RunFolder.open(out, config, resume=resume, force=force, legacy=LEGACY)
@@ -314,7 +319,8 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
 
     spec = AgentSpec(task.obs_dim, task.act_dim, task.act_low, task.act_high)
     real, starts = real_rows(dataset), StartStates(dataset, model)
-    scale = penalty_on_data(model, mopo.hooks(cfg).penalty, real)  # MOPO's reward penalty, where the method has one
+    hooks = method.hooks(cfg)  # built once: MOREC's load the dynamics reward
+    scale = penalty_on_data(model, hooks.penalty, real)  # the method's reward penalty in rollouts, where it has one
     if scale is not None:
         log(describe_penalty_scale(scale))
         write_json(out / "penalty_on_data.json", scale)
@@ -325,9 +331,10 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
             if starts.state_from is not None:
                 raise ConfigError("parallel seeds need a model whose state is its observation; the oracle steps a host "
                                   "simulator. Fix: run the oracle's seeds one after another (no --parallel-seeds).")
-            outcomes = _train_seeds_together(method, agent, agent_cfg, spec, model, real, starts, task, cfg, seeds, out, until, log)
+            outcomes = _train_seeds_together(method, agent, agent_cfg, spec, model, real, starts, task, cfg, hooks, seeds, out, until,
+                                             log)
         else:
-            outcomes = (_train_seed(method, agent, agent_cfg, spec, model, real, starts, task, cfg, seed, out / f"seed_{seed}",
+            outcomes = (_train_seed(method, agent, agent_cfg, spec, model, real, starts, task, cfg, hooks, seed, out / f"seed_{seed}",
                                     until, log) for seed in seeds)
         for seed, result in zip(seeds, outcomes):
             if result is None:  # stopped at ``until``: go on with the next seed, write no results
@@ -413,10 +420,9 @@ def run_block(agent, state, buffer: ReplayBuffer, model, starts: StartStates, re
 
 
 def _train_seed(method, agent, agent_cfg, spec, model, real: Transitions, starts: StartStates, task, cfg: ModelBasedConfig,
-                seed: int, folder: Path, until, log):
+                hooks: RolloutHooks, seed: int, folder: Path, until, log):
     init_key, update_key, rollout_key, eval_key = jax.random.split(jax.random.key(seed), 4)
     n_real = int(round(cfg.real_ratio * agent_cfg.batch_size))
-    hooks = method.hooks(cfg)
     adjust = method.target_adjust(cfg, model, agent, n_real)
     empty = ReplayBuffer.empty(cfg.buffer_capacity, spec.obs_dim, spec.act_dim)
     restored = _restore_seed(agent, cfg, folder, empty)
@@ -452,13 +458,13 @@ def _train_seed(method, agent, agent_cfg, spec, model, real: Transitions, starts
 
 
 def _train_seeds_together(method, agent, agent_cfg, spec, model, real: Transitions, starts: StartStates, task,
-                          cfg: ModelBasedConfig, seeds, out: Path, until, log):
+                          cfg: ModelBasedConfig, hooks: RolloutHooks, seeds, out: Path, until, log):
     """Every seed at once: what :func:`_train_seed` does, with the agents' states and model buffers stacked on a leading
     axis and each block one vmapped rollout and one vmapped update; returns :func:`_train_seed`'s result per seed."""
     folders = [out / f"seed_{seed}" for seed in seeds]
     keys = [jax.random.split(jax.random.key(seed), 4) for seed in seeds]  # init, update, rollout, eval: as _train_seed
     n_real = int(round(cfg.real_ratio * agent_cfg.batch_size))
-    hooks, adjust = method.hooks(cfg), method.target_adjust(cfg, model, agent, n_real)
+    adjust = method.target_adjust(cfg, model, agent, n_real)
     empty = ReplayBuffer.empty(cfg.buffer_capacity, spec.obs_dim, spec.act_dim)
     restored = [_restore_seed(agent, cfg, folder, empty) for folder in folders]
     if all(r is None for r in restored):

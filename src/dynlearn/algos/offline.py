@@ -4,10 +4,11 @@ The dataset goes to the device once; gradient steps run in ``lax.scan`` blocks o
 evaluates, logs and checkpoints between blocks. Seeds run one after another, or with ``parallel_seeds=True``
 (``--parallel-seeds``) together: every seed's state stacked on a leading axis and one ``vmap``-ed block updating
 them all. That is meant for accelerators, where one seed's small networks leave the device mostly idle (not measured
-here: no GPU was available); on one CPU core it takes as long as running them in turn (0.91-0.99x measured, with
-two threads 1.32x for SAC on a busy machine: ``benchmarks/README.md``). Both ways write the same run folder (one ``seed_K`` folder per seed, so either can resume
-the other's run) and, every key being derived from ``(seed, step)``, train the same seeds up to float rounding. A
-run killed and resumed from its checkpoint ends with the same parameters as one that was not.
+here: no GPU was available); on one CPU core it is no faster than running them in turn (speed-up 0.91-0.99x, and
+1.32x for SAC with two threads, on a busy machine: ``benchmarks/agents_speed.py``, ``benchmarks/README.md``). Both
+ways write the same run folder (one ``seed_K`` folder per seed, so either can resume the other's run) and, every key
+being derived from ``(seed, step)``, train the same seeds up to float rounding. A run killed and resumed from its
+checkpoint ends with the same parameters as one that was not.
 """
 
 from __future__ import annotations

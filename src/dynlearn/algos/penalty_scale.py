@@ -32,17 +32,15 @@ def penalty_on_data(model, penalty: Penalty | None, rows: Transitions, *, max_ro
     mean predicted variance (about equal when the model is calibrated in that dimension, error below variance when it
     is over-cautious).
 
-    Returns None when there is no penalty or the model has no member outputs (the oracle). Keys: ``rows``,
+    Returns None when there is no penalty, the model has no member outputs (the oracle), or no row has a successor. Keys: ``rows``,
     ``coef``, ``u_median``, ``u_mean``, ``u_p90``, ``reward_mean``, ``flipped_share``, ``variance_share``,
     ``top_dim``, ``top_dim_name``, ``top_dim_share``, ``top_dim_sq_error``, ``top_dim_variance``.
     """
     if penalty is None or not hasattr(model, "members"):
         return None
-    t = rows.with_successor()
+    t = sample_rows(rows, max_rows, seed=seed)
     if len(t) == 0:
         return None
-    if len(t) > max_rows:
-        t = t.take(np.sort(np.random.default_rng(seed).choice(len(t), max_rows, replace=False)))
     u, variance, sq_error, elite_variance = (np.asarray(x, np.float64) for x in _uncertainty(
         model, penalty, jnp.asarray(t.obs, jnp.float32), jnp.asarray(t.act, jnp.float32),
         jnp.asarray(t.next_obs, jnp.float32), jnp.asarray(t.rew, jnp.float32)))
@@ -57,6 +55,15 @@ def penalty_on_data(model, penalty: Penalty | None, rows: Transitions, *, max_ro
             "variance_share": [float(x) for x in share], "top_dim": top,
             "top_dim_name": "reward" if top == obs_dim else f"delta obs[{top}]", "top_dim_share": float(share[top]),
             "top_dim_sq_error": float(sq_error[top]), "top_dim_variance": float(elite_variance[top])}
+
+
+def sample_rows(rows: Transitions, max_rows: int, *, seed: int = 0) -> Transitions:
+    """The rows :func:`penalty_on_data` measures: up to ``max_rows`` of those with a successor, drawn without
+    replacement and kept in order."""
+    t = rows.with_successor()
+    if len(t) > max_rows:
+        t = t.take(np.sort(np.random.default_rng(seed).choice(len(t), max_rows, replace=False)))
+    return t
 
 
 @eqx.filter_jit
@@ -75,11 +82,9 @@ def describe(scale: dict) -> str:
     """One log line (two when the share of losses is large)."""
     line = (f"penalty on the data: u median {scale['u_median']:.3g} (mean {scale['u_mean']:.3g}, 90th percentile "
             f"{scale['u_p90']:.3g}) against a mean reward of {scale['reward_mean']:.3g}; r - {scale['coef']:g} u turns "
-            f"{100 * scale['flipped_share']:.0f}% of {scale['rows']:,} real transitions into losses")
-    if "top_dim" in scale:  # results written before the breakdown lack it
-        line += (f"; {100 * scale['top_dim_share']:.0f}% of the predicted variance is in {scale['top_dim_name']} "
-                 f"(elites' squared error there {scale['top_dim_sq_error']:.3g} against a predicted variance of "
-                 f"{scale['top_dim_variance']:.3g})")
+            f"{100 * scale['flipped_share']:.0f}% of {scale['rows']:,} real transitions into losses; "
+            f"{100 * scale['top_dim_share']:.0f}% of the predicted variance is in {scale['top_dim_name']} (elites' squared "
+            f"error there {scale['top_dim_sq_error']:.3g} against a predicted variance of {scale['top_dim_variance']:.3g})")
     if scale["flipped_share"] > FLIPPED_SHARE_WARNING:
         line += ("\nwarning: the penalty turns that share of the data's own transitions into losses; in a task that "
                  "terminates, ending episodes early then pays. This model's u may be larger than the one the preset's "

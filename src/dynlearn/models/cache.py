@@ -30,8 +30,6 @@ from .ensemble import EnsembleConfig, ProbabilisticEnsemble
 from .fitting import FitConfig, FitReport, fit
 from .io import load, save
 
-# FitConfig fields that change how a fit is shown, not what it produces
-
 
 def cache_root() -> Path:
     """``$DYNLEARN_CACHE_DIR/models`` or ``~/.cache/dynlearn/models``."""

@@ -549,12 +549,14 @@ def _assemble(kept: list, norms: _Norms, *, cfg: DynamicsRewardConfig, obs_dim: 
 
 
 def learn_reward(dataset: Dataset, model: ProbabilisticEnsemble, cfg: DynamicsRewardConfig = DynamicsRewardConfig(), *, key: Key,
-                 holdout_seed: int = 0, log: Callable[[str], None] | None = None, checkpoint: str | os.PathLike | None = None,
-                 checkpoint_every_s: float = 60.0) -> tuple[DynamicsReward, RewardReport]:
+                 holdout_seed: int = 0, fit_cfg: FitConfig = FitConfig(), log: Callable[[str], None] | None = None,
+                 checkpoint: str | os.PathLike | None = None, checkpoint_every_s: float = 60.0) -> tuple[DynamicsReward, RewardReport]:
     """Learn a dynamics reward from ``dataset`` against ``model`` (a fitted ensemble); see the module docstring.
 
-    The data are split as :func:`dynlearn.models.fit` splits them (``holdout_seed``, the fit's
-    ``FitReport.holdout_seed``); training uses the training rows, the report's numbers the held-out ones.
+    The data are split as :func:`dynlearn.models.fit` split them for ``model``: pass the fit's
+    ``FitReport.holdout_seed`` and the ``FitConfig`` it was fitted with (its ``holdout`` rule and sizes; the default
+    is the default fit's). Training uses the training rows, the report's numbers the held-out ones, which ``model``
+    never trained on either.
 
     ``checkpoint``: a folder for the training state (discriminator, adversary, optimisers, the snapshots kept so far),
     written every ``checkpoint_every_s`` seconds and on SIGTERM / Ctrl-C (then :class:`dynlearn.interrupt.Stopped` is
@@ -567,7 +569,7 @@ def learn_reward(dataset: Dataset, model: ProbabilisticEnsemble, cfg: DynamicsRe
     if t.obs_dim != model.obs_dim or t.act_dim != model.act_dim:
         raise DataError(dataset.source, f"has obs/act dims {t.obs_dim}/{t.act_dim}, the model {model.obs_dim}/{model.act_dim}.",
                         "learn the reward with the model fitted on this data.")
-    train_t, hold_t, _, _ = split_holdout(dataset, FitConfig(), seed=holdout_seed)
+    train_t, hold_t, _, _ = split_holdout(dataset, fit_cfg, seed=holdout_seed)
     train = _rows(train_t)
     n = int(train.obs.shape[0])
     if n < cfg.batch_size:
@@ -583,7 +585,7 @@ def learn_reward(dataset: Dataset, model: ProbabilisticEnsemble, cfg: DynamicsRe
     blocks = cfg.steps // cfg.snapshot_every
     clock = {"wall_s": 0.0, "timed_steps": 0, "timed_s": 0.0}  # across calls; each call's first (compiling) block untimed
     first_block = 0
-    state_id = _reward_fingerprint(cfg, dataset, model, key, holdout_seed) if checkpoint is not None else None
+    state_id = _reward_fingerprint(cfg, dataset, model, key, holdout_seed, fit_cfg) if checkpoint is not None else None
     saved = latest_dir(checkpoint) if checkpoint is not None else None
     if saved is not None:
         disc, disc_opt, gen, gen_opt, snapshots, history, clock = _load_reward_state(saved, state_id, disc, disc_opt, gen, gen_opt)
@@ -594,7 +596,8 @@ def learn_reward(dataset: Dataset, model: ProbabilisticEnsemble, cfg: DynamicsRe
     last_save, t_block = time.perf_counter(), None
     with ProgressLine(cfg.progress, "dynamics reward", blocks) as progress, \
             (interrupt.graceful_stop() if checkpoint is not None else contextlib.nullcontext()):
-        progress.update(first_block, f"continuing at step {first_block * cfg.snapshot_every:,}")
+        if first_block:
+            progress.update(first_block, f"continuing at step {first_block * cfg.snapshot_every:,}")
         for b in range(first_block, blocks):
             disc, disc_opt, gen, gen_opt, expert, learner, info = _block(disc, disc_opt, gen, gen_opt, elites, norms, train,
                                                                          jax.random.fold_in(train_key, b), cfg=cfg)
@@ -628,10 +631,12 @@ def learn_reward(dataset: Dataset, model: ProbabilisticEnsemble, cfg: DynamicsRe
     return reward, report
 
 
-def _reward_fingerprint(cfg: DynamicsRewardConfig, dataset: Dataset, model: ProbabilisticEnsemble, key: Key, holdout_seed: int) -> str:
+def _reward_fingerprint(cfg: DynamicsRewardConfig, dataset: Dataset, model: ProbabilisticEnsemble, key: Key, holdout_seed: int,
+                        fit_cfg: FitConfig) -> str:
     """What the training state depends on: a checkpoint of another reward's training is refused."""
     fields = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
-    return json_digest(fields, dataset.content_hash(), arrays_digest(model), np.asarray(jax.random.key_data(key)).tolist(), holdout_seed)
+    return json_digest(fields, dataset.content_hash(), arrays_digest(model), np.asarray(jax.random.key_data(key)).tolist(), holdout_seed,
+                       fit_cfg.identity())
 
 
 def _save_reward_state(folder, state_id: str, disc, disc_opt, gen, gen_opt, kept: list, history: list[dict], clock: dict) -> None:
@@ -641,10 +646,14 @@ def _save_reward_state(folder, state_id: str, disc, disc_opt, gen, gen_opt, kept
 
 
 def _load_reward_state(folder: Path, state_id: str, disc, disc_opt, gen, gen_opt):
+    if not (folder / "progress.json").is_file() or not (folder / "state.eqx").is_file():
+        raise DataError(str(folder), "is not a dynamics-reward training state (no progress.json and state.eqx).",
+                        "delete the folder (`dynlearn model reward ... --force` does) to start the training over.")
     progress = json.loads((folder / "progress.json").read_text())
     if progress.get("fingerprint") != state_id:
         raise ConfigError(f"learn_reward: the checkpoint in {folder} belongs to another reward's training (other data, model, "
-                          "config or key). Fix: delete it, or train with the inputs that wrote it.")
+                          "config or key). Fix: delete it (`dynlearn model reward ... --force` does), or train with the inputs "
+                          "that wrote it.")
     snapshot_like = (disc, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
     like = (disc, disc_opt, gen, gen_opt, [snapshot_like] * int(progress["kept"]))
     disc, disc_opt, gen, gen_opt, kept = eqx.tree_deserialise_leaves(folder / "state.eqx", like)
