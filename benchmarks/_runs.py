@@ -32,7 +32,8 @@ def seed_scores(out: Path, at_step: int | None = None) -> list[float]:
 def cell(out: Path, at_step: int | None = None) -> tuple[str, str, str]:
     """``(score, budget, steps/s)`` of a run folder from the seeds that have finished (or reached ``at_step``).
 
-    The score is the mean ± std over those seeds, marked "(k of n seeds)" when some are missing; "not run" without a
+    The score is the mean ± std over those seeds, then each seed's score in brackets (seed order), marked
+    "(k of n seeds)" when some are missing; "not run" without a
     config, "not finished" without a seed. The budget is the run's own (or ``at_step``); steps/s comes from
     ``results.json`` once every seed has finished.
     """
@@ -45,7 +46,8 @@ def cell(out: Path, at_step: int | None = None) -> tuple[str, str, str]:
     scores = np.array(seed_scores(out, at_step))
     if not len(scores):
         return ("not finished" if at_step is None else f"no evaluation at step {at_step:,} yet"), budget, "—"
-    text = f"{scores.mean():.1f} ± {scores.std():.1f}" + ("" if len(scores) == run["seeds"] else f" ({len(scores)} of {run['seeds']} seeds)")
+    text = f"{scores.mean():.1f} ± {scores.std():.1f} [{', '.join(f'{s:.1f}' for s in scores)}]"
+    text += "" if len(scores) == run["seeds"] else f" ({len(scores)} of {run['seeds']} seeds)"
     rate = "—"
     if (out / "results.json").is_file():
         rate = f"{json.loads((out / 'results.json').read_text())['steps_per_s']:.0f}"
