@@ -69,23 +69,23 @@ def test_the_reward_holds_out_the_rows_its_model_held_out(learned):
     assert report.holdout_size == len(kit_hold) and report.train_size == len(data) - len(kit_hold)
 
 
-
 def test_a_stopped_reward_training_continues_from_its_checkpoint_exactly(learned, tmp_path):
     """SIGTERM / Ctrl-C (interrupt.request) checkpoints after the current block; the same call with the same folder
-    returns the uninterrupted call's reward and history; another call's checkpoint is refused."""
+    returns the uninterrupted call's reward and history; another call's checkpoint is refused. The stop comes after
+    10 of 16 snapshots, so the 8 kept ones have already replaced the 2 oldest, as the continued run must too."""
     from dynlearn import interrupt
 
     data, model, full, full_report = learned
     folder = tmp_path / "state"
+    stop_at_500 = lambda line: interrupt.request() if "step 500 " in line else None  # noqa: E731 (the log sees every block)
     with interrupt.graceful_stop():
-        interrupt.request()
-        with pytest.raises(interrupt.Stopped, match="step 50"):
-            learn_reward(data, model, SMALL, key=jax.random.key(1), checkpoint=folder)
-    assert json.loads((folder / "progress.json").read_text())["kept"] == 1
+        with pytest.raises(interrupt.Stopped, match="step 500"):
+            learn_reward(data, model, SMALL, key=jax.random.key(1), checkpoint=folder, log=stop_at_500)
+    assert json.loads((folder / "progress.json").read_text())["kept"] == SMALL.snapshots
     lines = []
     resumed, report = learn_reward(data, model, SMALL, key=jax.random.key(1), checkpoint=folder, checkpoint_every_s=0.0,
                                    log=lines.append)
-    assert "continuing" in lines[0] and "step 50" in lines[0]
+    assert "continuing" in lines[0] and "step 500" in lines[0]
     assert report.history == full_report.history and report.holdout_auc == full_report.holdout_auc
     for a, b in zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(resumed), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
