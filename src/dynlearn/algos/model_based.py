@@ -319,7 +319,7 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
 
     spec = AgentSpec(task.obs_dim, task.act_dim, task.act_low, task.act_high)
     real, starts = real_rows(dataset), StartStates(dataset, model)
-    hooks = method.hooks(cfg)  # built once: MOREC's load the dynamics reward
+    hooks = method.hooks(cfg)  # built once: MOREC's hooks load the dynamics reward from disk
     scale = penalty_on_data(model, hooks.penalty, real)  # the method's reward penalty in rollouts, where it has one
     if scale is not None:
         log(describe_penalty_scale(scale))
