@@ -6,7 +6,8 @@ datasets, beside the model-free baselines and published D4RL numbers.
     python benchmarks/offline_mbrl.py --datasets hopper-medium-v5 --methods morec-mopo morec-mobile --seeds 3 --steps 100000
 
 ``morec-mopo-mopo-lambda`` is MOREC-MOPO with MOPO's penalty weight for the dataset instead of MOREC's (15 on Hopper):
-the filter and the long horizon alone (benchmarks/morec.md, section 3). MOREC's methods read the dynamics reward
+the filter and the long horizon alone; ``mopo-h100`` is MOPO with MOREC-MOPO's rollouts (2,000 x 100) and no filter:
+the long horizon alone (benchmarks/morec.md, section 3). MOREC's methods read the dynamics reward
 learned for the dataset (``dynlearn model reward DATASET --out
 runs/reward/DATASET``; ``--rewards`` names the parent folder; with ``--model-holdout transitions``, the reward of that
 model: ``dynlearn model reward DATASET --model-holdout transitions --out runs/reward/DATASET-kitfit``).
@@ -41,6 +42,8 @@ METHODS = {
     "morec-mopo": {"method": "morec-mopo"},
     "morec-mobile": {"method": "morec-mobile"},
     "morec-mopo-mopo-lambda": {"method": "morec-mopo"},  # + MOPO's lambda for the dataset: the filter's effect alone
+    # MOPO with MOREC-MOPO's rollout shape (2,000 branches x 100 steps) and no filter: the horizon's effect alone
+    "mopo-h100": {"method": "mopo", "penalty": "max_aleatoric", "horizon": 100, "rollout_batch": 2_000},
 }
 MOREC = ("morec-mopo", "morec-mobile", "morec-mopo-mopo-lambda")
 MOPO_LAMBDA = ("morec-mopo-mopo-lambda",)
@@ -92,8 +95,8 @@ def main() -> None:
                     extra["model_holdout"] = "transitions"
                 if label in MOPO_LAMBDA:  # MOREC's filter and horizon with MOPO's own penalty weight for this dataset
                     extra["penalty_coef"] = ModelBasedConfig(method="mopo").resolve(name).penalty_coef
-                cfg = ModelBasedConfig(steps=args.steps, seeds=args.seeds, rollout_batch=args.rollout_batch,
-                                       eval_episodes=args.eval_episodes, **METHODS[label], **extra)
+                settings = METHODS[label] | ({} if args.rollout_batch is None else {"rollout_batch": args.rollout_batch})
+                cfg = ModelBasedConfig(steps=args.steps, seeds=args.seeds, eval_episodes=args.eval_episodes, **settings, **extra)
                 start = time.perf_counter()
                 train_model_based(data, task, cfg, out, resume=(out / "config.json").is_file(), until=args.until,
                                   parallel_seeds=args.parallel_seeds,
