@@ -7,7 +7,7 @@ datasets, beside the model-free baselines and published D4RL numbers.
 
 ``morec-mopo-mopo-lambda`` is MOREC-MOPO with MOPO's penalty weight for the dataset instead of MOREC's (15 on Hopper):
 the filter and the long horizon alone; ``mopo-h100`` is MOPO with MOREC-MOPO's rollouts (2,000 x 100) and no filter:
-the long horizon alone (benchmarks/morec.md, section 3). MOREC's methods read the dynamics reward
+the long horizon alone, and ``mobile-h100`` the same for MOREC-MOBILE (benchmarks/morec.md, section 3). MOREC's methods read the dynamics reward
 learned for the dataset (``dynlearn model reward DATASET --out
 runs/reward/DATASET``; ``--rewards`` names the parent folder; with ``--model-holdout transitions``, the reward of that
 model: ``dynlearn model reward DATASET --model-holdout transitions --out runs/reward/DATASET-kitfit``).
@@ -44,6 +44,8 @@ METHODS = {
     "morec-mopo-mopo-lambda": {"method": "morec-mopo"},  # + MOPO's lambda for the dataset: the filter's effect alone
     # MOPO with MOREC-MOPO's rollout shape (2,000 branches x 100 steps) and no filter: the horizon's effect alone
     "mopo-h100": {"method": "mopo", "penalty": "max_aleatoric", "horizon": 100, "rollout_batch": 2_000},
+    # MOBILE with MOREC-MOBILE's settings (2,000 x 100, tuned temperature from 0.1) and no filter
+    "mobile-h100": {"method": "mobile", "horizon": 100, "rollout_batch": 2_000, "auto_alpha": True, "alpha": 0.1},
 }
 MOREC = ("morec-mopo", "morec-mobile", "morec-mopo-mopo-lambda")
 MOPO_LAMBDA = ("morec-mopo-mopo-lambda",)
