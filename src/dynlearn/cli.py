@@ -368,11 +368,17 @@ def _task_for(task_id, dataset):
     return get(task_id) if task_id else _task_of(dataset)
 
 
-def _cached_ensemble(dataset, model_holdout: str | None) -> Path:
-    """The cache folder of the ensemble ``dynlearn train mopo|mobile|...`` uses for ``dataset`` (fitted now if missing)."""
+def _cached_ensemble(data: str, model_holdout: str | None, *, fix: str) -> Path:
+    """The cache folder of the ensemble ``dynlearn train mopo|mobile|...`` uses for dataset ``data`` (fitted now if
+    missing); ``fix`` says what to pass instead when the dataset does not record its task."""
     from .algos.model_based import ModelBasedConfig, build_model, ensemble_entry
+    from .data import load
+    from .errors import ConfigError
     from .tasks import get
 
+    dataset = load(data)
+    if dataset.task is None:
+        raise ConfigError(f"{data} does not record its task, so its cached ensemble cannot be found. Fix: {fix}.")
     task, mb = get(dataset.task), ModelBasedConfig(model_holdout=model_holdout)
     build_model(dataset, task, mb, log=print)
     return ensemble_entry(dataset, task, mb)
@@ -385,11 +391,7 @@ def _cmd_model_eval(cfg: ModelEval) -> None:
 
     run = cfg.run
     if str(run) == "cached":  # the ensemble the model-based methods use for DATA (fitted now if it is not cached)
-        dataset = load(cfg.data)
-        if dataset.task is None:
-            raise ConfigError(f"{cfg.data} does not record its task, so its cached ensemble cannot be found. Fix: pass a run "
-                              "folder of `dynlearn model train` as DIR.")
-        run = _cached_ensemble(dataset, cfg.model_holdout)
+        run = _cached_ensemble(cfg.data, cfg.model_holdout, fix="pass a run folder of `dynlearn model train` as DIR")
     elif cfg.model_holdout is not None:
         raise ConfigError("--model-holdout chooses among the cached ensembles: it applies to DIR `cached` only.")
     _, task, _, _ = load_run(run)
@@ -420,11 +422,7 @@ def _cmd_model_reward(cfg: ModelReward) -> None:
     if cfg.resume and latest_dir(partial) is None:
         raise ConfigError(f"--resume: there is no unfinished run to continue ({partial} does not exist). Fix: drop --resume.")
     if cfg.model is None:  # the ensemble the model-based methods train on (same cache entry)
-        dataset = load(cfg.data)
-        if dataset.task is None:
-            raise ConfigError(f"{cfg.data} does not record its task, so the cached ensemble cannot be found. Fix: pass --model "
-                              "(the run folder of `dynlearn model train`).")
-        run = _cached_ensemble(dataset, cfg.model_holdout)
+        run = _cached_ensemble(cfg.data, cfg.model_holdout, fix="pass --model (the run folder of `dynlearn model train`)")
     elif cfg.model_holdout is not None:
         raise ConfigError("--model-holdout chooses among the cached ensembles; with --model the fit's own holdout rule is used. "
                           "Fix: drop one of them.")

@@ -32,8 +32,8 @@ def penalty_on_data(model, penalty: Penalty | None, rows: Transitions, *, max_ro
     mean predicted variance (about equal when the model is calibrated in that dimension, error below variance when it
     is over-cautious).
 
-    Returns None when there is no penalty, the model has no member outputs (the oracle), or no row has a successor. Keys: ``rows``,
-    ``coef``, ``u_median``, ``u_mean``, ``u_p90``, ``reward_mean``, ``flipped_share``, ``variance_share``,
+    Returns None when there is no penalty, the model has no member outputs (the oracle), or no row has a successor.
+    Keys: ``rows``, ``coef``, ``u_median``, ``u_mean``, ``u_p90``, ``reward_mean``, ``flipped_share``, ``variance_share``,
     ``top_dim``, ``top_dim_name``, ``top_dim_share``, ``top_dim_sq_error``, ``top_dim_variance``.
     """
     if penalty is None or not hasattr(model, "members"):
@@ -72,8 +72,8 @@ def _uncertainty(model, penalty: Penalty, obs, act, next_obs, reward):
     elites' squared error and predicted variance per target dim."""
     outputs = model.members(obs, act)
     y = jnp.concatenate([next_obs - obs, reward[:, None]], axis=-1)
-    read_logvar = outputs.logvar if penalty.members == "all" else outputs.logvar[outputs.elites]
     elite_mean, elite_logvar = outputs.mean[outputs.elites], outputs.logvar[outputs.elites]
+    read_logvar = outputs.logvar if penalty.members == "all" else elite_logvar
     return (penalty.uncertainty(outputs, y), jnp.exp(read_logvar).mean(axis=(0, 1)), jnp.square(elite_mean - y).mean(axis=(0, 1)),
             jnp.exp(elite_logvar).mean(axis=(0, 1)))
 
