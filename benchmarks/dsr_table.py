@@ -224,7 +224,8 @@ def report() -> str:
         if chosen:
             budget += f"; model kept at {', '.join(f'{c // 1000}k' for c in chosen)}"
         lam_text = _fmt(lam, 3) + (f" (true {true:.3f})" if true is not None else " (true unknown)")
-        par = "—" if params is None else f"{params['latent_map']:,}" + (f" + {params['observation']:,} obs" if params["observation"] else "")
+        par = ("—" if params is None
+               else f"{params['latent_map']:,}" + (f" + {params['observation']:,} obs" if params["observation"] else ""))
         if params and params["trained"] != params["total"]:
             par += f" ({params['trained']:,} trained)"
         rows.append(f"| {row.system} | {row.model} | {budget} | {_fmt(d_stsp)} | {_fmt(d_h)} | {lam_text} | "

@@ -133,7 +133,8 @@ def morec_comparison(repeats: int) -> None:
     cfg = runs["morec-mopo"][0]
     s, k = cfg.reward_discriminators, cfg.candidates
     state_net = _mlp_flops((OBS + ACT, *rcfg.state_hidden, rcfg.state_embedding))
-    per_candidate = _mlp_flops((OBS, *rcfg.delta_hidden, rcfg.delta_embedding)) + _mlp_flops((rcfg.state_embedding + rcfg.delta_embedding, *rcfg.hidden, 1))
+    per_candidate = (_mlp_flops((OBS, *rcfg.delta_hidden, rcfg.delta_embedding))
+                     + _mlp_flops((rcfg.state_embedding + rcfg.delta_embedding, *rcfg.hidden, 1)))
     discriminators = s * (state_net + k * per_candidate)  # the state embedding once per row, the rest per candidate
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; best of {repeats} after a compiling run")
     for name, (c, best, rows) in runs.items():
@@ -141,8 +142,10 @@ def morec_comparison(repeats: int) -> None:
         print(f"  {name:<11} {c.rollout_batch:>6,} x {c.horizon:<3}: {best:6.2f} s, {best / rows * 1e6:7.2f} us per model transition, "
               f"{flops / 1e6:6.1f} MFLOP per transition ({flops * rows / best / 1e9:5.1f} GFLOP/s)")
     ratio = (runs["morec-mopo"][1] / runs["morec-mopo"][2]) / (runs["mopo"][1] / runs["mopo"][2])
-    print(f"  MOREC-MOPO / MOPO per transition: {ratio:.1f}x; FLOP ratio {(ensemble + policy_flops + discriminators) / (ensemble + policy_flops):.1f}x "
-          f"(ensemble {ensemble / 1e6:.2f}, policy {policy_flops / 1e6:.2f}, {s} discriminators x {k} candidates {discriminators / 1e6:.1f} MFLOP)")
+    print(f"  MOREC-MOPO / MOPO per transition: {ratio:.1f}x; "
+          f"FLOP ratio {(ensemble + policy_flops + discriminators) / (ensemble + policy_flops):.1f}x "
+          f"(ensemble {ensemble / 1e6:.2f}, policy {policy_flops / 1e6:.2f}, "
+          f"{s} discriminators x {k} candidates {discriminators / 1e6:.1f} MFLOP)")
     print(f"  measured {time.strftime('%Y-%m-%d %H:%M')}")
 
 

@@ -104,7 +104,8 @@ def oracle_section(horizon: int = 20, long_horizon: int = 200) -> dict:
         _, pred = oracle.step(oracle.state_from(qpos[rows], qvel[rows]), jnp.asarray(t.obs[rows]), jnp.asarray(t.act[rows]))
         err = np.abs(np.asarray(pred.next_obs) - t.next_obs[rows])
         out[f"one_step_{'exact' if exact else 'float32'}"] = {
-            "rows": len(rows), "max_abs_obs_err": float(err.max()), "max_abs_reward_err": float(np.abs(np.asarray(pred.reward) - t.rew[rows]).max()),
+            "rows": len(rows), "max_abs_obs_err": float(err.max()),
+            "max_abs_reward_err": float(np.abs(np.asarray(pred.reward) - t.rew[rows]).max()),
             "terminal_agreement": float((np.asarray(pred.terminal) == t.terminal[rows]).mean())}
 
     # 2. open loop along recorded episodes: the exact oracle vs the data (0), the float32 state vs the data
@@ -149,7 +150,8 @@ def oracle_section(horizon: int = 20, long_horizon: int = 200) -> dict:
     for i in few:
         d.qpos[:], d.qvel[:], d.ctrl[:] = qpos[i], qvel[i], t.act[i]
         mujoco.mj_step(m, d, nstep=4)
-    speed["bare mj_step x4 (per row us)"] = {"wall_us": (time.perf_counter() - w0) / 5000 * 1e6, "cpu_us": (time.process_time() - c0) / 5000 * 1e6}
+    speed["bare mj_step x4 (per row us)"] = {"wall_us": (time.perf_counter() - w0) / 5000 * 1e6,
+                                             "cpu_us": (time.process_time() - c0) / 5000 * 1e6}
     out["speed_50000x5"] = speed
     out["load_avg_end"] = load_avg()
     print(json.dumps(out, indent=1))

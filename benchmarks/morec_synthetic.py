@@ -145,7 +145,8 @@ def main() -> None:
     t0 = time.perf_counter()
     model, fit_report = dl.models.fitted(data, EnsembleConfig(), FitConfig(max_epochs=args.epochs, progress=False), seed=args.seed)
     fit_s = time.perf_counter() - t0
-    print(f"ensemble (cached fits are reused): {fit_report.epochs} epochs, elite holdout MSE {fit_report.elite_holdout_mse:.2e}, {fit_s:.0f} s")
+    print(f"ensemble (cached fits are reused): {fit_report.epochs} epochs, "
+          f"elite holdout MSE {fit_report.elite_holdout_mse:.2e}, {fit_s:.0f} s")
 
     s_grid = np.linspace(*S_RANGE, args.grid, dtype=np.float32)
     a_grid = np.linspace(*A_RANGE, args.grid, dtype=np.float32)

@@ -7,8 +7,8 @@ datasets, beside the model-free baselines and published D4RL numbers.
 
 ``morec-mopo-mopo-lambda`` is MOREC-MOPO with MOPO's penalty weight for the dataset instead of MOREC's (15 on Hopper):
 the filter and the long horizon alone; ``mopo-h100`` is MOPO with MOREC-MOPO's rollouts (2,000 x 100) and no filter:
-the long horizon alone, and ``mobile-h100`` the same for MOREC-MOBILE (benchmarks/morec.md, section 3). MOREC's methods read the dynamics reward
-learned for the dataset (``dynlearn model reward DATASET --out
+the long horizon alone, and ``mobile-h100`` the same for MOREC-MOBILE (benchmarks/morec.md, section 3).
+MOREC's methods read the dynamics reward learned for the dataset (``dynlearn model reward DATASET --out
 runs/reward/DATASET``; ``--rewards`` names the parent folder; with ``--model-holdout transitions``, the reward of that
 model: ``dynlearn model reward DATASET --model-holdout transitions --out runs/reward/DATASET-kitfit``).
 

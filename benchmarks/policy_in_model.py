@@ -90,7 +90,8 @@ def main() -> None:
         for t in picks:
             print(f"| {t} | {r[t]:.2f} | {float(np.asarray(elite.reward_mean).mean(0)[t]):.2f} | {err[t]:.4f} | {pen[t]:.3f} | "
                   f"{bool(rows[t][4])} ({bool(pred_term[t])}) | {q[t]:.1f} | {g[t]:.1f} |")
-        print(f"mean one-step error {err.mean():.4f}; terminal predicted right on {(pred_term == np.array([x[4] for x in rows])).mean():.1%} "
+        print(f"mean one-step error {err.mean():.4f}; "
+              f"terminal predicted right on {(pred_term == np.array([x[4] for x in rows])).mean():.1%} "
               f"of steps; Q - G_t: mean {np.mean(q - g):.1f}, over the last 20 steps {np.mean((q - g)[-20:]):.1f}")
 
 

@@ -22,7 +22,8 @@ def episodes_arrays(lengths=(5, 7, 4), obs_dim=3, act_dim=2, ends=("terminal", "
             o[-1] = True
         term.append(t), tout.append(o)
     cat = np.concatenate
-    return dict(observations=cat(obs), actions=cat(act), rewards=cat(rew), terminals=cat(term), timeouts=cat(tout), next_observations=cat(nxt))
+    return dict(observations=cat(obs), actions=cat(act), rewards=cat(rew), terminals=cat(term), timeouts=cat(tout),
+                next_observations=cat(nxt))
 
 
 def write_h5(path, arrays: dict) -> None:

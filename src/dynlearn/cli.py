@@ -342,7 +342,8 @@ def _cmd_train(cfg: Train) -> None:
     if cfg.algo.lower() in METHODS:
         mb = ModelBasedConfig(method=cfg.algo.lower(), preset=cfg.preset, steps=cfg.steps or 100_000, seeds=cfg.seeds,
                               seed=cfg.seed, model=cfg.model, model_holdout=cfg.model_holdout, horizon=cfg.horizon, penalty=cfg.penalty,
-                              penalty_coef=cfg.penalty_coef, penalty_members=cfg.penalty_members, real_ratio=cfg.real_ratio, rollout_batch=cfg.rollout_batch,
+                              penalty_coef=cfg.penalty_coef, penalty_members=cfg.penalty_members,
+                              real_ratio=cfg.real_ratio, rollout_batch=cfg.rollout_batch,
                               rollout_every=cfg.rollout_every, reward_model=cfg.reward_model, eval_every=cfg.eval_every,
                               eval_episodes=cfg.eval_episodes)
         train_model_based(dataset, get(task_id), mb, cfg.out, resume=cfg.resume, force=cfg.force, parallel_seeds=cfg.parallel_seeds)

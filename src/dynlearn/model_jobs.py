@@ -298,7 +298,8 @@ def train_model(dataset: Dataset, task, cfg: ModelTrainConfig, out: str | Path, 
     ref = Reference.of(train)
     ref.save(out / "reference.npz")
     one_step = one_step_table(model, ref, test)
-    (out / "one_step.md").write_text(render_one_step({"holdout": one_step}, title=f"One-step error on the holdout of {dataset.name}") + "\n")
+    (out / "one_step.md").write_text(render_one_step({"holdout": one_step},
+                                                     title=f"One-step error on the holdout of {dataset.name}") + "\n")
     fit_curve_figure(out / "fit_curve.png", report, title=f"ensemble on {dataset.name}")
     results = make_results(
         method="probabilistic-ensemble", task=None if task is None else task.id, dataset=dataset_record(dataset),

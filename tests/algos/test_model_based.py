@@ -98,7 +98,8 @@ def test_resumed_run_equals_uninterrupted(tmp_path, pendulum):
     train_model_based(data, task, cfg, tmp_path / "killed", model=model, agent_config=acfg, resume=True, log=_quiet)
     sac = agents.get("sac")
     for seed in (0, 1):
-        assert _same_leaves(sac.load(tmp_path / "full" / f"seed_{seed}" / "agent"), sac.load(tmp_path / "killed" / f"seed_{seed}" / "agent"))
+        assert _same_leaves(sac.load(tmp_path / "full" / f"seed_{seed}" / "agent"),
+                            sac.load(tmp_path / "killed" / f"seed_{seed}" / "agent"))
     a, b = (json.loads((tmp_path / run / "results.json").read_text()) for run in ("full", "killed"))
     assert a["scores"]["per_seed"] == b["scores"]["per_seed"]
 

@@ -145,16 +145,19 @@ def test_rollout_with_the_filter_truncates_after_min_length_and_never_marks_a_te
 
 def test_method_modules_build_hooks_from_a_config(tmp_path, reward):
     folder = save_reward(tmp_path / "reward", reward)
-    base = {"penalty": "max_aleatoric", "penalty_coef": 1.0, "penalty_part": "all", "penalty_members": "all", "reward_model": str(folder), "candidates": 6,
-                "reward_threshold": 0.5, "min_length": 2, "selection": "greedy", "reward_discriminators": 2, "mobile_samples": 10, "q_floor": 0.0}
+    base = {"penalty": "max_aleatoric", "penalty_coef": 1.0, "penalty_part": "all", "penalty_members": "all", "reward_model": str(folder),
+            "candidates": 6, "reward_threshold": 0.5, "min_length": 2, "selection": "greedy", "reward_discriminators": 2,
+            "mobile_samples": 10, "q_floor": 0.0}
     hooks = morec_mopo.hooks(types.SimpleNamespace(**base))
-    assert hooks.penalty is not None and hooks.penalty.members == "all" and hooks.select.candidates == 6 and hooks.select.selection == "greedy"
+    assert (hooks.penalty is not None and hooks.penalty.members == "all" and hooks.select.candidates == 6
+            and hooks.select.selection == "greedy")
     assert hooks.select.reward.n_discriminators == 2 and float(hooks.stop.threshold) == 0.5 and int(hooks.stop.min_length) == 2
     mobile_hooks = morec_mobile.hooks(types.SimpleNamespace(**(base | {"penalty": "none"})))
     assert mobile_hooks.penalty is None and mobile_hooks.select is not None
     # Fields the config does not have yet fall back to MOREC's defaults; a missing reward is a clear error.
     defaults = morec.filter_hooks(types.SimpleNamespace(reward_model=str(folder)), RolloutHooks())
-    assert defaults.select.candidates == 10 and defaults.select.selection == "softmax" and float(defaults.stop.threshold) == pytest.approx(0.6)
+    assert (defaults.select.candidates == 10 and defaults.select.selection == "softmax"
+            and float(defaults.stop.threshold) == pytest.approx(0.6))
     with pytest.raises(ConfigError, match="dynamics reward"):
         morec_mopo.hooks(types.SimpleNamespace(**(base | {"reward_model": None})))
     with pytest.raises(ConfigError, match="not a dynamics reward folder"):
@@ -170,4 +173,5 @@ def test_presets_use_only_known_settings():
         for preset in module.PRESETS.values():
             assert set(preset) <= set(module.DEFAULTS)
         assert module.DEFAULTS["horizon"] == 100 and module.DEFAULTS["rollout_batch"] == 2_000
-    assert morec_mopo.PRESETS["hopper-medium"]["penalty_coef"] == 15.0 and morec_mobile.PRESETS["hopper-medium-replay"]["penalty_coef"] == 0.5
+    assert (morec_mopo.PRESETS["hopper-medium"]["penalty_coef"] == 15.0
+            and morec_mobile.PRESETS["hopper-medium-replay"]["penalty_coef"] == 0.5)

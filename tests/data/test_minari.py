@@ -27,8 +27,8 @@ def minari_dataset(tmp_path):
             _, _, terminated, truncated, _ = env.step(rng.uniform(-3, 3, 1).astype(np.float32))
             done = terminated or truncated
         env.reset()
-    dataset = env.create_dataset(dataset_id="test/invpend/random-v0", eval_env="InvertedPendulum-v5", algorithm_name="random", author="tests",
-                                 author_email="tests@example.com", code_permalink="https://example.com",
+    dataset = env.create_dataset(dataset_id="test/invpend/random-v0", eval_env="InvertedPendulum-v5", algorithm_name="random",
+                                 author="tests", author_email="tests@example.com", code_permalink="https://example.com",
                                  description="random InvertedPendulum episodes for tests")
     env.close()
     return dataset

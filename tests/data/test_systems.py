@@ -73,7 +73,8 @@ def test_noise_is_a_fraction_of_each_std_and_standardize(key):
     z = simulate("lorenz63", 2000, key=key, n_trajectories=2, standardize=True)
     np.testing.assert_allclose(z.values.reshape(-1, 3).mean(0), 0.0, atol=1e-4)
     np.testing.assert_allclose(z.values.reshape(-1, 3).std(0), 1.0, atol=1e-4)
-    np.testing.assert_allclose(z.values * np.array(z.provenance["std"]) + np.array(z.provenance["mean"]), clean.values, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(z.values * np.array(z.provenance["std"]) + np.array(z.provenance["mean"]), clean.values,
+                               rtol=1e-4, atol=1e-3)
 
 
 def test_simulate_from_given_states_and_other_systems(key):

@@ -27,7 +27,8 @@ def test_npz_with_default_keys(tmp_path):
 
 def test_npz_with_mapping_and_split_columns(tmp_path):
     a = episodes_arrays()
-    np.savez(tmp_path / "d.npz", pos=a["observations"][:, :2], vel=a["observations"][:, 2], u=a["actions"], r=a["rewards"], ep=np.repeat([0, 1, 2], [5, 7, 4]))
+    np.savez(tmp_path / "d.npz", pos=a["observations"][:, :2], vel=a["observations"][:, 2], u=a["actions"], r=a["rewards"],
+             ep=np.repeat([0, 1, 2], [5, 7, 4]))
     cols = dl.data.Columns.parse(obs="pos,vel", act="u", rew="r", terminal="none", timeout="none", episode="ep")
     ds = dl.data.load(tmp_path / "d.npz", columns=cols)
     np.testing.assert_array_equal(ds.transitions.obs, a["observations"])

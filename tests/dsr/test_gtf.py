@@ -216,7 +216,8 @@ def test_config_rejects_bad_values_and_unknown_keys():
         FitDSRConfig.from_dict({"iterations": 10, "learning_rate": 1e-3})
     assert FitDSRConfig.from_dict(FitDSRConfig(iterations=7).to_dict()) == FitDSRConfig(iterations=7)
     gtf = FitDSRConfig.preset("lorenz63-shplrnn")
-    assert (gtf.model, gtf.latent_dim, gtf.hidden_dim, gtf.batch_size, gtf.seq_len, gtf.forcing) == ("clipped_shplrnn", 3, 100, 16, 200, "adaptive")
+    assert (gtf.model, gtf.latent_dim, gtf.hidden_dim, gtf.batch_size,
+            gtf.seq_len, gtf.forcing) == ("clipped_shplrnn", 3, 100, 16, 200, "adaptive")
     assert FitDSRConfig.preset("lorenz63-alrnn", iterations=5).iterations == 5
     with pytest.raises(ConfigError, match="latent_dim 2 is below"):
         dsr.fit_dsr(np.zeros((300, 3), np.float32), FitDSRConfig(latent_dim=2, iterations=1), progress=False)

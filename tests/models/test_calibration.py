@@ -214,7 +214,8 @@ def test_the_error_itself_is_perfectly_calibrated(fitted):
     def the_error(outputs, _y, *, part):  # an oracle "penalty": the true error of these very rows
         return jnp.asarray(calibration.one_step_row_error(outputs, y, scale, part=part))
 
-    noisy = lambda outputs, _y, *, part: the_error(outputs, _y, part=part) * jnp.asarray(np.exp(0.3 * np.random.default_rng(0).normal(size=len(y))))
+    noisy = lambda outputs, _y, *, part: (the_error(outputs, _y, part=part)
+                                          * jnp.asarray(np.exp(0.3 * np.random.default_rng(0).normal(size=len(y)))))
     result = calibration.calibrate(model, t.obs, t.act, y, scale, {"error": the_error, "noisy": noisy}, chunk=len(y))
     np.testing.assert_array_equal(result.error, truth)
     assert result.spearman["error"] == pytest.approx(1.0)

@@ -199,7 +199,8 @@ def test_states_from_observations_only_where_they_are_the_state():
     with pytest.raises(ConfigError, match="qpos"):
         hopper.state_from(np.zeros((4, 5)), np.zeros((4, 6)))
     with pytest.raises(ConfigError, match="OracleState"):
-        rollout(hopper, Uniform(3), jnp.zeros((4, 11)), 2, key=jax.random.key(0), model_state=dl.models.EnsembleState(member=jnp.zeros(4, jnp.int32)))
+        rollout(hopper, Uniform(3), jnp.zeros((4, 11)), 2, key=jax.random.key(0),
+                model_state=dl.models.EnsembleState(member=jnp.zeros(4, jnp.int32)))
     # InvertedPendulum observes (qpos, qvel): init_state works and equals state_from
     task = dl.tasks.get("InvertedPendulum-v5")
     data = dl.tasks.collect(task, dl.tasks.RandomPolicy(task), steps=50, seed=0, num_envs=1)

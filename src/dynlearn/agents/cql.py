@@ -184,7 +184,8 @@ def update(state: CQLState, batch: Transitions, *, key: Key, target_adjust=None)
     # Proposal actions (detached) and their unit-box log-densities, all evaluated at s.
     obs_rep = jnp.broadcast_to(obs[:, None], (b, r, obs.shape[-1]))
     pi_u, pi_log_prob = actor.sample_with(obs_rep, eps_pi)
-    next_pi_u, next_pi_log_prob = actor.sample_with(jnp.broadcast_to(next_obs[:, None], obs_rep.shape[:-1] + next_obs.shape[-1:]), eps_next_pi)
+    next_pi_u, next_pi_log_prob = actor.sample_with(
+        jnp.broadcast_to(next_obs[:, None], obs_rep.shape[:-1] + next_obs.shape[-1:]), eps_next_pi)
     rand_u = jax.random.uniform(uniform_key, (b, r, a_dim), jnp.float32, -1.0, 1.0)
     proposals = jax.lax.stop_gradient(spec.to_env(jnp.concatenate([rand_u, pi_u, next_pi_u], axis=1)))  # [b, 3r, act]
     log_density = jax.lax.stop_gradient(jnp.concatenate(

@@ -63,7 +63,8 @@ def load_policy(folder: str | os.PathLike) -> ExportedPolicy:
         state = get(kind.removeprefix("agent/")).load(folder)
         return ExportedPolicy(state.actor, state.spec, kind.removeprefix("agent/"))
     if kind != KIND:
-        raise DataError(str(folder), f"holds a {kind!r}, not a policy.", "pass a folder written by save_policy() or an agent's save().", key="kind")
+        raise DataError(str(folder), f"holds a {kind!r}, not a policy.",
+                        "pass a folder written by save_policy() or an agent's save().", key="kind")
     body = header["config"]
     module = get(body["agent"])
     spec = AgentSpec.from_dict(body["spec"])

@@ -131,7 +131,8 @@ class TanhGaussianPolicy(eqx.Module):
         shape = (*obs.shape[:-1], self.net.weights[-1].shape[-1] // 2)
         return self.sample_with(obs, jax.random.normal(key, shape, jnp.float32))
 
-    def sample_with(self, obs: Float[Array, "... obs"], eps: Float[Array, "... act"]) -> tuple[Float[Array, "... act"], Float[Array, "..."]]:
+    def sample_with(self, obs: Float[Array, "... obs"],
+                    eps: Float[Array, "... act"]) -> tuple[Float[Array, "... act"], Float[Array, "..."]]:
         """:meth:`sample` with given standard-normal noise ``eps`` (reparameterised: differentiable)."""
         mean, log_std = self.dist(obs)
         u = mean + jnp.exp(log_std) * eps

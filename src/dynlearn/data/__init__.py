@@ -18,7 +18,7 @@ from .timeseries import TimeSeries, gtf_dataset, load_timeseries
 from .transitions import Transitions, concatenate, sample
 
 __all__ = [
-    "Columns", "Dataset", "DatasetSummary", "ReplayBuffer", "Normalizer", "Transitions", "concat_datasets", "concatenate", "derive_next_obs",
-    "from_arrays", "load", "load_csv", "load_d4rl", "load_minari", "load_npz", "minari_root", "register_named",
+    "Columns", "Dataset", "DatasetSummary", "ReplayBuffer", "Normalizer", "Transitions", "concat_datasets", "concatenate",
+    "derive_next_obs", "from_arrays", "load", "load_csv", "load_d4rl", "load_minari", "load_npz", "minari_root", "register_named",
     "sample", "summarize", "systems", "TimeSeries", "gtf_dataset", "load_timeseries", "write_d4rl",
 ]

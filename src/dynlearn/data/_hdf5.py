@@ -18,7 +18,8 @@ def open_hdf5(path: str | os.PathLike) -> h5py.File:
     if path.is_dir():
         raise DataError(str(path), "is a folder, not an HDF5 file.", "pass the .hdf5 file, or a Minari dataset folder.")
     if not h5py.is_hdf5(path):
-        raise DataError(str(path), "is not an HDF5 file (no HDF5 signature).", "pass a D4RL/Minari .hdf5 file, or an .npz/.csv with column options.")
+        raise DataError(str(path), "is not an HDF5 file (no HDF5 signature).",
+                        "pass a D4RL/Minari .hdf5 file, or an .npz/.csv with column options.")
     try:
         return h5py.File(path, "r")
     except OSError as e:
@@ -36,7 +37,8 @@ def read_array(f: h5py.File, key: str, source: str):
     try:
         return node[()]
     except (OSError, KeyError) as e:
-        raise DataError(source, f"cannot be read ({_short(e)}); the file may be truncated.", "re-download or re-generate it.", key=key) from None
+        raise DataError(source, f"cannot be read ({_short(e)}); the file may be truncated.",
+                        "re-download or re-generate it.", key=key) from None
 
 
 D4RL_REQUIRED = ("observations", "actions", "rewards", "terminals")

@@ -49,7 +49,8 @@ def load_d4rl(path: str | os.PathLike, *, task=None, name: str | None = None) ->
         task = _known_task(task_id)
     dataset = from_arrays(
         obs=arrays["observations"], act=arrays["actions"], rew=arrays["rewards"], terminal=arrays["terminals"],
-        timeout=timeouts, next_obs=next_obs, next_obs_valid=next_valid, episode_starts=starts, name=name or path.stem, source=source, task=task, metadata=metadata,
+        timeout=timeouts, next_obs=next_obs, next_obs_valid=next_valid, episode_starts=starts, name=name or path.stem, source=source,
+        task=task, metadata=metadata,
     )
     for key in ("qpos", "qvel"):
         if key in metadata and metadata[key].shape[0] != len(dataset):

@@ -180,7 +180,8 @@ def from_arrays(
     else:
         valid = np.ones(n, dtype=bool) if next_obs_valid is None else flag_array(next_obs_valid, source, "infos/next_obs_valid")
         if valid.shape[0] != n:
-            raise DataError(source, f"has {valid.shape[0]} rows but observations have {n}.", "store one flag per step.", key="infos/next_obs_valid")
+            raise DataError(source, f"has {valid.shape[0]} rows but observations have {n}.",
+                            "store one flag per step.", key="infos/next_obs_valid")
     transitions = Transitions(obs=obs_a, act=act_a, rew=rew_a, next_obs=next_a, terminal=term_a, timeout=tout_a, next_obs_valid=valid)
     return Dataset(transitions=transitions, episode_starts=starts, name=name, source=source,
                    task=None if task is None else task.id, metadata=dict(metadata or {}))

@@ -47,7 +47,8 @@ def load_minari(path_or_id: str | os.PathLike, *, task=None) -> Dataset:
             meta = json.loads(meta_path.read_text())
         except json.JSONDecodeError as e:
             raise DataError(str(meta_path), f"invalid JSON ({e.msg}).", "restore metadata.json from the dataset.") from None
-        metadata.update({k: meta[k] for k in ("dataset_id", "total_episodes", "total_steps", "ref_min_score", "ref_max_score") if k in meta})
+        metadata.update({k: meta[k] for k in ("dataset_id", "total_episodes", "total_steps", "ref_min_score", "ref_max_score")
+                         if k in meta})
         env_id = _env_id(meta.get("env_spec"))
         if env_id:
             metadata["env_id"] = env_id

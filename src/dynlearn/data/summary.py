@@ -41,8 +41,10 @@ class DatasetSummary:
         lines = [
             f"{self.name}  ({self.format}, {self.source})",
             f"  transitions       {self.transitions:,}",
-            f"  episodes          {self.episodes:,} ({self.complete_episodes:,} complete); length mean {L['mean']:.1f}, min {L['min']}, max {L['max']}",
-            f"  dims              obs {self.obs_dim}, act {self.act_dim}; actions in [{self.action_range[0]:.3g}, {self.action_range[1]:.3g}]",
+            f"  episodes          {self.episodes:,} ({self.complete_episodes:,} complete); "
+            f"length mean {L['mean']:.1f}, min {L['min']}, max {L['max']}",
+            f"  dims              obs {self.obs_dim}, act {self.act_dim}; "
+            f"actions in [{self.action_range[0]:.3g}, {self.action_range[1]:.3g}]",
             f"  episode return    mean {r['mean']:.2f} ± {r['std']:.2f}, min {r['min']:.2f}, max {r['max']:.2f} (complete episodes)",
         ]
         if self.normalized_returns is not None:

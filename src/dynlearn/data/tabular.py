@@ -55,7 +55,8 @@ class Columns:
 def _expand(patterns: tuple[str, ...], available: list[str], source: str, field: str) -> list[str]:
     names: list[str] = []
     for pattern in patterns:
-        hits = [a for a in available if fnmatch.fnmatchcase(a, pattern)] if any(c in pattern for c in "*?[") else [pattern] if pattern in available else []
+        hits = ([a for a in available if fnmatch.fnmatchcase(a, pattern)] if any(c in pattern for c in "*?[")
+                else [pattern] if pattern in available else [])
         if not hits:
             shown = ", ".join(available[:12]) + (" ..." if len(available) > 12 else "")
             raise DataError(source, f"has no column matching '{pattern}' (available: {shown}).",
@@ -72,7 +73,8 @@ def _table_to_dataset(table: dict[str, np.ndarray], order: list[str], cols: Colu
         try:
             return np.concatenate(parts, axis=1), ",".join(names)
         except ValueError:
-            raise DataError(source, f"columns {names} have different lengths.", "store one row per step in each.", key=",".join(names)) from None
+            raise DataError(source, f"columns {names} have different lengths.",
+                            "store one row per step in each.", key=",".join(names)) from None
 
     def single(column, field, required):
         if column is None or column not in table:
@@ -94,12 +96,14 @@ def _table_to_dataset(table: dict[str, np.ndarray], order: list[str], cols: Colu
     if cols.episode is not None:
         ids = single(cols.episode, "episode", True)
         if ids.shape[0] != obs.shape[0]:
-            raise DataError(source, f"has {ids.shape[0]} rows but observations have {obs.shape[0]}.", "store one row per step.", key=cols.episode)
+            raise DataError(source, f"has {ids.shape[0]} rows but observations have {obs.shape[0]}.",
+                            "store one row per step.", key=cols.episode)
         starts = episode_starts_from_ids(ids, source, cols.episode)
     return from_arrays(
         obs=obs, act=act, rew=rew, terminal=terminal, timeout=timeout, next_obs=next_obs, episode_starts=starts,
         name=name, source=source, task=task, metadata={"format": Path(source).suffix.lstrip(".")},
-        keys={"obs": obs_key, "act": act_key, "rew": cols.rew, "terminal": str(cols.terminal), "timeout": str(cols.timeout), "next_obs": next_key},
+        keys={"obs": obs_key, "act": act_key, "rew": cols.rew, "terminal": str(cols.terminal), "timeout": str(cols.timeout),
+              "next_obs": next_key},
     )
 
 
@@ -116,7 +120,8 @@ def load_npz(path: str | os.PathLike, columns: Columns | None = None, *, task=No
         raise DataError(source, f"cannot be read as an NPZ archive of plain arrays ({str(e).splitlines()[0][:120]}).",
                         "save it with numpy.savez of numeric arrays (no object arrays).") from None
     except (OSError, EOFError, Exception) as e:  # zipfile.BadZipFile and truncated archives
-        raise DataError(source, f"is not a readable NPZ archive ({type(e).__name__}); it may be truncated.", "re-save it with numpy.savez.") from None
+        raise DataError(source, f"is not a readable NPZ archive ({type(e).__name__}); it may be truncated.",
+                        "re-save it with numpy.savez.") from None
     if not table:
         raise DataError(source, "holds no arrays.", "save the dataset arrays with numpy.savez.")
     return _table_to_dataset(table, list(table), columns or Columns(), source, task=task, name=name or path.stem)
@@ -155,5 +160,6 @@ def _raise_first_bad_cell(rows: list[list[str]], header: list[str], source: str)
             try:
                 float(cell)
             except ValueError:
-                raise DataError(source, f"row {i + 2} holds '{cell}', not a number.", "fix that cell (flags as 0/1).", key=header[j]) from None
+                raise DataError(source, f"row {i + 2} holds '{cell}', not a number.",
+                                "fix that cell (flags as 0/1).", key=header[j]) from None
     raise DataError(source, "cannot be parsed as numbers.", "check the delimiter (--delimiter).")

@@ -55,15 +55,18 @@ class TimeSeries:
         try:
             dt = float(self.dt)
         except (TypeError, ValueError):
-            raise DataError(source, f"has sampling interval dt={self.dt!r}, not a number.", "pass dt as a positive float.", key="dt") from None
+            raise DataError(source, f"has sampling interval dt={self.dt!r}, not a number.",
+                            "pass dt as a positive float.", key="dt") from None
         if not np.isfinite(dt) or dt <= 0.0:
             raise DataError(source, f"has sampling interval dt={dt}, which must be positive and finite.",
                             "pass the time between two samples as dt (1.0 if it is unknown).", key="dt")
         names = tuple(str(n) for n in self.names) or tuple(f"x{i}" for i in range(values.shape[2]))
         if len(names) != values.shape[2]:
-            raise DataError(source, f"has {values.shape[2]} channels but {len(names)} names.", "pass one name per channel (or none).", key="names")
+            raise DataError(source, f"has {values.shape[2]} channels but {len(names)} names.",
+                            "pass one name per channel (or none).", key="names")
         if not isinstance(self.provenance, Mapping):
-            raise DataError(source, f"provenance must be a mapping, got {type(self.provenance).__name__}.", "pass a dict.", key="provenance")
+            raise DataError(source, f"provenance must be a mapping, got {type(self.provenance).__name__}.",
+                            "pass a dict.", key="provenance")
         object.__setattr__(self, "values", values)
         object.__setattr__(self, "dt", dt)
         object.__setattr__(self, "names", names)
@@ -221,10 +224,12 @@ def _select(available: list[str], columns, source: str) -> list[str]:
     chosen: list[str] = []
     for pattern in columns:
         pattern = str(pattern)
-        hits = [a for a in available if fnmatch.fnmatchcase(a, pattern)] if any(c in pattern for c in "*?[") else [pattern] if pattern in available else []
+        hits = ([a for a in available if fnmatch.fnmatchcase(a, pattern)] if any(c in pattern for c in "*?[")
+                else [pattern] if pattern in available else [])
         if not hits:
             shown = ", ".join(available[:12]) + (" ..." if len(available) > 12 else "")
-            raise DataError(source, f"has no column matching '{pattern}' (available: {shown}).", "pass existing names in columns=.", key=pattern)
+            raise DataError(source, f"has no column matching '{pattern}' (available: {shown}).",
+                            "pass existing names in columns=.", key=pattern)
         chosen += [h for h in hits if h not in chosen]
     return chosen
 
@@ -234,9 +239,11 @@ def _read_npy(path: Path, source: str, columns):
         with open(path, "rb") as fh:
             arr = np.load(fh, allow_pickle=False)
     except ValueError as e:
-        raise DataError(source, f"cannot be read as a plain .npy array ({str(e).splitlines()[0][:120]}).", "save it with numpy.save of a numeric array.") from None
+        raise DataError(source, f"cannot be read as a plain .npy array ({str(e).splitlines()[0][:120]}).",
+                        "save it with numpy.save of a numeric array.") from None
     except (OSError, EOFError) as e:
-        raise DataError(source, f"is not a readable .npy file ({type(e).__name__}); it may be truncated.", "re-save it with numpy.save.") from None
+        raise DataError(source, f"is not a readable .npy file ({type(e).__name__}); it may be truncated.",
+                        "re-save it with numpy.save.") from None
     if arr.ndim == 1:
         arr = arr[:, None]
     names = [f"x{i}" for i in range(arr.shape[-1])] if arr.ndim >= 2 else []
@@ -246,7 +253,8 @@ def _read_npy(path: Path, source: str, columns):
             if isinstance(c, (int, np.integer)) or (isinstance(c, str) and c.lstrip("-").isdigit()):
                 i = int(c)
                 if not -arr.shape[-1] <= i < arr.shape[-1]:
-                    raise DataError(source, f"has {arr.shape[-1]} channels; column index {i} is out of range.", "pass valid channel indices.", key=str(c))
+                    raise DataError(source, f"has {arr.shape[-1]} channels; column index {i} is out of range.",
+                                    "pass valid channel indices.", key=str(c))
                 idx.append(i % arr.shape[-1])
             else:
                 idx += [names.index(n) for n in _select(names, [c], source)]
@@ -262,7 +270,8 @@ def _read_npz(path: Path, source: str, columns):
         raise DataError(source, f"cannot be read as an NPZ archive of plain arrays ({str(e).splitlines()[0][:120]}).",
                         "save it with numpy.savez of numeric arrays.") from None
     except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:  # not a zip, truncated
-        raise DataError(source, f"is not a readable NPZ archive ({type(e).__name__}); it may be truncated.", "re-save it with numpy.savez.") from None
+        raise DataError(source, f"is not a readable NPZ archive ({type(e).__name__}); it may be truncated.",
+                        "re-save it with numpy.savez.") from None
     file_dt = None
     if "dt" in table:
         d = np.asarray(table.pop("dt"))
@@ -341,7 +350,8 @@ def _is_number(s: str) -> bool:
 def _dt_from_times(times, source: str) -> float:
     t = np.asarray(times, np.float64).reshape(-1)
     if t.size < 2 or not np.all(np.isfinite(t)):
-        raise DataError(source, "has a time column with fewer than 2 finite values.", "fix the time column or drop it and pass dt=.", key="time")
+        raise DataError(source, "has a time column with fewer than 2 finite values.",
+                        "fix the time column or drop it and pass dt=.", key="time")
     steps = np.diff(t)
     dt = float(np.median(steps))
     if dt <= 0 or np.max(np.abs(steps - dt)) > 1e-3 * dt:
@@ -366,7 +376,8 @@ GTF_DATASETS: dict[str, GTFFile] = {
     "lorenz63": GTFFile(
         "lorenz63_on0.05_train.npy", "lorenz63_test.npy", 0.01, "model time",
         "Lorenz-63 (sigma=10, rho=28, beta=8/3), standardised; train has 5% observation noise, test is noise-free. "
-        "dt=0.01 checked here: a least-squares fit of the test series' central differences to the x- and z-equations gives 0.00998 and 0.00997."),
+        "dt=0.01 checked here: a least-squares fit of the test series' central differences to the x- and z-equations "
+        "gives 0.00998 and 0.00997."),
     "ecg": GTFFile(
         "ECG_pecuzal_5d_train.npy", "ECG_pecuzal_5d_test.npy", 1.0 / 700.0, "second",
         "human ECG, 5-d PECUZAL delay embedding (the embedding lags are 10, 20, 55 and 68 samples). dt=1/700 s is NOT verified "

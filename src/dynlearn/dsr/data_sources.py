@@ -106,7 +106,8 @@ def load_dsr_data(cfg: DSRFit) -> DSRData:
         if cfg.test is not None:
             test = load_timeseries(cfg.test, dt=train.dt if cfg.dt is None else cfg.dt)
             if test.dim != train.dim:
-                raise DataError(cfg.test, f"has {test.dim} channels, the training series {train.dim}.", "pass a test series of the same system.")
+                raise DataError(cfg.test, f"has {test.dim} channels, the training series {train.dim}.",
+                                "pass a test series of the same system.")
         else:
             train, test = train.split(cfg.train_fraction)
         task = Path(name).stem

@@ -19,7 +19,8 @@ even-indexed units are squared (Pathak et al. 2017, their r-tilde), which breaks
 **Training** (teacher forcing): drive the reservoir with the data from ``r_0 = 0``; drop ``washout`` states; solve
 ``(G^T G / T + ridge I) W_out^T = G^T X / T`` over the remaining states (``G``: rows ``g(r_t)``, ``X``: rows ``x_t``;
 the Gram matrix is normalised by the number of samples so ``ridge`` does not depend on the series length), with
-``jnp.linalg.solve`` in float64 (the Gram matrix is badly conditioned). ``r_t`` has seen ``x_0 .. x_{t-1}``, so ``x_hat_t`` is a one-step-ahead prediction.
+``jnp.linalg.solve`` in float64 (the Gram matrix is badly conditioned). ``r_t`` has seen ``x_0 .. x_{t-1}``, so
+``x_hat_t`` is a one-step-ahead prediction.
 
 **Closed loop** (the latent map): ``step(r) = (1 - a) r + a tanh(W r + W_in W_out g(r) + b)``; ``observe = W_out g``.
 
@@ -242,7 +243,8 @@ def _as_arrays(series: TimeSeries | ArrayLike | Sequence[ArrayLike], where: str)
         if not np.all(np.isfinite(a)):
             raise DataError(source, "holds NaN/inf.", "remove or interpolate those samples first.")
         if arrays and a.shape[1] != arrays[0].shape[1]:
-            raise DataError(source, f"has {a.shape[1]} channels, the first trajectory {arrays[0].shape[1]}.", "pass trajectories of one system.")
+            raise DataError(source, f"has {a.shape[1]} channels, the first trajectory {arrays[0].shape[1]}.",
+                            "pass trajectories of one system.")
         arrays.append(a)
     return arrays
 

@@ -250,7 +250,8 @@ def run_fit(cfg: DSRFit, *, log: Callable[[str], None] = print) -> Path:
                                                     {"mean": data.stats[0], "std": data.stats[1]}}}
     if fitted is None:
         record = {"status": "diverged", "failure": {"stage": "training", "reason": fit_failure},
-                  "metrics": {"D_stsp": None, "D_H": None, "PE": None}, "lyapunov": lyapunov_record(None, data.system, data.test.dt, cfg.lyapunov_steps)}
+                  "metrics": {"D_stsp": None, "D_H": None, "PE": None},
+                  "lyapunov": lyapunov_record(None, data.system, data.test.dt, cfg.lyapunov_steps)}
         extra |= record | {"fit": {"iterations": cfg.iterations}, "params": None, "model": None, "figures": []}
         fit_wall, rate = time.perf_counter() - start, None
     else:
@@ -269,7 +270,8 @@ def run_fit(cfg: DSRFit, *, log: Callable[[str], None] = print) -> Path:
                            "model": fitted.model.header(), "eval_wall_s": eval_wall, "figures": figures}
         fit_wall, rate = fitted.info["wall_s"], fitted.info.get("iterations_per_s")
     extra["fit_wall_s"] = fit_wall
-    dataset = {"name": data.record["source"], "hash": data.record["train_hash"], "transitions": data.train.length * data.train.n_trajectories,
+    dataset = {"name": data.record["source"], "hash": data.record["train_hash"],
+               "transitions": data.train.length * data.train.n_trajectories,
                "test_hash": data.record["test_hash"], "test_transitions": data.test.length * data.test.n_trajectories}
     results = _results(method=method, task=data.task, dataset=dataset,
                        iterations=cfg.iterations if name not in ("sindy", "esn") else 0, seed=cfg.seed,
@@ -296,7 +298,8 @@ def run_eval(cfg: DSREval, *, log: Callable[[str], None] = print) -> Path:
         fit_cfg = DSRFit(**{k: v for k, v in json.loads(config_path.read_text()).items() if k != "out"} | {"out": folder})
         fit_results = json.loads(results_path.read_text())
     except (TypeError, json.JSONDecodeError, DynlearnError) as e:
-        raise DataError(str(config_path), f"cannot be read as a `dsr fit` config ({e}).", "pass a run folder of `dynlearn dsr fit`.") from None
+        raise DataError(str(config_path), f"cannot be read as a `dsr fit` config ({e}).",
+                        "pass a run folder of `dynlearn dsr fit`.") from None
     if not (folder / "model" / "config.json").is_file():
         reason = (fit_results.get("extra", {}).get("failure") or {}).get("reason", "no model was saved")
         raise DataError(str(folder), f"has no model to evaluate ({reason}).", "evaluate a run whose training finished.")

@@ -193,11 +193,13 @@ def _trajectories(series: TimeSeries | ArrayLike | Sequence[ArrayLike], dt: floa
         except (TypeError, ValueError) as e:
             raise DataError(source, f"is not a numeric array ({e}).", "pass a float array [T, N].") from None
         if a.ndim != 2 or a.shape[0] < 2 or a.shape[1] < 1:
-            raise DataError(source, f"has shape {a.shape}; expected [T, N] with T >= 2.", "pass time along axis 0 (x[:, None] for one channel).")
+            raise DataError(source, f"has shape {a.shape}; expected [T, N] with T >= 2.",
+                            "pass time along axis 0 (x[:, None] for one channel).")
         if not np.all(np.isfinite(a)):
             raise DataError(source, "holds NaN/inf.", "remove or interpolate those samples first.")
         if arrays and a.shape[1] != arrays[0].shape[1]:
-            raise DataError(source, f"has {a.shape[1]} channels, the first trajectory {arrays[0].shape[1]}.", "pass trajectories of one system.")
+            raise DataError(source, f"has {a.shape[1]} channels, the first trajectory {arrays[0].shape[1]}.",
+                            "pass trajectories of one system.")
         arrays.append(a)
     return arrays, dt
 

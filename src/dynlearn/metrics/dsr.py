@@ -143,7 +143,8 @@ def _bin_counts(xt: np.ndarray, xg: np.ndarray, n_bins: int, metric: str) -> tup
         raise ConfigError(f"{metric}: {n_bins}^{n} bins overflow; use method='gmm' or fewer bins.")
     sd = xt.std(axis=0, ddof=1)
     if np.any(sd == 0):
-        raise DataError(metric, f"x_true is constant in channel(s) {np.flatnonzero(sd == 0).tolist()}.", "drop constant channels.", key="x_true")
+        raise DataError(metric, f"x_true is constant in channel(s) {np.flatnonzero(sd == 0).tolist()}.",
+                        "drop constant channels.", key="x_true")
     lo, hi = xt.min(axis=0) - 0.1 * sd, xt.max(axis=0) + 0.1 * sd
 
     def flat_bins(x):
@@ -164,7 +165,8 @@ def _binned_kl(xt: np.ndarray, xg: np.ndarray, n_bins: int, alpha: float, metric
     count_t, count_g, total = _bin_counts(xt, xg, n_bins, metric)
     if count_g.sum() == 0:
         if on_diverged == "raise":
-            raise TrajectoryDivergedError(metric, "no generated point lies within the true data's range: the trajectory left the attractor.",
+            raise TrajectoryDivergedError(metric, "no generated point lies within the true data's range: "
+                                                  "the trajectory left the attractor.",
                                           "report the model as diverged, or pass on_diverged='nan' to get nan.", key="x_gen")
         return math.nan
     total = float(total)
@@ -410,7 +412,8 @@ def flow_lyapunov_spectrum(vector_field: Callable[[Array], Array], x0: Float[Arr
                            transient: int = 1000, n_exponents: int | None = None, substeps: int = 1) -> np.ndarray:
     """Lyapunov exponents per unit time of a flow (e.g. ``Lorenz63().vector_field``): the QR method on its
     RK4 time-``dt`` map (:class:`RK4FlowMap`), divided by ``dt``. ``steps * dt`` is the averaging time."""
-    return lyapunov_spectrum(RK4FlowMap(vector_field, float(dt), int(substeps)), x0, steps=steps, transient=transient, dt=dt, n_exponents=n_exponents)
+    return lyapunov_spectrum(RK4FlowMap(vector_field, float(dt), int(substeps)), x0, steps=steps, transient=transient, dt=dt,
+                             n_exponents=n_exponents)
 
 
 def flow_max_lyapunov(vector_field: Callable[[Array], Array], x0: Float[ArrayLike, " n"], *, dt: float, steps: int,

@@ -29,7 +29,8 @@ def _mask(mask, shape) -> Float[Array, "n d"]:
     return jnp.broadcast_to(mask, shape).astype(jnp.float32)
 
 
-def masked_mean_rows(x: Float[ArrayLike, "... n d"], mask: Bool[ArrayLike, " n"] | Bool[ArrayLike, "n d"] | None = None) -> Float[Array, "... d"]:
+def masked_mean_rows(x: Float[ArrayLike, "... n d"],
+                     mask: Bool[ArrayLike, " n"] | Bool[ArrayLike, "n d"] | None = None) -> Float[Array, "... d"]:
     """Mean over the row axis (second to last) of the entries where ``mask`` holds (0 where none do)."""
     x = jnp.asarray(x, jnp.float32)
     m = _mask(mask, x.shape[-2:])

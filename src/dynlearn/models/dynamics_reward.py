@@ -291,7 +291,8 @@ class DynamicsReward(eqx.Module):
     def n_discriminators(self) -> int:
         return self.discriminators.stack
 
-    def logits(self, obs: Float[Array, "... obs"], act: Float[Array, "... act"], next_obs: Float[Array, "... obs"]) -> Float[Array, "s ..."]:
+    def logits(self, obs: Float[Array, "... obs"], act: Float[Array, "... act"],
+               next_obs: Float[Array, "... obs"]) -> Float[Array, "s ..."]:
         """Every snapshot's raw logit, ``[S, ...]``."""
         if obs.shape[-1] != self.obs_dim or act.shape[-1] != self.act_dim or next_obs.shape[-1] != self.obs_dim:
             raise ConfigError(f"DynamicsReward: learned for obs/act dims {self.obs_dim}/{self.act_dim}, called with obs "
@@ -321,7 +322,8 @@ class DynamicsReward(eqx.Module):
             logit = 2.0 * (clamped - low) / (high - low + 1e-7) - 1.0
         return jax.nn.sigmoid(logit)
 
-    def __call__(self, obs: Float[Array, "... obs"], act: Float[Array, "... act"], next_obs: Float[Array, "... obs"]) -> Float[Array, "..."]:  # noqa: UP037
+    def __call__(self, obs: Float[Array, "... obs"], act: Float[Array, "... act"],
+                 next_obs: Float[Array, "... obs"]) -> Float[Array, "..."]:  # noqa: UP037
         """``-log(1 - mean_k min(p_k, prob_clip) + 1e-9)``: the dynamics reward of each transition."""
         p = jnp.mean(jnp.minimum(self.probabilities(obs, act, next_obs), self.cfg.prob_clip), axis=0)
         return -jnp.log(1.0 - p + 1e-9)
@@ -515,7 +517,8 @@ def _block(disc, disc_opt, gen, gen_opt, model: ProbabilisticEnsemble, norms: _N
             info = info | g_info
         return (disc, disc_opt, gen, gen_opt), info
 
-    (disc, disc_opt, gen, gen_opt), infos = jax.lax.scan(step, (disc, disc_opt, gen, gen_opt), jax.random.split(scan_key, cfg.snapshot_every))
+    (disc, disc_opt, gen, gen_opt), infos = jax.lax.scan(step, (disc, disc_opt, gen, gen_opt),
+                                                         jax.random.split(scan_key, cfg.snapshot_every))
     index = jax.random.randint(index_key, (cfg.calibration_rows,), 0, n)
     obs, act = data.obs[index], data.act[index]
     fake_next = _generate(gen, model, norms, obs, act, key=fake_key, kind=cfg.generator)[0]
@@ -735,7 +738,8 @@ def load_reward(folder: str | os.PathLike) -> DynamicsReward:
     try:
         like = DynamicsReward.skeleton(body, source=source)
     except (KeyError, TypeError) as e:
-        raise DataError(source, f"incomplete dynamics reward config ({e!r}).", "pass a folder written by save_reward.", key="config") from None
+        raise DataError(source, f"incomplete dynamics reward config ({e!r}).",
+                        "pass a folder written by save_reward.", key="config") from None
     expected = [list(x.shape) for x in jax.tree_util.tree_leaves(like)]
     if body.get("leaf_shapes") != expected:
         raise DataError(source, f"leaf shapes {body.get('leaf_shapes')} do not match the structure its config describes ({expected}).",

@@ -85,7 +85,8 @@ class EnsembleConfig:
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"EnsembleConfig.activation {self.activation!r} is not one of {sorted(ACTIVATIONS)}.")
         if not self.min_logvar_init < self.max_logvar_init:
-            raise ConfigError(f"EnsembleConfig: min_logvar_init {self.min_logvar_init} must be below max_logvar_init {self.max_logvar_init}.")
+            raise ConfigError(f"EnsembleConfig: min_logvar_init {self.min_logvar_init} "
+                              f"must be below max_logvar_init {self.max_logvar_init}.")
 
     @classmethod
     def from_dict(cls, d: dict, *, source: str = "config") -> "EnsembleConfig":

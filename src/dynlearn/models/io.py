@@ -42,12 +42,14 @@ def load(folder: str | os.PathLike, *, task: Any | None = None) -> AbstractTrans
     check_same_minor_version(header, source)
     body = header.get("config")
     if not isinstance(body, dict) or body.get("model_format") != MODEL_FORMAT or body.get("model") not in _MODELS:
-        raise DataError(source, f"not a model checkpoint of format {MODEL_FORMAT} (model {body.get('model') if isinstance(body, dict) else None!r}).",
+        raise DataError(source, f"not a model checkpoint of format {MODEL_FORMAT} "
+                                f"(model {body.get('model') if isinstance(body, dict) else None!r}).",
                         "pass a folder written by dynlearn.models.save.", key="config")
     try:
         like = _MODELS[body["model"]].skeleton(body, source=source)
     except (KeyError, TypeError) as e:
-        raise DataError(source, f"incomplete model config ({e!r}).", "pass a folder written by dynlearn.models.save.", key="config") from None
+        raise DataError(source, f"incomplete model config ({e!r}).",
+                        "pass a folder written by dynlearn.models.save.", key="config") from None
     expected = [list(x.shape) for x in jax.tree_util.tree_leaves(like)]
     stored = body.get("leaf_shapes")
     if stored != expected:

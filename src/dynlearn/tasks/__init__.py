@@ -18,5 +18,5 @@ from ..data.load import register_named as _register_named
 for _short in suite.TASKS:
     _register_named(f"{_short}-", suite.load_named)
 
-__all__ = ["EvalResult", "JaxPolicy", "NoisyPolicy", "OracleModel", "OracleState", "Policy", "RandomPolicy", "Task", "collect", "evaluate", "get", "ids",
-           "is_registered", "register", "suite", "termination"]
+__all__ = ["EvalResult", "JaxPolicy", "NoisyPolicy", "OracleModel", "OracleState", "Policy", "RandomPolicy", "Task", "collect",
+           "evaluate", "get", "ids", "is_registered", "register", "suite", "termination"]

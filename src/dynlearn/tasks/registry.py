@@ -53,7 +53,8 @@ class Task:
             obs_space, act_space = env.observation_space, env.action_space
             if not isinstance(act_space, gym.spaces.Box) or not isinstance(obs_space, gym.spaces.Box):
                 raise ConfigError(f"task {env_id}: dynlearn needs Box observation and action spaces, got "
-                                  f"{type(obs_space).__name__} and {type(act_space).__name__}. Fix: wrap the env (e.g. FlattenObservation).")
+                                  f"{type(obs_space).__name__} and {type(act_space).__name__}. "
+                                  "Fix: wrap the env (e.g. FlattenObservation).")
             spec_steps = env.spec.max_episode_steps if env.spec is not None else None
             fields.setdefault("sim_state", _mujoco_state if hasattr(env.unwrapped, "data") else None)
             return cls(id=env_id, make=make, obs_dim=int(np.prod(obs_space.shape)), act_dim=int(np.prod(act_space.shape)),

@@ -154,7 +154,8 @@ def build_policies(run_dir: str | Path, short: str, *, eval_episodes: int = 20, 
     rescored = [(s, score(run_dir / s["path"], 2)) for s in nearest]
     medium, medium_score = min(rescored, key=lambda pair: abs(pair[1][0] - target))
     log(f"expert = step {expert_snap['step']} with {expert[0]:.1f} (candidates: "
-        + ", ".join(f"{s['step']}: {sc[0]:.1f}" for s, sc in experts) + f"); medium target {target:.1f}: step {medium['step']} with {medium_score[0]:.1f}")
+        + ", ".join(f"{s['step']}: {sc[0]:.1f}" for s, sc in experts)
+        + f"); medium target {target:.1f}: step {medium['step']} with {medium_score[0]:.1f}")
 
     out = POLICY_DIR / short
     shutil.rmtree(out, ignore_errors=True)
@@ -171,7 +172,8 @@ def build_policies(run_dir: str | Path, short: str, *, eval_episodes: int = 20, 
     info = {
         "task": task.id, "agent": cfg["agent"], "training": {"steps": cfg["steps"], "seed": cfg["seed"], "command": command},
         "start_steps": cfg["start_steps"],
-        "expert": {"path": "expert", "step": expert_snap["step"], "return_mean": expert[0], "return_std": expert[1], "normalized": expert[2],
+        "expert": {"path": "expert", "step": expert_snap["step"], "return_mean": expert[0], "return_std": expert[1],
+                   "normalized": expert[2],
                    "candidates": [{"step": s["step"], "return_mean": sc[0]} for s, sc in experts]},
         "medium": {"path": "medium", "step": medium["step"], "return_mean": medium_score[0], "return_std": medium_score[1],
                    "normalized": medium_score[2]},
