@@ -369,9 +369,10 @@ def _task_for(task_id, dataset):
     return get(task_id) if task_id else _task_of(dataset)
 
 
-def _cached_ensemble(data: str, model_holdout: str | None, *, fix: str) -> Path:
+def _cached_ensemble(data: str, model_holdout: str | None, *, fix: str):
     """The cache folder of the ensemble ``dynlearn train mopo|mobile|...`` uses for dataset ``data`` (fitted now if
-    missing); ``fix`` says what to pass instead when the dataset does not record its task."""
+    missing), and the dataset, loaded once with its recorded task; ``fix`` says what to pass instead when the dataset
+    does not record its task."""
     from .algos.model_based import ModelBasedConfig, build_model, ensemble_entry
     from .data import load
     from .errors import ConfigError
@@ -382,7 +383,7 @@ def _cached_ensemble(data: str, model_holdout: str | None, *, fix: str) -> Path:
         raise ConfigError(f"{data} does not record its task, so its cached ensemble cannot be found. Fix: {fix}.")
     task, mb = get(dataset.task), ModelBasedConfig(model_holdout=model_holdout)
     build_model(dataset, task, mb, log=print)
-    return ensemble_entry(dataset, task, mb)
+    return ensemble_entry(dataset, task, mb), dataset
 
 
 def _cmd_model_eval(cfg: ModelEval) -> None:
@@ -390,15 +391,16 @@ def _cmd_model_eval(cfg: ModelEval) -> None:
     from .errors import ConfigError
     from .model_jobs import ModelEvalConfig, eval_model, load_run
 
-    run = cfg.run
+    run, dataset = cfg.run, None
     if str(run) == "cached":  # the ensemble the model-based methods use for DATA (fitted now if it is not cached)
-        run = _cached_ensemble(cfg.data, cfg.model_holdout, fix="pass a run folder of `dynlearn model train` as DIR")
+        run, dataset = _cached_ensemble(cfg.data, cfg.model_holdout, fix="pass a run folder of `dynlearn model train` as DIR")
     elif cfg.model_holdout is not None:
         raise ConfigError("--model-holdout chooses among the cached ensembles: it applies to DIR `cached` only.")
     _, task, _, _ = load_run(run)
     job = ModelEvalConfig(horizon=cfg.horizon, windows=cfg.windows, seed=cfg.seed)
-    eval_model(run, load(cfg.data, task=task), [load(d, task=task) for d in cfg.ood], job, out=cfg.out, force=cfg.force,
-               reward=cfg.reward)
+    if dataset is None:
+        dataset = load(cfg.data, task=task)
+    eval_model(run, dataset, [load(d, task=task) for d in cfg.ood], job, out=cfg.out, force=cfg.force, reward=cfg.reward)
 
 
 def _cmd_model_reward(cfg: ModelReward) -> None:
@@ -422,8 +424,9 @@ def _cmd_model_reward(cfg: ModelReward) -> None:
         remove_dir(partial)
     if cfg.resume and latest_dir(partial) is None:
         raise ConfigError(f"--resume: there is no unfinished run to continue ({partial} does not exist). Fix: drop --resume.")
+    dataset = None
     if cfg.model is None:  # the ensemble the model-based methods train on (same cache entry)
-        run = _cached_ensemble(cfg.data, cfg.model_holdout, fix="pass --model (the run folder of `dynlearn model train`)")
+        run, dataset = _cached_ensemble(cfg.data, cfg.model_holdout, fix="pass --model (the run folder of `dynlearn model train`)")
     elif cfg.model_holdout is not None:
         raise ConfigError("--model-holdout chooses among the cached ensembles; with --model the fit's own holdout rule is used. "
                           "Fix: drop one of them.")
@@ -435,7 +438,9 @@ def _cmd_model_reward(cfg: ModelReward) -> None:
     if cfg.steps is not None:  # keep the number of snapshots: spread them over the shorter training
         every = min(reward_cfg.snapshot_every, max(1, cfg.steps // reward_cfg.snapshots))
         reward_cfg = dc.replace(reward_cfg, steps=cfg.steps, snapshot_every=every)
-    reward, report = learn_reward(load(cfg.data, task=task), model, reward_cfg, key=jax.random.key(cfg.seed),
+    if dataset is None:
+        dataset = load(cfg.data, task=task)
+    reward, report = learn_reward(dataset, model, reward_cfg, key=jax.random.key(cfg.seed),
                                   holdout_seed=fit_report.holdout_seed, fit_cfg=fit_cfg, log=print, checkpoint=partial)
     save_reward(cfg.out, reward, report, force=cfg.force)
     remove_dir(partial)
