@@ -29,6 +29,20 @@ def seed_scores(out: Path, at_step: int | None = None) -> list[float]:
     return scores
 
 
+def seed_curves(out: Path, key: str = "normalized", until: int | None = None) -> dict[int, list[float]]:
+    """``{step: [value of each seed evaluated at that step]}`` from every evaluation the seeds of a run folder logged
+    (``key``: ``normalized``, ``return_mean``, ``q_mean``, ...), up to step ``until`` if given."""
+    curves: dict[int, list[float]] = {}
+    for folder in sorted(out.glob("seed_*")):
+        saved = latest_dir(folder / "checkpoint")
+        if saved is None or not (saved / "progress.json").is_file():
+            continue
+        for e in json.loads((saved / "progress.json").read_text())["evals"]:
+            if until is None or e["step"] <= until:
+                curves.setdefault(e["step"], []).append(e[key])
+    return dict(sorted(curves.items()))
+
+
 def cell(out: Path, at_step: int | None = None) -> tuple[str, str, str]:
     """``(score, budget, steps/s)`` of a run folder from the seeds that have finished (or reached ``at_step``).
 

@@ -27,10 +27,13 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
 import dynlearn as dl
 from dynlearn.algos.model_based import ModelBasedConfig, train_model_based
+from dynlearn.report import learning_curve
 
-from _runs import cell  # benchmarks/_runs.py
+from _runs import cell, seed_curves  # benchmarks/_runs.py
 
 # method label -> (ModelBasedConfig overrides)
 METHODS = {
@@ -81,12 +84,16 @@ def main() -> None:
                              "folders get a -kitfit suffix)")
     parser.add_argument("--parallel-seeds", action="store_true", help="train the seeds together (vmapped; for a GPU)")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--figures", type=Path, default=None,
+                        help="also draw each dataset's learning curves (normalized score and critic Q, mean ± std over "
+                             "the seeds evaluated at each step, up to --at): PREFIX_DATASET[-AT]_score.png and _q.png")
     args = parser.parse_args()
     rows = []
     for name in args.datasets:
         data = dl.data.load(name)
         task = dl.tasks.get(data.task)
         behaviour = dl.data.summarize(data, task).normalized_returns["mean"]
+        folders = {}
         for label in args.methods:
             kit = args.model_holdout == "transitions"
             out = args.runs / f"{label}-{name}-{args.steps // 1000}k-{args.seeds}seeds{'-kitfit' if kit else ''}"
@@ -106,10 +113,13 @@ def main() -> None:
                 finished = (out / "results.json").is_file()
                 print(f"[{label} {name}] {'done' if finished else f'every seed at --until {args.until:,}'} after "
                       f"{time.perf_counter() - start:.0f} s", flush=True)
+            folders[label] = out
             score, budget, rate = cell(out, args.at)
             pub = PUBLISHED.get((label, name.removesuffix("-v5")))
             published = "—" if pub is None else pub[1] if pub[0] is None else f"{pub[0]:.1f} ({pub[1]})"
             rows.append((name, label + (" (Kit-style model fit)" if kit else ""), score, budget, behaviour, published, rate))
+        if args.figures is not None:
+            draw_curves(args.figures, name, folders, args.at, behaviour)
         for algo in ("bc", "td3bc", "iql"):
             score, budget, rate = cell(args.baselines / f"{algo}-{name}", args.at)
             if score != "not run":
@@ -120,6 +130,27 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row[0]} | {row[1]} | {row[2]} | {row[3]} | {row[4]:.1f} | {row[5]} | {row[6]} |")
+
+
+def draw_curves(prefix: Path, name: str, runs: dict[str, Path], until: int | None, behaviour: float) -> None:
+    """Two figures per dataset: normalized score and critic Q over training, one curve per method with the band of
+    ± one std over the seeds evaluated at each step (a cell still running has fewer seeds at its later steps: the
+    legend gives the range)."""
+    for key, ylabel, tag in (("normalized", "normalized score", "score"), ("q_mean", "critic Q (mean over a batch)", "q")):
+        curves = {}
+        for label, out in runs.items():
+            by_step = seed_curves(out, key, until)
+            if by_step:
+                counts = sorted({len(v) for v in by_step.values()})
+                seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+                curves[f"{label} ({seeds} seed{'' if seeds == '1' else 's'})"] = [
+                    (step, float(np.mean(v)), float(np.std(v))) for step, v in by_step.items()]
+        if curves:
+            budget = "" if until is None else f"-{until // 1000}k"
+            refs = {"behaviour data": behaviour} if key == "normalized" else None
+            path = learning_curve(prefix.with_name(f"{prefix.name}_{name}{budget}_{tag}.png"), curves, ylabel=ylabel, title=name,
+                                  references=refs)
+            print(f"wrote {path}")
 
 
 if __name__ == "__main__":

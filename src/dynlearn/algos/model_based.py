@@ -355,9 +355,10 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
                                   "model_holdout_mse": None if fit_report is None else fit_report.elite_holdout_mse,
                                   "penalty_on_data": scale})
     write_json(out / "results.json", results)
-    from ..report import learning_curve
+    from ..report import data_mean_return, learning_curve
 
-    learning_curve(out / "learning_curve.png", curves, title=f"{cfg.method} on {dataset.name}", ylabel="evaluation return")
+    learning_curve(out / "learning_curve.png", curves, title=f"{cfg.method} on {dataset.name}", ylabel="evaluation return",
+                   references={"data (mean episode return)": data_mean_return(dataset)})
     m = results["scores"]
     log(f"{cfg.method} on {dataset.name}: {m['metric']} {m['mean']:.1f} ± {m['std']:.1f} over {cfg.seeds} seed(s), final policies")
     return out

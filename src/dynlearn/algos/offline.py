@@ -140,9 +140,10 @@ def train_offline(dataset: Dataset, task, cfg: OfflineConfig, out: str | Path, *
                            extra={"reward_scale": reward_scale, "normalize_obs": cfg.normalize_obs, "training_s": seconds})
     write_json(out / "results.json", results)
     np.savez(out / "normalizer.npz", mean=np.asarray(norm.mean), std=np.asarray(norm.std))
-    from ..report import learning_curve
+    from ..report import data_mean_return, learning_curve
 
-    learning_curve(out / "learning_curve.png", curves, title=f"{cfg.agent} on {dataset.name}", ylabel="evaluation return")
+    learning_curve(out / "learning_curve.png", curves, title=f"{cfg.agent} on {dataset.name}", ylabel="evaluation return",
+                   references={"data (mean episode return)": data_mean_return(dataset)})
     m = results["scores"]
     log(f"{cfg.agent} on {dataset.name}: {m['metric']} {m['mean']:.1f} ± {m['std']:.1f} over {cfg.seeds} seed(s), final policies")
     return out
