@@ -82,12 +82,17 @@ def main() -> None:
     parser.add_argument("--model-holdout", choices=("episodes", "transitions"), default="episodes",
                         help="what the ensemble fit holds out: episodes (ours) or transitions (OfflineRL-Kit's rule; run "
                              "folders get a -kitfit suffix)")
+    parser.add_argument("--model-max-epochs", type=int, default=60,
+                        help="cap on the ensemble fit's epochs (0: none, early stopping only, as OfflineRL-Kit fits; run "
+                             "folders get a -nocap or -epochsN suffix when it is not the default 60)")
     parser.add_argument("--parallel-seeds", action="store_true", help="train the seeds together (vmapped; for a GPU)")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--figures", type=Path, default=None,
                         help="also draw each dataset's learning curves (normalized score and critic Q, mean ± std over "
                              "the seeds evaluated at each step, up to --at): PREFIX_DATASET[-AT]_score.png and _q.png")
     args = parser.parse_args()
+    if args.model_max_epochs != 60 and set(args.methods) & set(MOREC) and not args.report_only:
+        parser.error("MOREC's dynamics rewards are learned for the default fit (60-epoch cap): drop --model-max-epochs")
     rows = []
     for name in args.datasets:
         data = dl.data.load(name)
@@ -96,12 +101,15 @@ def main() -> None:
         folders = {}
         for label in args.methods:
             kit = args.model_holdout == "transitions"
-            out = args.runs / f"{label}-{name}-{args.steps // 1000}k-{args.seeds}seeds{'-kitfit' if kit else ''}"
+            cap = {60: "", 0: "-nocap"}.get(args.model_max_epochs, f"-epochs{args.model_max_epochs}")
+            out = args.runs / f"{label}-{name}-{args.steps // 1000}k-{args.seeds}seeds{'-kitfit' if kit else ''}{cap}"
             if not args.report_only and not (out / "results.json").is_file():
                 # MOREC reads the reward learned against the very model it rolls out (its own split, too)
                 extra = {"reward_model": str(args.rewards / f"{name}{'-kitfit' if kit else ''}")} if label in MOREC else {}
                 if kit:
                     extra["model_holdout"] = "transitions"
+                if cap:
+                    extra["model_max_epochs"] = args.model_max_epochs or None
                 if label in MOPO_LAMBDA:  # MOREC's filter and horizon with MOPO's own penalty weight for this dataset
                     extra["penalty_coef"] = ModelBasedConfig(method="mopo").resolve(name).penalty_coef
                 settings = METHODS[label] | ({} if args.rollout_batch is None else {"rollout_batch": args.rollout_batch})
@@ -117,7 +125,9 @@ def main() -> None:
             score, budget, rate = cell(out, args.at)
             pub = PUBLISHED.get((label, name.removesuffix("-v5")))
             published = "—" if pub is None else pub[1] if pub[0] is None else f"{pub[0]:.1f} ({pub[1]})"
-            rows.append((name, label + (" (Kit-style model fit)" if kit else ""), score, budget, behaviour, published, rate))
+            fit = (" (Kit-style model fit)" if kit else "") + {"": "", "-nocap": " (model fit without an epoch cap)"}.get(
+                cap, f" (model fit capped at {args.model_max_epochs} epochs)")
+            rows.append((name, label + fit, score, budget, behaviour, published, rate))
         if args.figures is not None:
             draw_curves(args.figures, name, folders, args.at, behaviour)
         for algo in ("bc", "td3bc", "iql"):
