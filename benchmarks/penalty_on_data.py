@@ -2,6 +2,7 @@
 
     python benchmarks/penalty_on_data.py --datasets hopper-medium-v5 hopper-medium-replay-v5
     python benchmarks/penalty_on_data.py --datasets hopper-medium-v5 --model-holdout transitions
+    python benchmarks/penalty_on_data.py --datasets hopper-medium-replay-v5 --model-max-epochs 0
 
 For each dataset and penalty weight it prints what ``train_model_based`` logs before training
 (:func:`dynlearn.algos.penalty_scale.penalty_on_data`: u's median, mean and 90th percentile, the share of real
@@ -39,12 +40,14 @@ def main() -> None:
     parser.add_argument("--coefs", nargs="+", type=float, default=None,
                         help="penalty weights to report (default: 1, 5, the dataset's MOPO preset, and MOREC-MOPO's 15)")
     parser.add_argument("--model-holdout", choices=("episodes", "transitions"), default="episodes")
+    parser.add_argument("--model-max-epochs", type=int, default=60, help="the fit's epoch cap (0: none), as offline_mbrl.py's")
     parser.add_argument("--rows", type=int, default=20_000)
     args = parser.parse_args()
     for name in args.datasets:
         data = dl.data.load(name)
         task = dl.tasks.get(data.task)
-        cfg = ModelBasedConfig(method="mopo", model_holdout=args.model_holdout).resolve(name)
+        cfg = ModelBasedConfig(method="mopo", model_holdout=args.model_holdout,
+                               model_max_epochs=args.model_max_epochs or None).resolve(name)
         model, _ = build_model(data, task, cfg, log=lambda s, tag=f"[{name}]": print(f"{tag} {s}", flush=True))
         real = real_rows(data)
         preset = mopo.hooks(cfg).penalty
