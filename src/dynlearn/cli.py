@@ -167,6 +167,9 @@ class ModelTrain:
     """stop after this many epochs (default: early stopping only)"""
     holdout: str | None = None
     """held out for early stopping and elite selection: episodes (default) | transitions (OfflineRL-Kit's random rows)"""
+    min_epochs: int | None = None
+    """train at least this many epochs, lowering the learning rate x 0.3 at the first plateau before them (the
+    edge-of-reach/RAVL reference fits with 350); default: early stopping only"""
     seed: int = 0
     """seed of the holdout split, bootstrap and initialisation"""
     force: bool = False
@@ -359,7 +362,7 @@ def _cmd_model_train(cfg: ModelTrain) -> None:
 
     dataset = load(cfg.data, task=cfg.task)
     job = ModelTrainConfig(members=cfg.members, elites=cfg.elites, hidden=cfg.hidden, max_epochs=cfg.max_epochs, holdout=cfg.holdout,
-                           seed=cfg.seed)
+                           min_epochs=cfg.min_epochs, seed=cfg.seed)
     train_model(dataset, _task_for(cfg.task, dataset), job, cfg.out, force=cfg.force, resume=cfg.resume)
 
 

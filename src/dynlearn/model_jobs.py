@@ -66,6 +66,9 @@ class ModelTrainConfig:
     """early stopping: epochs without a member improving by 1%"""
     holdout: str | None = None
     """held out for early stopping and elites: episodes (default) | transitions (OfflineRL-Kit's random rows)"""
+    min_epochs: int | None = None
+    """early stopping cannot end the fit before this epoch; the first plateau lowers the learning rate x 0.3 instead
+    (the edge-of-reach/RAVL reference: 350); None: Kit's rule"""
     seed: int = 0
     """seed of the holdout split, bootstrap, initialisation and batches"""
 
@@ -80,7 +83,8 @@ class ModelTrainConfig:
         return EnsembleConfig(members=self.members, elites=self.elites, hidden=tuple(self.hidden), weight_decay=(*decay, _KIT_DECAY_OUTPUT))
 
     def fit_config(self, progress: bool = True) -> FitConfig:
-        return FitConfig(max_epochs=self.max_epochs, patience=self.patience, holdout=self.holdout or "episodes", progress=progress)
+        return FitConfig(max_epochs=self.max_epochs, patience=self.patience, holdout=self.holdout or "episodes",
+                         min_epochs=self.min_epochs or 0, progress=progress)
 
 
 @dataclasses.dataclass(frozen=True)

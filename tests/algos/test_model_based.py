@@ -12,7 +12,7 @@ import pytest
 import dynlearn as dl
 from dynlearn import agents
 from dynlearn.algos import mobile
-from dynlearn.algos.model_based import METHODS, ModelBasedConfig, train_model_based
+from dynlearn.algos.model_based import METHODS, ModelBasedConfig, _ensemble_configs, train_model_based
 from dynlearn.errors import ConfigError
 from dynlearn.models import EnsembleConfig, FitConfig, fit
 from dynlearn.models.dynamics_reward import DynamicsReward, DynamicsRewardConfig, save_reward
@@ -125,6 +125,12 @@ def test_presets_resolve_from_the_dataset_name():
         ModelBasedConfig(method="mopo", model_holdout="rows")
     with pytest.raises(ConfigError, match="not fitted here"):  # the oracle and saved models have no fit to choose
         ModelBasedConfig(method="mopo", model="oracle", model_holdout="transitions")
+    with pytest.raises(ConfigError, match="model_min_epochs.*not fitted here"):
+        ModelBasedConfig(method="mopo", model="oracle", model_min_epochs=350)
+    # the fit's options reach the ensemble's FitConfig; without them the fit (and its cache key) is the default one
+    _, fit = _ensemble_configs(ModelBasedConfig(method="ravl", model_min_epochs=350, model_holdout="transitions"))
+    assert (fit.min_epochs, fit.holdout, fit.max_epochs) == (350, "transitions", 60)
+    assert _ensemble_configs(ModelBasedConfig(method="ravl"))[1].identity() == FitConfig(max_epochs=60).identity()
 
 
 def test_mobile_penalty_is_zero_on_real_rows_and_grows_with_model_disagreement(pendulum):

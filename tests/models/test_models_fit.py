@@ -182,6 +182,25 @@ def test_model_error_functions():
     assert np.all(np.isfinite(model_error.member_mse(mean, nan_target, mask)))
 
 
+def test_min_epochs_lowers_the_learning_rate_at_the_first_plateau_and_trains_on(fitted):
+    """The edge-of-reach reference's rule: early stopping cannot end the fit before min_epochs; the first plateau
+    lowers the learning rate (x 0.3) instead, and the members still end at their best snapshots."""
+    data, _, plain = fitted
+    cfg = dataclasses.replace(QUIET, min_epochs=plain.epochs + 15)
+    model, report = models.fit(SMALL, data, key=jax.random.key(0), cfg=cfg)
+    # the same fit as the plain one up to its plateau, which now lowers the learning rate instead of stopping
+    assert report.lr_lowered_at == plain.epochs and plain.lr_lowered_at is None
+    np.testing.assert_array_equal(np.array(report.history[:plain.epochs]), np.array(plain.history))
+    assert cfg.min_epochs <= report.epochs < cfg.max_epochs and report.stopped_early
+    # training on keeps every member's best snapshot or a better one
+    assert np.all(np.array(report.holdout_mse) <= np.array(plain.holdout_mse) * (1 + 1e-6))
+    np.testing.assert_allclose(report.holdout_mse, np.array(report.history).min(axis=0), rtol=0.02)
+    # cache keys of fits without the rule are unchanged; with it they differ
+    assert "min_epochs" not in FitConfig().identity() and FitConfig(min_epochs=350).identity() != FitConfig().identity()
+    with pytest.raises(dl.ConfigError, match="plateau_lr_factor"):
+        FitConfig(min_epochs=10, plateau_lr_factor=0.0)
+
+
 def test_a_stopped_fit_continues_from_its_checkpoint_exactly(tmp_path):
     """SIGTERM / Ctrl-C (interrupt.request) checkpoints the fit after its epoch; the same call with the same folder ends
     with the uninterrupted fit's model and report; another fit's checkpoint is refused."""

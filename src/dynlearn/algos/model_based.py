@@ -77,6 +77,9 @@ class ModelBasedConfig:
     """seed of the ensemble fit (one model per dataset, shared by every method and agent seed)"""
     model_max_epochs: int | None = 60
     """cap on ensemble training epochs (None: early stopping only)"""
+    model_min_epochs: int | None = None
+    """ensemble training runs at least this many epochs, the learning rate lowered x 0.3 at the first plateau before
+    them (the edge-of-reach/RAVL reference: 350); None: early stopping only"""
     model_holdout: str | None = None
     """what the ensemble fit holds out for early stopping: episodes (default) | transitions (OfflineRL-Kit's random
     rows, as the published methods fit their models)"""
@@ -156,9 +159,12 @@ class ModelBasedConfig:
             raise ConfigError(f"ModelBasedConfig.penalty_part must be obs, reward or all, got {self.penalty_part!r}.")
         if self.model_holdout is not None and self.model_holdout not in HOLDOUTS:
             raise ConfigError(f"ModelBasedConfig.model_holdout must be one of {', '.join(HOLDOUTS)}, got {self.model_holdout!r}.")
-        if self.model_holdout is not None and self.model != "ensemble":
-            raise ConfigError(f"ModelBasedConfig.model_holdout chooses how the learned ensemble is fitted; model={self.model!r} is "
-                              "not fitted here. Fix: drop model_holdout (--model-holdout), or use model='ensemble'.")
+        if self.model_min_epochs is not None and self.model_min_epochs < 0:
+            raise ConfigError(f"ModelBasedConfig.model_min_epochs must be None or >= 0, got {self.model_min_epochs}.")
+        for name in _FIT_OPTIONS:
+            if getattr(self, name) is not None and self.model != "ensemble":
+                raise ConfigError(f"ModelBasedConfig.{name} chooses how the learned ensemble is fitted; model={self.model!r} is "
+                                  f"not fitted here. Fix: drop {name} (--{name.replace('_', '-')}), or use model='ensemble'.")
         if self.penalty_members is not None and self.penalty_members not in ("elites", "all"):
             raise ConfigError(f"ModelBasedConfig.penalty_members must be elites or all, got {self.penalty_members!r}.")
 
@@ -189,13 +195,16 @@ class ModelBasedConfig:
         return self.rollout_batch * self.horizon * self.retain_epochs
 
 
+_FIT_OPTIONS = ("model_holdout", "model_min_epochs")
+"""Options of the ensemble's fit (None: the default fit), refused where no ensemble is fitted."""
+
 LEGACY = {"model_based.penalty_members": "elites", "model_based.model_holdout": "episodes"}
 """What runs saved before a config field existed used: a MOPO run started before ``penalty_members`` read the elites
 (it resumes with ``penalty_members="elites"``, and refuses to change to "all" mid-run); runs started before
 ``model_holdout`` held out episodes."""
 
-_OPTIONAL = ("preset", "model_max_epochs", "model_holdout", "penalty_members", "eta", "mobile_samples", "q_floor", "reward_model",
-             "candidates", "reward_threshold", "min_length", "selection", "reward_discriminators")
+_OPTIONAL = ("preset", "model_max_epochs", "model_min_epochs", "model_holdout", "penalty_members", "eta", "mobile_samples", "q_floor",
+             "reward_model", "candidates", "reward_threshold", "min_length", "selection", "reward_discriminators")
 
 
 def method_module(name: str):
@@ -239,7 +248,8 @@ def build_model(dataset: Dataset, task, cfg: ModelBasedConfig, log: Callable[[st
 
 
 def _ensemble_configs(cfg: ModelBasedConfig):
-    return EnsembleConfig(), FitConfig(max_epochs=cfg.model_max_epochs, holdout=cfg.model_holdout or "episodes")
+    return EnsembleConfig(), FitConfig(max_epochs=cfg.model_max_epochs, holdout=cfg.model_holdout or "episodes",
+                                       min_epochs=cfg.model_min_epochs or 0)
 
 
 def ensemble_entry(dataset: Dataset, task, cfg: ModelBasedConfig) -> Path:
@@ -306,9 +316,10 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
             raise ConfigError(f"{cfg.method} trains {agent.NAME}: agent_config must be a {type(agent_cfg).__name__}, "
                               f"got {type(agent_config).__name__}.")
         agent_cfg = agent_config
-    if model is not None and cfg.model_holdout is not None:
-        raise ConfigError("model_holdout chooses how the learned ensemble is fitted, but a ready model was passed (model=...). "
-                          "Fix: drop model_holdout.")
+    for name in _FIT_OPTIONS:
+        if model is not None and getattr(cfg, name) is not None:
+            raise ConfigError(f"{name} chooses how the learned ensemble is fitted, but a ready model was passed (model=...). "
+                              f"Fix: drop {name}.")
     config = {"model_based": dataclasses.asdict(cfg), "agent": {"name": agent.NAME, **dataclasses.asdict(agent_cfg)},
               "task": task.id, "dataset": dataset_record(dataset)}
     RunFolder.open(out, config, resume=resume, force=force, legacy=LEGACY)

@@ -20,8 +20,9 @@ The procedure is OfflineRL-Kit's ``EnsembleDynamics.train`` (the MOPO/MOBILE mod
 - **Early stopping**: after every epoch each member's holdout MSE (data units, mean over target dims) is
   compared with its best; a relative improvement above ``min_improvement`` (1%) replaces that member's
   snapshot (``jnp.where`` on device). Training stops after ``patience`` (5) epochs in which no member
-  improved, or at ``max_epochs``. Members end at their best snapshots; the shared log-variance bounds keep
-  their final values (as Kit). Elites: the ``elites`` members with the lowest best holdout MSE.
+  improved, or at ``max_epochs``. With ``min_epochs`` (the edge-of-reach reference's rule) a plateau before that
+  epoch lowers the learning rate once (x 0.3) and training goes on. Members end at their best snapshots; the shared
+  log-variance bounds keep their final values (as Kit). Elites: the ``elites`` members with the lowest best holdout MSE.
 - **Termination head** (when the config has one): binary cross-entropy on every row's terminal flag,
   trained jointly (same trunk, same steps), weighted by ``EnsembleConfig.termination_coef``.
 - **Checkpoints** (``fit(..., checkpoint=DIR)``): the training state is written atomically every minute and when
@@ -87,6 +88,12 @@ class FitConfig:
     """Stop after this many epochs without any member improving by more than min_improvement."""
     min_improvement: float = 0.01
     """Relative holdout-MSE improvement that counts (and replaces a member's best snapshot)."""
+    min_epochs: int = 0
+    """Early stopping may not end training before this many epochs (0: Kit's rule). A plateau before then lowers the
+    learning rate once by ``plateau_lr_factor`` and training goes on; members still end at their best snapshots. The
+    edge-of-reach (RAVL) reference fits with 350 and 0.3, as "some models terminate early"."""
+    plateau_lr_factor: float = 0.3
+    """Learning-rate factor at the first plateau before ``min_epochs`` (used only with ``min_epochs`` > 0)."""
     holdout_chunk: int = 4096
     """Holdout rows evaluated per chunk (bounds memory on large holdouts)."""
     progress: bool = True
@@ -98,6 +105,9 @@ class FitConfig:
                               f"holdout_chunk {self.holdout_chunk} must be positive.")
         if self.max_epochs is not None and self.max_epochs < 1:
             raise ConfigError(f"FitConfig.max_epochs must be None or >= 1, got {self.max_epochs}.")
+        if self.min_epochs < 0 or not 0.0 < self.plateau_lr_factor <= 1.0:
+            raise ConfigError(f"FitConfig: min_epochs {self.min_epochs} must be >= 0 and plateau_lr_factor "
+                              f"{self.plateau_lr_factor} in (0, 1].")
         if self.holdout not in HOLDOUTS:
             raise ConfigError(f"FitConfig.holdout must be one of {', '.join(HOLDOUTS)}, got {self.holdout!r}.")
         if not 0.0 < self.holdout_fraction < 1.0 or self.holdout_episodes < 1 or self.holdout_max_transitions < 1:
@@ -119,7 +129,7 @@ class FitConfig:
 
 
 HOLDOUTS = ("episodes", "transitions")
-_ADDED_LATER = {"holdout": "episodes"}
+_ADDED_LATER = {"holdout": "episodes", "min_epochs": 0, "plateau_lr_factor": 0.3}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +168,8 @@ class FitReport:
     """Wall time of every epoch (the first includes compilation)."""
     steps_per_epoch: int
     """Gradient steps per epoch, ``ceil(train_size / batch_size)``."""
+    lr_lowered_at: int | None = None
+    """The epoch after which a plateau before ``min_epochs`` lowered the learning rate (None: it was not lowered)."""
 
     @classmethod
     def from_dict(cls, d: dict) -> "FitReport":
@@ -365,11 +377,12 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
 
     history: list[tuple[float, ...]] = []
     epoch_s: list[float] = []
-    since, epoch, t_first = 0, 0, None
+    since, epoch, t_first, lr_lowered_at = 0, 0, None, None
     fingerprint = _fingerprint(model_or_config, dataset, key, cfg) if checkpoint is not None else None
     saved = latest_dir(checkpoint) if checkpoint is not None else None
     if saved is not None and (saved / "progress.json").is_file():
-        net, opt_state, best, best_mse, epoch, since, history, epoch_s = _load_state(saved, fingerprint, net, opt_state, best, best_mse)
+        net, opt_state, best, best_mse, epoch, since, history, epoch_s, lr_lowered_at = _load_state(
+            saved, fingerprint, net, opt_state, best, best_mse)
     first_epoch = epoch
     t_epoch = last_save = time.perf_counter()
     stopped_early = False
@@ -377,7 +390,8 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
     with progress, (interrupt.graceful_stop() if checkpoint is not None else contextlib.nullcontext()):
         for epoch_key in _keys(train_key, start=epoch):
             net, opt_state, best, best_mse, mse, improved, info = _epoch(
-                net, opt_state, best, best_mse, train, holdout, boot, model.target_norm, epoch_key, cfg=ecfg, lr=cfg.lr,
+                net, opt_state, best, best_mse, train, holdout, boot, model.target_norm, epoch_key, cfg=ecfg,
+                lr=cfg.lr if lr_lowered_at is None else cfg.lr * cfg.plateau_lr_factor,
                 batch_size=cfg.batch_size, min_improvement=cfg.min_improvement, chunk=cfg.holdout_chunk)
             mse_h, improved_h = np.asarray(mse), np.asarray(improved)  # the one host sync per epoch
             epoch += 1
@@ -393,12 +407,16 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
             progress.update(epoch, f"epoch {epoch}  holdout MSE {float(mse_h.mean()):.4g} (elites' best {elite_best:.4g})  "
                                    f"no improvement for {since}")
             if since >= cfg.patience:
-                stopped_early = True
-                break
+                if epoch >= cfg.min_epochs:
+                    stopped_early = True
+                    break
+                if lr_lowered_at is None and cfg.plateau_lr_factor != 1.0:  # once, then train on to min_epochs
+                    lr_lowered_at, since = epoch, 0
             if cfg.max_epochs is not None and epoch >= cfg.max_epochs:
                 break
             if checkpoint is not None and (interrupt.requested() or now - last_save >= checkpoint_every_s):
-                _save_state(checkpoint, fingerprint, net, opt_state, best, best_mse, epoch, since, history, epoch_s)
+                _save_state(checkpoint, fingerprint, net, opt_state, best, best_mse, epoch, since, history, epoch_s,
+                            lr_lowered_at)
                 last_save = time.perf_counter()
                 if interrupt.requested():
                     raise interrupt.Stopped(checkpoint, epoch * steps_per_epoch)
@@ -415,7 +433,7 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
                        train_size=n, holdout_size=len(hold_t), holdout_mode=mode, holdout_episodes=hold_eps, holdout_seed=seed,
                        rows_without_successor=int((~np.asarray(dataset.transitions.next_obs_valid, bool)).sum()),
                        steps=epoch * steps_per_epoch, wall_s=end - start, steps_per_s=rate, history=tuple(history),
-                       epoch_s=tuple(epoch_s), steps_per_epoch=steps_per_epoch)
+                       epoch_s=tuple(epoch_s), steps_per_epoch=steps_per_epoch, lr_lowered_at=lr_lowered_at)
     return model, report
 
 
@@ -434,11 +452,13 @@ def _fingerprint(model_or_config, dataset: Dataset, key: Key, cfg: FitConfig) ->
     return json_digest(what, cfg.identity(), dataset.content_hash(), np.asarray(jax.random.key_data(key)).tolist())
 
 
-def _save_state(folder, fingerprint: str, net, opt_state, best, best_mse, epoch: int, since: int, history, epoch_s) -> None:
+def _save_state(folder, fingerprint: str, net, opt_state, best, best_mse, epoch: int, since: int, history, epoch_s,
+                lr_lowered_at: int | None) -> None:
     with atomic_dir(folder) as new:
         eqx.tree_serialise_leaves(new / "state.eqx", (net, opt_state, best, best_mse))
         write_json(new / "progress.json", {"fingerprint": fingerprint, "epoch": epoch, "since": since,
-                                           "history": [list(h) for h in history], "epoch_s": list(epoch_s)})
+                                           "history": [list(h) for h in history], "epoch_s": list(epoch_s),
+                                           "lr_lowered_at": lr_lowered_at})
 
 
 def _load_state(folder: Path, fingerprint: str, net, opt_state, best, best_mse):
@@ -448,7 +468,7 @@ def _load_state(folder: Path, fingerprint: str, net, opt_state, best, best_mse):
                           "or fit with the inputs that wrote it.")
     net, opt_state, best, best_mse = eqx.tree_deserialise_leaves(folder / "state.eqx", (net, opt_state, best, best_mse))
     return (net, opt_state, best, best_mse, progress["epoch"], progress["since"], [tuple(h) for h in progress["history"]],
-            list(progress["epoch_s"]))
+            list(progress["epoch_s"]), progress.get("lr_lowered_at"))  # absent in checkpoints written before min_epochs
 
 
 # ----------------------------------------------------------------------------------------------
