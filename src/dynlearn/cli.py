@@ -127,6 +127,11 @@ class Train:
     """model-based methods: ensemble (fitted on DATA and cached) | oracle (true simulator) | a model folder"""
     model_holdout: str | None = None
     """model-based methods: what the ensemble fit holds out, episodes (default) | transitions (OfflineRL-Kit's rule)"""
+    model_max_epochs: int | None = None
+    """model-based methods: cap on the ensemble fit's epochs (default 60; 0: none, early stopping only, as OfflineRL-Kit)"""
+    model_min_epochs: int | None = None
+    """model-based methods: fit the ensemble at least this many epochs, the learning rate x 0.3 at the first plateau
+    before them (the edge-of-reach/RAVL reference: 350, with --model-max-epochs 0)"""
     preset: str | None = None
     """model-based methods: the paper's hyperparameters for a dataset, e.g. hopper-medium (default: from DATA's name)"""
     horizon: int | None = None
@@ -344,7 +349,9 @@ def _cmd_train(cfg: Train) -> None:
 
     if cfg.algo.lower() in METHODS:
         mb = ModelBasedConfig(method=cfg.algo.lower(), preset=cfg.preset, steps=cfg.steps or 100_000, seeds=cfg.seeds,
-                              seed=cfg.seed, model=cfg.model, model_holdout=cfg.model_holdout, horizon=cfg.horizon, penalty=cfg.penalty,
+                              seed=cfg.seed, model=cfg.model, model_holdout=cfg.model_holdout, model_min_epochs=cfg.model_min_epochs,
+                              **({} if cfg.model_max_epochs is None else {"model_max_epochs": cfg.model_max_epochs or None}),
+                              horizon=cfg.horizon, penalty=cfg.penalty,
                               penalty_coef=cfg.penalty_coef, penalty_members=cfg.penalty_members,
                               real_ratio=cfg.real_ratio, rollout_batch=cfg.rollout_batch,
                               rollout_every=cfg.rollout_every, reward_model=cfg.reward_model, eval_every=cfg.eval_every,

@@ -312,11 +312,13 @@ def train_model(dataset: Dataset, task, cfg: ModelTrainConfig, out: str | Path, 
         seed_scores=[], wall_time_s=wall, steps_per_s=report.steps_per_s,
         extra={"fit": {"epochs": report.epochs, "stopped_early": report.stopped_early, "elites": list(report.elites),
                        "holdout_mse": list(report.holdout_mse), "elite_holdout_mse": report.elite_holdout_mse,
-                       "train_size": report.train_size, "holdout_size": report.holdout_size, "holdout_mode": report.holdout_mode},
+                       "train_size": report.train_size, "holdout_size": report.holdout_size, "holdout_mode": report.holdout_mode,
+                       "lr_lowered_at": report.lr_lowered_at},
                "one_step_holdout": one_step})
     run.write_results(json_safe(results))
     ens, const, lin = (float(np.mean(one_step[k])) for k in ("ensemble", "constant_delta", "linear"))
-    log(f"fitted in {wall:.0f} s, {report.epochs} epochs ({'early stop' if report.stopped_early else 'max_epochs'}); normalised "
+    lowered = "" if report.lr_lowered_at is None else f", learning rate x {fcfg.plateau_lr_factor} after epoch {report.lr_lowered_at}"
+    log(f"fitted in {wall:.0f} s, {report.epochs} epochs ({'early stop' if report.stopped_early else 'max_epochs'}{lowered}); normalised "
         f"holdout MSE {ens:.4f} (constant delta {const:.4f}, linear {lin:.4f}); run folder {out}")
     return out
 

@@ -30,7 +30,7 @@ def learning_curve(path: str | Path, points, *, title: str, ylabel: str = "retur
             ax.axhline(y, color="0.4", linestyle="--", linewidth=1, label=label)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
-    if any(label is not None for label in curves) or references:
+    if any(label is not None for label in curves) or any(np.isfinite(y) for y in (references or {}).values()):
         ax.legend(fontsize="small")
     fig.tight_layout()
     with atomic_path(path, force=True) as tmp:

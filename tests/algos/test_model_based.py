@@ -126,10 +126,13 @@ def test_presets_resolve_from_the_dataset_name():
     with pytest.raises(ConfigError, match="not fitted here"):  # the oracle and saved models have no fit to choose
         ModelBasedConfig(method="mopo", model="oracle", model_holdout="transitions")
     with pytest.raises(ConfigError, match="model_min_epochs.*not fitted here"):
-        ModelBasedConfig(method="mopo", model="oracle", model_min_epochs=350)
+        ModelBasedConfig(method="mopo", model="oracle", model_min_epochs=10)
     # the fit's options reach the ensemble's FitConfig; without them the fit (and its cache key) is the default one
-    _, fit = _ensemble_configs(ModelBasedConfig(method="ravl", model_min_epochs=350, model_holdout="transitions"))
-    assert (fit.min_epochs, fit.holdout, fit.max_epochs) == (350, "transitions", 60)
+    _, fit = _ensemble_configs(ModelBasedConfig(method="ravl", model_min_epochs=350, model_max_epochs=None,
+                                                model_holdout="transitions"))
+    assert (fit.min_epochs, fit.holdout, fit.max_epochs) == (350, "transitions", None)
+    with pytest.raises(ConfigError, match="model_min_epochs 350 is above model_max_epochs 60"):  # the cap would end it first
+        ModelBasedConfig(method="ravl", model_min_epochs=350)
     assert _ensemble_configs(ModelBasedConfig(method="ravl"))[1].identity() == FitConfig(max_epochs=60).identity()
 
 

@@ -195,10 +195,31 @@ def test_min_epochs_lowers_the_learning_rate_at_the_first_plateau_and_trains_on(
     # training on keeps every member's best snapshot or a better one
     assert np.all(np.array(report.holdout_mse) <= np.array(plain.holdout_mse) * (1 + 1e-6))
     np.testing.assert_allclose(report.holdout_mse, np.array(report.history).min(axis=0), rtol=0.02)
+    # the lowered rate is the one trained with: without the drop the epochs after the plateau differ
+    _, same_rate_report = models.fit(SMALL, data, key=jax.random.key(0), cfg=dataclasses.replace(cfg, plateau_lr_factor=1.0))
+    assert same_rate_report.lr_lowered_at is None
+    assert same_rate_report.history[plain.epochs - 1] == report.history[plain.epochs - 1]
+    assert same_rate_report.history[plain.epochs] != report.history[plain.epochs]
     # cache keys of fits without the rule are unchanged; with it they differ
     assert "min_epochs" not in FitConfig().identity() and FitConfig(min_epochs=350).identity() != FitConfig().identity()
     with pytest.raises(dl.ConfigError, match="plateau_lr_factor"):
         FitConfig(min_epochs=10, plateau_lr_factor=0.0)
+    with pytest.raises(dl.ConfigError, match="min_epochs 20 is above max_epochs 10"):
+        FitConfig(min_epochs=20, max_epochs=10)
+
+
+def test_a_fit_resumed_after_its_learning_rate_drop_continues_with_the_lowered_rate(fitted, tmp_path):
+    """The checkpoint keeps the drop: a fit continued from a state saved after it ends as the uninterrupted one."""
+    data, _, plain = fitted
+    fit_cfg = dataclasses.replace(QUIET, min_epochs=plain.epochs + 3)
+    full, full_report = models.fit(SMALL, data, key=jax.random.key(0), cfg=fit_cfg)
+    folder = tmp_path / "state"  # saved after every epoch; the last save is one epoch before the end
+    models.fit(SMALL, data, key=jax.random.key(0), cfg=fit_cfg, checkpoint=folder, checkpoint_every_s=0.0)
+    assert json_epoch(folder) == full_report.epochs - 1 > full_report.lr_lowered_at == plain.epochs
+    resumed, report = models.fit(SMALL, data, key=jax.random.key(0), cfg=fit_cfg, checkpoint=folder)
+    assert report.history == full_report.history and report.lr_lowered_at == full_report.lr_lowered_at
+    for a, b in zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(resumed)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_a_stopped_fit_continues_from_its_checkpoint_exactly(tmp_path):

@@ -108,6 +108,9 @@ class FitConfig:
         if self.min_epochs < 0 or not 0.0 < self.plateau_lr_factor <= 1.0:
             raise ConfigError(f"FitConfig: min_epochs {self.min_epochs} must be >= 0 and plateau_lr_factor "
                               f"{self.plateau_lr_factor} in (0, 1].")
+        if self.max_epochs is not None and self.min_epochs > self.max_epochs:
+            raise ConfigError(f"FitConfig: min_epochs {self.min_epochs} is above max_epochs {self.max_epochs}, which would end "
+                              "the fit first. Fix: raise max_epochs to at least min_epochs, or pass max_epochs=None (no cap).")
         if self.holdout not in HOLDOUTS:
             raise ConfigError(f"FitConfig.holdout must be one of {', '.join(HOLDOUTS)}, got {self.holdout!r}.")
         if not 0.0 < self.holdout_fraction < 1.0 or self.holdout_episodes < 1 or self.holdout_max_transitions < 1:
@@ -161,11 +164,12 @@ class FitReport:
     wall_s: float
     """Wall time of the whole fit, compilation included."""
     steps_per_s: float
-    """Gradient steps per second after the first (compiling) epoch; the whole run if only one epoch."""
+    """Gradient steps per second after the first (compiling) epoch; the whole run if only one epoch. (A learning-rate
+    drop compiles the epoch once more, inside this figure: about a second.)"""
     history: tuple[tuple[float, ...], ...]
     """Per epoch, every member's holdout MSE after that epoch."""
     epoch_s: tuple[float, ...]
-    """Wall time of every epoch (the first includes compilation)."""
+    """Wall time of every epoch (the first, and the one after a learning-rate drop, include compilation)."""
     steps_per_epoch: int
     """Gradient steps per epoch, ``ceil(train_size / batch_size)``."""
     lr_lowered_at: int | None = None
