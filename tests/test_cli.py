@@ -108,3 +108,22 @@ def test_sigterm_during_training_checkpoints_and_exits_130(tmp_path):
     assert proc.returncode == 130 and "Traceback" not in err and "--resume" in err, err
     step = json.loads((out / "seed_0" / "checkpoint" / "progress.json").read_text())["step"]
     assert 1000 <= step < 10_000 and step % 1000 == 0  # a block boundary before the first periodic checkpoint (10,000)
+
+
+def test_train_passes_the_ensemble_fit_options_and_refuses_a_min_above_the_cap(tmp_path, capsys, monkeypatch):
+    """--model-min-epochs above the default 60-epoch cap is refused before any work; with --model-max-epochs 0 (no cap)
+    both reach ModelBasedConfig."""
+    from dynlearn.algos import model_based
+
+    data = tmp_path / "p.hdf5"
+    assert main(["data", "generate", "Pendulum-v1", "--out", str(data), "--steps", "400", "--policy", "controller"]) == 0
+    capsys.readouterr()
+    assert main(["train", "mopo", str(data), "--model-min-epochs", "350", "--out", str(tmp_path / "a")]) == 2
+    assert "model_min_epochs 350 is above model_max_epochs 60" in capsys.readouterr().err
+    seen = []
+    monkeypatch.setattr(model_based, "train_model_based", lambda data, task, cfg, out, **kw: seen.append(cfg))
+    assert main(["train", "mopo", str(data), "--model-min-epochs", "350", "--model-max-epochs", "0",
+                 "--out", str(tmp_path / "b")]) == 0
+    assert (seen[0].model_min_epochs, seen[0].model_max_epochs) == (350, None)
+    assert main(["train", "mopo", str(data), "--out", str(tmp_path / "c")]) == 0
+    assert (seen[1].model_min_epochs, seen[1].model_max_epochs) == (None, 60)
