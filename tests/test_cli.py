@@ -110,7 +110,7 @@ def test_sigterm_during_training_checkpoints_and_exits_130(tmp_path):
     assert 1000 <= step < 10_000 and step % 1000 == 0  # a block boundary before the first periodic checkpoint (10,000)
 
 
-def test_train_passes_the_ensemble_fit_options_and_refuses_a_min_above_the_cap(tmp_path, capsys, monkeypatch):
+def test_train_passes_the_ensemble_fit_options_and_refuses_misplaced_ones(tmp_path, capsys, monkeypatch):
     """--model-min-epochs above the default 60-epoch cap is refused before any work; with --model-max-epochs 0 (no cap)
     both reach ModelBasedConfig."""
     from dynlearn.algos import model_based
@@ -127,3 +127,7 @@ def test_train_passes_the_ensemble_fit_options_and_refuses_a_min_above_the_cap(t
     assert (seen[0].model_min_epochs, seen[0].model_max_epochs) == (350, None)
     assert main(["train", "mopo", str(data), "--out", str(tmp_path / "c")]) == 0
     assert (seen[1].model_min_epochs, seen[1].model_max_epochs) == (None, 60)
+    # a model-free algorithm would ignore them: refused, naming them
+    assert main(["train", "td3bc", str(data), "--horizon", "5", "--model-holdout", "transitions", "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "--model-holdout, --horizon only apply to the offline model-based methods" in err and "td3bc" in err

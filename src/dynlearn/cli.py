@@ -321,10 +321,21 @@ def _cmd_tasks(cfg: TasksList) -> None:
               f"reward {r['reward']:<26} random {r['ref_random']}  expert {r['ref_expert']}  ({r['reference']})")
 
 
+_MODEL_BASED_OPTIONS = ("model", "model_holdout", "model_max_epochs", "model_min_epochs", "preset", "horizon", "penalty",
+                        "penalty_coef", "penalty_members", "real_ratio", "rollout_batch", "rollout_every", "reward_model")
+"""``dynlearn train`` options that only the model-based methods read."""
+
+
 def _cmd_train(cfg: Train) -> None:
+    from .algos.model_based import METHODS
     from .errors import ConfigError
     from .tasks import get
 
+    defaults = Train(algo=cfg.algo)
+    ignored = [f"--{k.replace('_', '-')}" for k in _MODEL_BASED_OPTIONS if getattr(cfg, k) != getattr(defaults, k)]
+    if ignored and (cfg.online or cfg.algo.lower() not in METHODS):
+        raise ConfigError(f"{', '.join(ignored)} only apply to the offline model-based methods ({', '.join(METHODS)}); "
+                          f"train {cfg.algo}{' --online' if cfg.online else ''} would ignore them. Fix: drop them.")
     if cfg.online:
         from .algos.online import OnlineConfig, train_online
 
