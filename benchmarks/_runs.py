@@ -10,6 +10,14 @@ import numpy as np
 from dynlearn.checkpoint import latest_dir
 
 
+def _evals(seed_folder: Path) -> list[dict]:
+    """Every evaluation a seed logged, from its latest checkpoint (none before its first)."""
+    saved = latest_dir(seed_folder / "checkpoint")
+    if saved is None or not (saved / "progress.json").is_file():
+        return []
+    return json.loads((saved / "progress.json").read_text())["evals"]
+
+
 def seed_scores(out: Path, at_step: int | None = None) -> list[float]:
     """Normalized score of every seed of a run folder: the final policy's (``seed_*/final.json``), or with
     ``at_step`` the evaluation logged at that step (every key derives from (seed, step), so the policy a run held at
@@ -20,10 +28,7 @@ def seed_scores(out: Path, at_step: int | None = None) -> list[float]:
             if (folder / "final.json").is_file():
                 scores.append(json.loads((folder / "final.json").read_text())["normalized"])
             continue
-        saved = latest_dir(folder / "checkpoint")
-        if saved is None or not (saved / "progress.json").is_file():
-            continue
-        evals = {e["step"]: e for e in json.loads((saved / "progress.json").read_text())["evals"]}
+        evals = {e["step"]: e for e in _evals(folder)}
         if at_step in evals:
             scores.append(evals[at_step]["normalized"])
     return scores
@@ -34,10 +39,7 @@ def seed_curves(out: Path, key: str = "normalized", until: int | None = None) ->
     (``key``: ``normalized``, ``return_mean``, ``q_mean``, ...), up to step ``until`` if given."""
     curves: dict[int, list[float]] = {}
     for folder in sorted(out.glob("seed_*")):
-        saved = latest_dir(folder / "checkpoint")
-        if saved is None or not (saved / "progress.json").is_file():
-            continue
-        for e in json.loads((saved / "progress.json").read_text())["evals"]:
+        for e in _evals(folder):
             if until is None or e["step"] <= until:
                 curves.setdefault(e["step"], []).append(e[key])
     return dict(sorted(curves.items()))
