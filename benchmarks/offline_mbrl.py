@@ -8,6 +8,7 @@ datasets, beside the model-free baselines and published D4RL numbers.
 ``morec-mopo-mopo-lambda`` is MOREC-MOPO with MOPO's penalty weight for the dataset instead of MOREC's (15 on Hopper):
 the filter and the long horizon alone; ``mopo-h100`` is MOPO with MOREC-MOPO's rollouts (2,000 x 100) and no filter:
 the long horizon alone, and ``mobile-h100`` the same for MOREC-MOBILE (benchmarks/morec.md, section 3).
+``ravl-edac-init`` is RAVL with its reference code's network initialisation (EDAC's; ``SACConfig.init``).
 MOREC's methods read the dynamics reward learned for the dataset (``dynlearn model reward DATASET --out
 runs/reward/DATASET``; ``--rewards`` names the parent folder; with ``--model-holdout transitions``, the reward of that
 model: ``dynlearn model reward DATASET --model-holdout transitions --out runs/reward/DATASET-kitfit``).
@@ -24,13 +25,14 @@ checkpoints. ``--report-only`` tabulates whatever seeds have finished (partial c
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 
 import dynlearn as dl
-from dynlearn.algos.model_based import ModelBasedConfig, train_model_based
+from dynlearn.algos.model_based import ModelBasedConfig, method_module, train_model_based
 from dynlearn.report import learning_curve
 
 from _runs import cell, seed_curves  # benchmarks/_runs.py
@@ -49,7 +51,10 @@ METHODS = {
     "mopo-h100": {"method": "mopo", "penalty": "max_aleatoric", "horizon": 100, "rollout_batch": 2_000},
     # MOBILE with MOREC-MOBILE's settings (2,000 x 100, tuned temperature from 0.1) and no filter
     "mobile-h100": {"method": "mobile", "horizon": 100, "rollout_batch": 2_000, "auto_alpha": True, "alpha": 0.1},
+    # RAVL with EDAC's network initialisation (hidden biases 0.1, last layers +-3e-3 / +-1e-3), as its reference code
+    "ravl-edac-init": {"method": "ravl"},
 }
+AGENT_OVERRIDES = {"ravl-edac-init": {"init": "edac"}}  # label -> fields of the method's agent config
 MOREC = ("morec-mopo", "morec-mobile", "morec-mopo-mopo-lambda")
 MOPO_LAMBDA = ("morec-mopo-mopo-lambda",)
 # Published D4RL v2 normalized scores of the corresponding D4RL datasets (our datasets are our own behaviour
@@ -61,7 +66,7 @@ PUBLISHED = {
 }
 # MOREC's paper tables could not be read here (only its abstract is reachable; benchmarks/morec.md, section 3)
 # and neither could RAVL's (Sims et al. 2024: its tables are in the PDF; its code's README gives none)
-PUBLISHED |= {(m, d): (None, "not found") for m in (*MOREC, "ravl") for d in ("hopper-medium", "hopper-medium-replay")}
+PUBLISHED |= {(m, d): (None, "not found") for m in (*MOREC, "ravl", "ravl-edac-init") for d in ("hopper-medium", "hopper-medium-replay")}
 
 
 def main() -> None:
@@ -115,9 +120,12 @@ def main() -> None:
                     extra["penalty_coef"] = ModelBasedConfig(method="mopo").resolve(name).penalty_coef
                 settings = METHODS[label] | ({} if args.rollout_batch is None else {"rollout_batch": args.rollout_batch})
                 cfg = ModelBasedConfig(steps=args.steps, seeds=args.seeds, eval_episodes=args.eval_episodes, **settings, **extra)
+                agent_config = None
+                if label in AGENT_OVERRIDES:
+                    agent_config = dataclasses.replace(method_module(cfg.method).agent(cfg.resolve(name))[1], **AGENT_OVERRIDES[label])
                 start = time.perf_counter()
                 train_model_based(data, task, cfg, out, resume=(out / "config.json").is_file(), until=args.until,
-                                  parallel_seeds=args.parallel_seeds,
+                                  agent_config=agent_config, parallel_seeds=args.parallel_seeds,
                                   log=lambda s, tag=f"[{label} {name}]": print(f"{tag} {s}", flush=True))
                 finished = (out / "results.json").is_file()
                 print(f"[{label} {name}] {'done' if finished else f'every seed at --until {args.until:,}'} after "

@@ -260,3 +260,33 @@ def test_sample_action_where_defined(key):
     agent, state = make_agent(("bc", {}), key)
     with pytest.raises(ConfigError):
         agent.q_values(state, obs, DATA.act[:16])
+
+
+def test_edac_init_changes_only_biases_and_last_layers_and_saves(key, tmp_path):
+    edac = agents.get("edac")
+    plain = edac.init(key, SPEC, edac.Config(hidden=(32, 32), n_critics=3))
+    state = edac.init(key, SPEC, edac.Config(hidden=(32, 32), n_critics=3, init="edac"))
+    for a, b in ((plain.actor.net, state.actor.net), (plain.critic.net.members, state.critic.net.members)):
+        for w_plain, w in zip(a.weights[:-1], b.weights[:-1]):  # hidden weights: the default draw, untouched
+            np.testing.assert_array_equal(w_plain, w)
+        assert all(np.all(np.asarray(bias) == np.float32(0.1)) for bias in b.biases[:-1])
+    critic_last = np.asarray(state.critic.net.members.weights[-1])  # [n, 32, 1]
+    assert np.abs(critic_last).max() <= 3e-3 and np.abs(critic_last).max() > 1e-3
+    assert not np.allclose(critic_last[0], critic_last[1])  # each critic its own draw
+    assert np.abs(np.asarray(state.actor.net.weights[-1])).max() <= 1e-3
+    # So every critic starts near 0 and the policy near mean 0, std 1 (the default init starts far from both).
+    q, q_plain = np.asarray(edac.q_values(state, DATA.obs, DATA.act)), np.asarray(edac.q_values(plain, DATA.obs, DATA.act))
+    assert np.abs(q).max() < 0.05 < np.abs(q_plain).max()
+    mean, log_std = state.actor.dist(DATA.obs)
+    assert np.abs(np.asarray(mean)).max() < 0.05 and np.abs(np.asarray(log_std)).max() < 0.05
+    edac.save(tmp_path / "a", state)
+    assert edac.load(tmp_path / "a").cfg.init == "edac"
+    # A checkpoint written before the option existed loads with the default init.
+    edac.save(tmp_path / "old", plain)
+    path = tmp_path / "old" / "config.json"
+    header = json.loads(path.read_text())
+    del header["config"]["config"]["init"]
+    path.write_text(json.dumps(header))
+    assert edac.load(tmp_path / "old").cfg.init is None
+    with pytest.raises(ConfigError, match="init"):
+        edac.Config(init="xavier")

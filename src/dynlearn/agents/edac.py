@@ -8,7 +8,9 @@ grad_a Q_j) / (N - 1)``, so far fewer critics suffice. This is :mod:`dynlearn.ag
 functions, same state) with EDAC's defaults; ``eta=0`` gives SAC-N.
 Defaults: the paper's for HalfCheetah (N = 10, eta = 1; Hopper uses N = 50, Walker2d N = 10), and 3
 hidden layers of 256 for actor and critics as in the paper and CORL. Differences from the paper:
-none in the algorithm; log-probabilities are in the unit box (see :mod:`dynlearn.agents.sac`).
+none in the algorithm; log-probabilities are in the unit box (see :mod:`dynlearn.agents.sac`). The networks start
+from PyTorch's default initialisation unless ``init="edac"``, which is the paper's code's (hidden biases 0.1, last
+layers near 0; CORL's EDAC and the RAVL reference use it too).
 """
 
 from __future__ import annotations

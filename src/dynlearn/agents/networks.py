@@ -2,7 +2,8 @@
 
 Every layer is a plain ``x @ w + b`` so one call handles one example ``[in]`` or a batch ``[..., in]``
 with the same code (the batch case is one matmul, which is what XLA wants). Initialisation is
-PyTorch's / equinox's default for ``Linear`` (uniform in ``+-1/sqrt(fan_in)``), as in OfflineRL-Kit.
+PyTorch's / equinox's default for ``Linear`` (uniform in ``+-1/sqrt(fan_in)``), as in OfflineRL-Kit;
+:func:`edac_init` changes an MLP's biases and last layer to EDAC's scheme.
 Policies work in the unit box ``[-1, 1]``; the agent maps actions to environment units.
 """
 
@@ -43,6 +44,18 @@ class MLP(eqx.Module):
         for w, b in zip(self.weights[:-1], self.biases[:-1]):
             x = jax.nn.relu(x @ w + b)
         return x @ self.weights[-1] + self.biases[-1]
+
+
+def edac_init(mlp: MLP, *, last_bound: float, key: Key, hidden_bias: float = 0.1) -> MLP:
+    """``mlp`` with EDAC's initialisation (An et al. 2021's code, from rlkit; CORL's EDAC and the RAVL reference
+    follow it): every hidden layer's bias ``hidden_bias``, the last layer's weights and bias uniform in
+    ``+-last_bound`` (3e-3 for critics, 1e-3 for the policy's mean and log-std), hidden weights unchanged.
+    Stacked MLPs (an :class:`Ensemble`'s members) get an independent draw per member."""
+    w_last, b_last = mlp.weights[-1], mlp.biases[-1]
+    u = jax.random.uniform(key, (w_last.size + b_last.size,), jnp.float32, -last_bound, last_bound)
+    weights = (*mlp.weights[:-1], u[:w_last.size].reshape(w_last.shape))
+    biases = (*(jnp.full_like(b, hidden_bias) for b in mlp.biases[:-1]), u[w_last.size:].reshape(b_last.shape))
+    return eqx.tree_at(lambda m: (m.weights, m.biases), mlp, (weights, biases))
 
 
 class Ensemble(eqx.Module):

@@ -31,9 +31,11 @@ from ..data.transitions import Transitions
 from ..errors import ConfigError
 from . import base
 from .base import AgentSpec, BatchSource, Info
-from .networks import QEnsemble, TanhGaussianPolicy
+from .networks import QEnsemble, TanhGaussianPolicy, edac_init
 
 NAME = "sac"
+INITS = (None, "edac")
+"""Network initialisations :class:`SACConfig` knows (see its ``init``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +72,10 @@ class SACConfig:
     """Lower clip of the policy's log standard deviation."""
     log_std_max: float = 2.0
     """Upper clip of the policy's log standard deviation."""
+    init: str | None = None
+    """Network initialisation: None is PyTorch's ``Linear`` default (OfflineRL-Kit's SAC, MOPO, MOBILE); "edac" is
+    EDAC's (its code, CORL and the RAVL reference): hidden biases 0.1, last layers uniform in +-3e-3 (critics) and
+    +-1e-3 (policy), so every initial Q is near 0 (:func:`dynlearn.agents.networks.edac_init`)."""
 
     def __post_init__(self):
         if not self.hidden or min(self.hidden) < 1:
@@ -80,6 +86,8 @@ class SACConfig:
             raise ConfigError(f"SACConfig: tau {self.tau} must be in (0, 1], gamma {self.gamma} in [0, 1]")
         if self.init_alpha <= 0 or self.batch_size < 1 or self.eta < 0:
             raise ConfigError("SACConfig: init_alpha > 0, batch_size >= 1 and eta >= 0 are required")
+        if self.init not in INITS:
+            raise ConfigError(f"SACConfig.init must be None (PyTorch's default) or 'edac', got {self.init!r}")
 
 
 Config = SACConfig
@@ -119,6 +127,10 @@ def init(key: Key, spec: AgentSpec, cfg: SACConfig = SACConfig()) -> SACState:
     actor = TanhGaussianPolicy(spec.obs_dim, spec.act_dim, cfg.hidden, log_std_min=cfg.log_std_min,
                                log_std_max=cfg.log_std_max, key=actor_key)
     critic = QEnsemble(cfg.n_critics, spec.obs_dim, spec.act_dim, cfg.hidden, key=critic_key)
+    if cfg.init == "edac":  # new keys only here, so the default init draws exactly what it always drew
+        actor_last, critic_last = jax.random.split(jax.random.fold_in(key, 1))
+        actor = eqx.tree_at(lambda a: a.net, actor, edac_init(actor.net, last_bound=1e-3, key=actor_last))
+        critic = eqx.tree_at(lambda c: c.net.members, critic, edac_init(critic.net.members, last_bound=3e-3, key=critic_last))
     log_alpha = jnp.asarray(math.log(cfg.init_alpha), jnp.float32)
     actor_tx, critic_tx, alpha_tx = _optimisers(cfg)
     return SACState(actor, critic, critic, log_alpha, actor_tx.init(actor), critic_tx.init(critic),

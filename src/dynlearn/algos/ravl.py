@@ -10,7 +10,9 @@ batches as MBPO/MOPO.
 
 Defaults are the reference code's (anyasims/edge-of-reach, ``train_ravl_agent.py``): N = 10 critics, eta = 1,
 learning rates 3e-4, automatic temperature, h = 5, 5% real data, 50,000 rollouts every 1,000 updates kept for
-5 rollouts. Critics and actor have 3 hidden layers of 256 (CORL's EDAC, which the reference code follows).
+5 rollouts. Critics and actor have 3 hidden layers of 256 (CORL's EDAC, which the reference code follows). The
+reference also initialises as CORL's EDAC; here that is ``agent_config=EDACConfig(..., init="edac")`` (the default
+keeps PyTorch's initialisation, which the runs in benchmarks/offline_mbrl.md used).
 """
 
 from __future__ import annotations
