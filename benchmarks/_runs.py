@@ -45,6 +45,26 @@ def seed_curves(out: Path, key: str = "normalized", until: int | None = None) ->
     return dict(sorted(curves.items()))
 
 
+def last_evals_cell(out: Path, at_step: int | None = None, count: int = 3) -> str:
+    """Mean ± std over seeds of each seed's mean normalized score over its last ``count`` evaluations up to
+    ``at_step`` (default: the run's budget), from the seeds that reached it: a steadier reading than one evaluation
+    when a policy's score swings between evaluations. "—" when no seed has reached the step."""
+    if not (out / "config.json").is_file():
+        return "—"
+    config = json.loads((out / "config.json").read_text())
+    run = config.get("model_based") or config.get("offline")
+    step = run["steps"] if at_step is None else at_step
+    means = []
+    for folder in sorted(out.glob("seed_*")):
+        evals = [e for e in _evals(folder) if e["step"] <= step]
+        if evals and evals[-1]["step"] == step:
+            means.append(float(np.mean([e["normalized"] for e in evals[-count:]])))
+    if not means:
+        return "—"
+    text = f"{np.mean(means):.1f} ± {np.std(means):.1f}"
+    return text + ("" if len(means) == run["seeds"] else f" ({len(means)} of {run['seeds']} seeds)")
+
+
 def cell(out: Path, at_step: int | None = None) -> tuple[str, str, str]:
     """``(score, budget, steps/s)`` of a run folder from the seeds that have finished (or reached ``at_step``).
 

@@ -35,7 +35,7 @@ import dynlearn as dl
 from dynlearn.algos.model_based import ModelBasedConfig, method_module, train_model_based
 from dynlearn.report import learning_curve
 
-from _runs import cell, seed_curves  # benchmarks/_runs.py
+from _runs import cell, last_evals_cell, seed_curves  # benchmarks/_runs.py
 
 # method label -> (ModelBasedConfig overrides)
 METHODS = {
@@ -136,19 +136,20 @@ def main() -> None:
             published = "—" if pub is None else pub[1] if pub[0] is None else f"{pub[0]:.1f} ({pub[1]})"
             fit = (" (Kit-style model fit)" if kit else "") + {"": "", "-nocap": " (model fit without an epoch cap)"}.get(
                 cap, f" (model fit capped at {args.model_max_epochs} epochs)")
-            rows.append((name, label + fit, score, budget, behaviour, published, rate))
+            rows.append((name, label + fit, score, last_evals_cell(out, args.at), budget, behaviour, published, rate))
         if args.figures is not None:
             draw_curves(args.figures, name, folders, args.at, behaviour)
         for algo in ("bc", "td3bc", "iql"):
             score, budget, rate = cell(args.baselines / f"{algo}-{name}", args.at)
             if score != "not run":
-                rows.append((name, f"{algo} (model-free)", score, budget, behaviour, "see offline_baselines.md", rate))
+                rows.append((name, f"{algo} (model-free)", score, last_evals_cell(args.baselines / f"{algo}-{name}", args.at),
+                             budget, behaviour, "see offline_baselines.md", rate))
     policy = "final policy" if args.at is None else f"policy at step {args.at:,}"
-    print(f"\n| dataset | method | ours: normalized score ({policy}, mean ± std over seeds) | budget | behaviour data | "
-          "published on D4RL v2 | training steps/s |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"\n| dataset | method | ours: normalized score ({policy}, mean ± std over seeds) | mean of each seed's last 3 "
+          "evaluations | budget | behaviour data | published on D4RL v2 | training steps/s |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row[0]} | {row[1]} | {row[2]} | {row[3]} | {row[4]:.1f} | {row[5]} | {row[6]} |")
+        print(f"| {row[0]} | {row[1]} | {row[2]} | {row[3]} | {row[4]} | {row[5]:.1f} | {row[6]} | {row[7]} |")
 
 
 def draw_curves(prefix: Path, name: str, runs: dict[str, Path], until: int | None, behaviour: float) -> None:
