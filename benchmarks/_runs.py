@@ -45,14 +45,21 @@ def seed_curves(out: Path, key: str = "normalized", until: int | None = None) ->
     return dict(sorted(curves.items()))
 
 
+def _run(out: Path) -> dict | None:
+    """The run's own settings (``model_based`` or ``offline`` section of its config), None before it started."""
+    if not (out / "config.json").is_file():
+        return None
+    config = json.loads((out / "config.json").read_text())
+    return config.get("model_based") or config.get("offline")
+
+
 def last_evals_cell(out: Path, at_step: int | None = None, count: int = 3) -> str:
     """Mean ± std over seeds of each seed's mean normalized score over its last ``count`` evaluations up to
     ``at_step`` (default: the run's budget), from the seeds that reached it: a steadier reading than one evaluation
     when a policy's score swings between evaluations. "—" when no seed has reached the step."""
-    if not (out / "config.json").is_file():
+    run = _run(out)
+    if run is None:
         return "—"
-    config = json.loads((out / "config.json").read_text())
-    run = config.get("model_based") or config.get("offline")
     step = run["steps"] if at_step is None else at_step
     means = []
     for folder in sorted(out.glob("seed_*")):
@@ -73,10 +80,9 @@ def cell(out: Path, at_step: int | None = None) -> tuple[str, str, str]:
     config, "not finished" without a seed. The budget is the run's own (or ``at_step``); steps/s comes from
     ``results.json`` once every seed has finished.
     """
-    if not (out / "config.json").is_file():
+    run = _run(out)
+    if run is None:
         return "not run", "—", "—"
-    config = json.loads((out / "config.json").read_text())
-    run = config.get("model_based") or config.get("offline")
     steps = run["steps"] if at_step is None else at_step
     budget = f"{steps:,} steps x {run['seeds']} seed(s)"
     scores = np.array(seed_scores(out, at_step))
