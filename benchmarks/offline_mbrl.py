@@ -92,6 +92,9 @@ def main() -> None:
                         help="cap on the ensemble fit's epochs (0: none, early stopping only, as OfflineRL-Kit fits; run "
                              "folders get a -nocap or -epochsN suffix when it is not the default 60)")
     parser.add_argument("--parallel-seeds", action="store_true", help="train the seeds together (vmapped; for a GPU)")
+    parser.add_argument("--only-seed", type=int, default=None,
+                        help="train only this seed of each cell (one process per CPU core, each its own seed, the same command "
+                             "otherwise; start the second once the first has written the cell's config.json)")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--figures", type=Path, default=None,
                         help="also draw each dataset's learning curves (normalized score and critic Q, mean ± std over "
@@ -125,10 +128,10 @@ def main() -> None:
                     agent_config = dataclasses.replace(method_module(cfg.method).agent(cfg.resolve(name))[1], **AGENT_OVERRIDES[label])
                 start = time.perf_counter()
                 train_model_based(data, task, cfg, out, resume=(out / "config.json").is_file(), until=args.until,
-                                  agent_config=agent_config, parallel_seeds=args.parallel_seeds,
+                                  agent_config=agent_config, parallel_seeds=args.parallel_seeds, only_seed=args.only_seed,
                                   log=lambda s, tag=f"[{label} {name}]": print(f"{tag} {s}", flush=True))
                 finished = (out / "results.json").is_file()
-                print(f"[{label} {name}] {'done' if finished else f'every seed at --until {args.until:,}'} after "
+                print(f"[{label} {name}] {'done' if finished else 'not every seed finished' if args.until is None else f'seeds at --until {args.until:,}'} after "
                       f"{time.perf_counter() - start:.0f} s", flush=True)
             folders[label] = out
             score, budget, rate = cell(out, args.at)

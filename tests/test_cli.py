@@ -120,14 +120,18 @@ def test_train_passes_the_ensemble_fit_options_and_refuses_misplaced_ones(tmp_pa
     capsys.readouterr()
     assert main(["train", "mopo", str(data), "--model-min-epochs", "350", "--out", str(tmp_path / "a")]) == 2
     assert "model_min_epochs 350 is above model_max_epochs 60" in capsys.readouterr().err
-    seen = []
-    monkeypatch.setattr(model_based, "train_model_based", lambda data, task, cfg, out, **kw: seen.append(cfg))
+    seen, options = [], []
+    monkeypatch.setattr(model_based, "train_model_based", lambda data, task, cfg, out, **kw: seen.append(cfg) or options.append(kw))
     assert main(["train", "mopo", str(data), "--model-min-epochs", "350", "--model-max-epochs", "0",
                  "--out", str(tmp_path / "b")]) == 0
     assert (seen[0].model_min_epochs, seen[0].model_max_epochs) == (350, None)
     assert main(["train", "mopo", str(data), "--out", str(tmp_path / "c")]) == 0
     assert (seen[1].model_min_epochs, seen[1].model_max_epochs) == (None, 60)
+    assert options[1]["only_seed"] is None
+    assert main(["train", "mopo", str(data), "--only-seed", "2", "--resume", "--out", str(tmp_path / "c")]) == 0
+    assert options[2]["only_seed"] == 2 and options[2]["resume"]
     # a model-free algorithm would ignore them: refused, naming them
-    assert main(["train", "td3bc", str(data), "--horizon", "5", "--model-holdout", "transitions", "--out", str(tmp_path / "d")]) == 2
+    assert main(["train", "td3bc", str(data), "--horizon", "5", "--model-holdout", "transitions", "--only-seed", "1",
+                 "--out", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
-    assert "--model-holdout, --horizon only apply to the offline model-based methods" in err and "td3bc" in err
+    assert "--model-holdout, --horizon, --only-seed only apply to the offline model-based methods" in err and "td3bc" in err

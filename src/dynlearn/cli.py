@@ -115,6 +115,9 @@ class Train:
     parallel_seeds: bool = False
     """offline: train the seeds together, one vmapped program for all (meant for a GPU; on one CPU core it takes as long
     as running them in turn); the same run folder either way, resumable either way"""
+    only_seed: int | None = None
+    """offline model-based: train only this one of the run's seeds, so that each seed can train in its own process (one
+    per CPU core); start the others with --resume once the first has written config.json"""
     eval_every: int = 10_000
     """evaluate the policy every this many steps"""
     eval_episodes: int = 10
@@ -322,7 +325,8 @@ def _cmd_tasks(cfg: TasksList) -> None:
 
 
 _MODEL_BASED_OPTIONS = ("model", "model_holdout", "model_max_epochs", "model_min_epochs", "preset", "horizon", "penalty",
-                        "penalty_coef", "penalty_members", "real_ratio", "rollout_batch", "rollout_every", "reward_model")
+                        "penalty_coef", "penalty_members", "real_ratio", "rollout_batch", "rollout_every", "reward_model",
+                        "only_seed")
 """``dynlearn train`` options that only the model-based methods read."""
 
 
@@ -367,7 +371,8 @@ def _cmd_train(cfg: Train) -> None:
                               real_ratio=cfg.real_ratio, rollout_batch=cfg.rollout_batch,
                               rollout_every=cfg.rollout_every, reward_model=cfg.reward_model, eval_every=cfg.eval_every,
                               eval_episodes=cfg.eval_episodes)
-        train_model_based(dataset, get(task_id), mb, cfg.out, resume=cfg.resume, force=cfg.force, parallel_seeds=cfg.parallel_seeds)
+        train_model_based(dataset, get(task_id), mb, cfg.out, resume=cfg.resume, force=cfg.force, parallel_seeds=cfg.parallel_seeds,
+                          only_seed=cfg.only_seed)
         return
     offline = OfflineConfig(agent=cfg.algo, steps=cfg.steps or 100_000, seeds=cfg.seeds, seed=cfg.seed,
                             eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes)

@@ -104,6 +104,30 @@ def test_resumed_run_equals_uninterrupted(tmp_path, pendulum):
     assert a["scores"]["per_seed"] == b["scores"]["per_seed"]
 
 
+def test_seeds_trained_one_per_call_equal_a_run_in_turn(tmp_path, pendulum):
+    """``only_seed`` (one process per core, each its own seed): the seeds' agents are those of a run in turn, and the
+    call that finds every seed finished writes the results."""
+    task, data, model = pendulum
+    cfg = _small("mopo", steps=200, seeds=2)
+    acfg = _agent_cfg("mopo")
+    train_model_based(data, task, cfg, tmp_path / "turns", model=model, agent_config=acfg, log=_quiet)
+    split = tmp_path / "split"
+    train_model_based(data, task, cfg, split, model=model, agent_config=acfg, only_seed=1, log=_quiet)
+    assert (split / "seed_1" / "final.json").is_file() and not (split / "seed_0").exists()
+    assert not (split / "results.json").exists()  # seed 0 has not trained yet
+    train_model_based(data, task, cfg, split, model=model, agent_config=acfg, only_seed=0, resume=True, log=_quiet)
+    sac = agents.get("sac")
+    for seed in (0, 1):
+        assert _same_leaves(sac.load(tmp_path / "turns" / f"seed_{seed}" / "agent"), sac.load(split / f"seed_{seed}" / "agent"))
+    a, b = (json.loads((tmp_path / run / "results.json").read_text()) for run in ("turns", "split"))
+    assert a["scores"]["per_seed"] == b["scores"]["per_seed"]
+    with pytest.raises(ConfigError, match="not one of this run's seeds"):
+        train_model_based(data, task, cfg, tmp_path / "bad", model=model, agent_config=acfg, only_seed=2, log=_quiet)
+    with pytest.raises(ConfigError, match="choose one"):
+        train_model_based(data, task, cfg, tmp_path / "bad", model=model, agent_config=acfg, only_seed=0, parallel_seeds=True,
+                          log=_quiet)
+
+
 def test_presets_resolve_from_the_dataset_name():
     cfg = ModelBasedConfig(method="mopo").resolve("hopper-medium-replay-v5")
     assert (cfg.preset, cfg.horizon, cfg.penalty_coef, cfg.penalty) == ("hopper-medium-replay", 5, 1.0, "max_aleatoric")

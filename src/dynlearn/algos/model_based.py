@@ -300,7 +300,7 @@ def real_rows(dataset: Dataset) -> Transitions:
 
 def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | Path, *, model=None, agent_config=None,
                       resume: bool = False, force: bool = False, until: int | None = None, parallel_seeds: bool = False,
-                      log: Callable[[str], None] = print) -> Path:
+                      only_seed: int | None = None, log: Callable[[str], None] = print) -> Path:
     """Train ``cfg.seeds`` seeds of ``cfg.method`` on ``dataset``; write the run folder ``out``.
 
     ``model``: a ready model (e.g. fitted by the caller) instead of ``cfg.model``. ``agent_config``: replaces the
@@ -310,9 +310,18 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
     ``parallel_seeds``: train every seed at once, states and model buffers stacked and each block's rollout and updates
     one ``vmap``-ed program each (:mod:`dynlearn.algos.offline` says when that pays); the same run folder, resumable
     either way; not with the oracle model (its simulator state lives on the host).
+    ``only_seed``: train that one of the run's seeds and only read the others' results, so that each seed can train in
+    its own process (one per CPU core: start one with ``resume=False``, the others with ``resume=True`` once its
+    ``config.json`` exists; every seed has its own subfolder). The call that finds every seed finished writes the
+    results.
     """
     out = Path(out)
     cfg = cfg.resolve(dataset.name)
+    if only_seed is not None and not cfg.seed <= only_seed < cfg.seed + cfg.seeds:
+        raise ConfigError(f"only_seed={only_seed} is not one of this run's seeds ({cfg.seed}..{cfg.seed + cfg.seeds - 1}). "
+                          "Fix: pick one of them.")
+    if only_seed is not None and parallel_seeds:
+        raise ConfigError("only_seed trains one seed; parallel_seeds trains them all together. Fix: choose one.")
     method = method_module(cfg.method)
     agent, agent_cfg = method.agent(cfg)
     if agent_config is not None:
@@ -350,7 +359,8 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
                                              log)
         else:
             outcomes = (_train_seed(method, agent, agent_cfg, spec, model, real, starts, task, cfg, hooks, seed, out / f"seed_{seed}",
-                                    until, log) for seed in seeds)
+                                    until, log) if only_seed in (None, seed) else _finished_seed(out / f"seed_{seed}", cfg)
+                        for seed in seeds)
         for seed, result in zip(seeds, outcomes):
             if result is None:  # stopped at ``until``: go on with the next seed, write no results
                 unfinished = True
@@ -543,6 +553,12 @@ def _train_seeds_together(method, agent, agent_cfg, spec, model, real: Transitio
         agent.save(folder / "agent", state_of(state, i))
         results.append((write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes), progress))
     return results
+
+
+def _finished_seed(folder: Path, cfg: ModelBasedConfig):
+    """A seed's result as :func:`_train_seed` returns it, when another process has finished it; else None."""
+    found = read_seed_checkpoint(folder, cfg.steps)
+    return None if found is None or found[2] is None else (found[2], found[1])
 
 
 def _restore_seed(agent, cfg: ModelBasedConfig, folder: Path, empty: ReplayBuffer):
