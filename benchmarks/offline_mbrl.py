@@ -130,9 +130,9 @@ def main() -> None:
                 train_model_based(data, task, cfg, out, resume=(out / "config.json").is_file(), until=args.until,
                                   agent_config=agent_config, parallel_seeds=args.parallel_seeds, only_seed=args.only_seed,
                                   log=lambda s, tag=f"[{label} {name}]": print(f"{tag} {s}", flush=True))
-                finished = (out / "results.json").is_file()
-                print(f"[{label} {name}] {'done' if finished else 'not every seed finished' if args.until is None else f'seeds at --until {args.until:,}'} after "
-                      f"{time.perf_counter() - start:.0f} s", flush=True)
+                state = ("done" if (out / "results.json").is_file() else "not every seed finished" if args.until is None
+                         else f"seeds at --until {args.until:,}")
+                print(f"[{label} {name}] {state} after {time.perf_counter() - start:.0f} s", flush=True)
             folders[label] = out
             score, budget, rate = cell(out, args.at)
             pub = PUBLISHED.get((label, name.removesuffix("-v5")))
