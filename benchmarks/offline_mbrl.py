@@ -8,7 +8,8 @@ datasets, beside the model-free baselines and published D4RL numbers.
 ``morec-mopo-mopo-lambda`` is MOREC-MOPO with MOPO's penalty weight for the dataset instead of MOREC's (15 on Hopper):
 the filter and the long horizon alone; ``mopo-h100`` is MOPO with MOREC-MOPO's rollouts (2,000 x 100) and no filter:
 the long horizon alone, and ``mobile-h100`` the same for MOREC-MOBILE (benchmarks/morec.md, section 3).
-``ravl-edac-init`` is RAVL with its reference code's network initialisation (EDAC's; ``SACConfig.init``).
+``ravl-edac-init`` is RAVL with its reference code's network initialisation (EDAC's; ``SACConfig.init``);
+``mobile-beta1.5`` is MOBILE with hopper-medium's penalty weight (beta = 1.5) whatever the dataset.
 MOREC's methods read the dynamics reward learned for the dataset (``dynlearn model reward DATASET --out
 runs/reward/DATASET``; ``--rewards`` names the parent folder; with ``--model-holdout transitions``, the reward of that
 model: ``dynlearn model reward DATASET --model-holdout transitions --out runs/reward/DATASET-kitfit``).
@@ -51,6 +52,8 @@ METHODS = {
     "mopo-h100": {"method": "mopo", "penalty": "max_aleatoric", "horizon": 100, "rollout_batch": 2_000},
     # MOBILE with MOREC-MOBILE's settings (2,000 x 100, tuned temperature from 0.1) and no filter
     "mobile-h100": {"method": "mobile", "horizon": 100, "rollout_batch": 2_000, "auto_alpha": True, "alpha": 0.1},
+    # MOBILE with hopper-medium's beta on any dataset: is hopper-medium-replay's preset (0.1) too weak for our smaller data?
+    "mobile-beta1.5": {"method": "mobile", "penalty_coef": 1.5},
     # RAVL with EDAC's network initialisation (hidden biases 0.1, last layers +-3e-3 / +-1e-3), as its reference code
     "ravl-edac-init": {"method": "ravl"},
 }
@@ -67,6 +70,7 @@ PUBLISHED = {
 # MOREC's paper tables could not be read here (only its abstract is reachable; benchmarks/morec.md, section 3)
 # and neither could RAVL's (Sims et al. 2024: its tables are in the PDF; its code's README gives none)
 PUBLISHED |= {(m, d): (None, "not found") for m in (*MOREC, "ravl", "ravl-edac-init") for d in ("hopper-medium", "hopper-medium-replay")}
+PUBLISHED[("mobile-beta1.5", "hopper-medium")] = PUBLISHED[("mobile", "hopper-medium")]  # the same beta as the preset
 
 
 def main() -> None:
