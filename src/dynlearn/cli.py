@@ -135,6 +135,12 @@ class Train:
     model_min_epochs: int | None = None
     """model-based methods: fit the ensemble at least this many epochs, the learning rate x 0.3 at the first plateau
     before them (the edge-of-reach/RAVL reference: 350, with --model-max-epochs 0)"""
+    model_select_by: str | None = None
+    """model-based methods: the holdout error the ensemble fit stops on and picks elites by, mse (default, OfflineRL-Kit's) |
+    normalized (each target dim divided by its variance)"""
+    actor_lr_schedule: str | None = None
+    """model-based methods: the policy's learning rate, constant (default) | cosine (annealed to 0 over --steps, as
+    OfflineRL-Kit's MOPO and MOBILE)"""
     preset: str | None = None
     """model-based methods: the paper's hyperparameters for a dataset, e.g. hopper-medium (default: from DATA's name)"""
     horizon: int | None = None
@@ -324,7 +330,8 @@ def _cmd_tasks(cfg: TasksList) -> None:
               f"reward {r['reward']:<26} random {r['ref_random']}  expert {r['ref_expert']}  ({r['reference']})")
 
 
-_MODEL_BASED_OPTIONS = ("model", "model_holdout", "model_max_epochs", "model_min_epochs", "preset", "horizon", "penalty",
+_MODEL_BASED_OPTIONS = ("model", "model_holdout", "model_max_epochs", "model_min_epochs", "model_select_by", "actor_lr_schedule",
+                        "preset", "horizon", "penalty",
                         "penalty_coef", "penalty_members", "real_ratio", "rollout_batch", "rollout_every", "reward_model",
                         "only_seed")
 """``dynlearn train`` options that only the model-based methods read."""
@@ -365,6 +372,7 @@ def _cmd_train(cfg: Train) -> None:
     if cfg.algo.lower() in METHODS:
         mb = ModelBasedConfig(method=cfg.algo.lower(), preset=cfg.preset, steps=cfg.steps or 100_000, seeds=cfg.seeds,
                               seed=cfg.seed, model=cfg.model, model_holdout=cfg.model_holdout, model_min_epochs=cfg.model_min_epochs,
+                              model_select_by=cfg.model_select_by, actor_lr_schedule=cfg.actor_lr_schedule,
                               **({} if cfg.model_max_epochs is None else {"model_max_epochs": cfg.model_max_epochs or None}),
                               horizon=cfg.horizon, penalty=cfg.penalty,
                               penalty_coef=cfg.penalty_coef, penalty_members=cfg.penalty_members,

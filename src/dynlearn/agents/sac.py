@@ -48,6 +48,12 @@ class SACConfig:
     """Number of critics; the target and the actor use their minimum (2: SAC; 10-50: SAC-N/EDAC)."""
     actor_lr: float = 3e-4
     """Adam learning rate of the policy."""
+    actor_lr_decay_steps: int | None = None
+    """Cosine-anneal the policy's learning rate from ``actor_lr`` to 0 over this many updates (OfflineRL-Kit's MOPO and
+    MOBILE: the run's length); None keeps it constant."""
+    actor_lr_decay_every: int = 1
+    """Updates between changes of the annealed rate (OfflineRL-Kit steps its scheduler once per epoch of 1,000
+    updates; 1 anneals smoothly)."""
     critic_lr: float = 3e-4
     """Adam learning rate of the critics."""
     alpha_lr: float = 3e-4
@@ -86,6 +92,9 @@ class SACConfig:
             raise ConfigError(f"SACConfig: tau {self.tau} must be in (0, 1], gamma {self.gamma} in [0, 1]")
         if self.init_alpha <= 0 or self.batch_size < 1 or self.eta < 0:
             raise ConfigError("SACConfig: init_alpha > 0, batch_size >= 1 and eta >= 0 are required")
+        if self.actor_lr_decay_steps is not None and self.actor_lr_decay_steps < 1 or self.actor_lr_decay_every < 1:
+            raise ConfigError(f"SACConfig: actor_lr_decay_steps ({self.actor_lr_decay_steps}) must be None or >= 1 and "
+                              f"actor_lr_decay_every ({self.actor_lr_decay_every}) >= 1")
         if self.init not in INITS:
             raise ConfigError(f"SACConfig.init must be None (PyTorch's default) or 'edac', got {self.init!r}")
 
@@ -111,8 +120,24 @@ class SACState(eqx.Module):
 State = SACState
 
 
+def actor_lr_schedule(cfg: SACConfig):
+    """The policy's learning rate at an update count: constant, or cosine-annealed in steps of ``actor_lr_decay_every``
+    updates, ``actor_lr * (1 + cos(pi * min(k, K) / K)) / 2`` with ``k = count // every`` and ``K = decay_steps / every``
+    (PyTorch's ``CosineAnnealingLR`` stepped once per epoch, as OfflineRL-Kit)."""
+    if cfg.actor_lr_decay_steps is None:
+        return cfg.actor_lr
+    every = cfg.actor_lr_decay_every
+    periods = max(cfg.actor_lr_decay_steps / every, 1.0)
+
+    def schedule(count):
+        k = jnp.minimum(count // every, periods)
+        return cfg.actor_lr * 0.5 * (1.0 + jnp.cos(jnp.pi * k / periods))
+
+    return schedule
+
+
 def _optimisers(cfg: SACConfig):
-    return optax.adam(cfg.actor_lr), optax.adam(cfg.critic_lr), optax.adam(cfg.alpha_lr)
+    return optax.adam(actor_lr_schedule(cfg)), optax.adam(cfg.critic_lr), optax.adam(cfg.alpha_lr)
 
 
 def _target_entropy(state: SACState) -> float:

@@ -13,7 +13,8 @@ per update (``M x elites x batch`` extra critic rows).
 Defaults are the reference code's (yihaosun1124/mobile ``configs/gym/default.py``): SAC 256x256, 2 critics,
 actor and temperature lr 1e-4, critic lr 3e-4, ``M = 10``, h = 1, beta = 1, 5% real data, 50,000 rollouts every
 1,000 steps kept for 5 rollouts; per-dataset ``h``/``beta``/temperature from its ``configs/gym/*`` files.
-Differences from the reference: no cosine learning-rate decay of the actor (its 3M-step schedule).
+The reference anneals the actor's learning rate (cosine, over the run's epochs): ``actor_lr_schedule="cosine"`` does
+the same; the default keeps it constant.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ PRESETS = {
     "hopper-medium-replay": {"horizon": 5, "penalty_coef": 0.1, "auto_alpha": False, "alpha": 0.2},
     "hopper-medium-expert": {"horizon": 5, "penalty_coef": 1.5},
     "hopper-random": {"horizon": 5, "penalty_coef": 5.0},
+    "halfcheetah-medium": {"horizon": 5, "penalty_coef": 0.5},
 }
 
 
@@ -44,7 +46,8 @@ def agent(cfg):
     """SAC with MOBILE's learning rates (fixed temperature ``alpha`` when ``auto_alpha`` is off)."""
     sac = agents.get("sac")
     return sac, sac.Config(actor_lr=1e-4, critic_lr=3e-4, alpha_lr=1e-4, n_critics=cfg.critics, auto_alpha=cfg.auto_alpha,
-                           init_alpha=cfg.alpha)
+                           init_alpha=cfg.alpha, actor_lr_decay_steps=cfg.steps if cfg.actor_lr_schedule == "cosine" else None,
+                           actor_lr_decay_every=cfg.rollout_every)
 
 
 def hooks(cfg) -> RolloutHooks:

@@ -43,7 +43,7 @@ from ..data.normalize import Normalizer
 from ..data.transitions import Transitions
 from ..errors import ConfigError, DataError
 from ..models.ensemble import EnsembleConfig
-from ..models.fitting import HOLDOUTS, FitConfig
+from ..models.fitting import HOLDOUTS, SELECT_BY, FitConfig
 from ..results import RunFolder, dataset_record, make_results, write_final_score
 from ..rollout import AgentPolicy, Rollout, RolloutHooks, add_valid, rollout
 from ..tasks.evaluate import evaluate
@@ -126,6 +126,12 @@ class ModelBasedConfig:
     """tune SAC's temperature (MOBILE's hopper presets fix it)"""
     alpha: float | None = None
     """SAC's (initial) temperature"""
+    actor_lr_schedule: str | None = None
+    """constant (default) | cosine: the policy's learning rate annealed to 0 over the run's steps, in steps of
+    rollout_every updates (OfflineRL-Kit's MOPO and MOBILE)"""
+    model_select_by: str | None = None
+    """the holdout error the ensemble fit stops on and picks elites by: mse (data units, OfflineRL-Kit's; default) |
+    normalized (each target dim divided by its variance)"""
     eval_every: int = 10_000
     """evaluate the policy every this many steps (a multiple of rollout_every)"""
     eval_episodes: int = 10
@@ -169,6 +175,10 @@ class ModelBasedConfig:
             if getattr(self, name) is not None and self.model != "ensemble":
                 raise ConfigError(f"ModelBasedConfig.{name} chooses how the learned ensemble is fitted; model={self.model!r} is "
                                   f"not fitted here. Fix: drop {name} (--{name.replace('_', '-')}), or use model='ensemble'.")
+        if self.actor_lr_schedule is not None and self.actor_lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"ModelBasedConfig.actor_lr_schedule must be constant or cosine, got {self.actor_lr_schedule!r}.")
+        if self.model_select_by is not None and self.model_select_by not in SELECT_BY:
+            raise ConfigError(f"ModelBasedConfig.model_select_by must be one of {', '.join(SELECT_BY)}, got {self.model_select_by!r}.")
         if self.penalty_members is not None and self.penalty_members not in ("elites", "all"):
             raise ConfigError(f"ModelBasedConfig.penalty_members must be elites or all, got {self.penalty_members!r}.")
 
@@ -199,7 +209,7 @@ class ModelBasedConfig:
         return self.rollout_batch * self.horizon * self.retain_epochs
 
 
-_FIT_OPTIONS = ("model_holdout", "model_min_epochs")
+_FIT_OPTIONS = ("model_holdout", "model_min_epochs", "model_select_by")
 """Options of the ensemble's fit (None: the default fit), refused where no ensemble is fitted."""
 
 LEGACY = {"model_based.penalty_members": "elites", "model_based.model_holdout": "episodes"}
@@ -207,7 +217,8 @@ LEGACY = {"model_based.penalty_members": "elites", "model_based.model_holdout": 
 (it resumes with ``penalty_members="elites"``, and refuses to change to "all" mid-run); runs started before
 ``model_holdout`` held out episodes."""
 
-_OPTIONAL = ("preset", "model_max_epochs", "model_min_epochs", "model_holdout", "penalty_members", "eta", "mobile_samples", "q_floor",
+_OPTIONAL = ("preset", "model_max_epochs", "model_min_epochs", "model_holdout", "model_select_by", "actor_lr_schedule",
+             "penalty_members", "eta", "mobile_samples", "q_floor",
              "reward_model", "candidates", "reward_threshold", "min_length", "selection", "reward_discriminators")
 
 
@@ -253,7 +264,7 @@ def build_model(dataset: Dataset, task, cfg: ModelBasedConfig, log: Callable[[st
 
 def _ensemble_configs(cfg: ModelBasedConfig):
     return EnsembleConfig(), FitConfig(max_epochs=cfg.model_max_epochs, holdout=cfg.model_holdout or "episodes",
-                                       min_epochs=cfg.model_min_epochs or 0)
+                                       min_epochs=cfg.model_min_epochs or 0, select_by=cfg.model_select_by or "mse")
 
 
 def ensemble_entry(dataset: Dataset, task, cfg: ModelBasedConfig) -> Path:

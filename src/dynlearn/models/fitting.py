@@ -17,12 +17,15 @@ The procedure is OfflineRL-Kit's ``EnsembleDynamics.train`` (the MOPO/MOBILE mod
   and reshuffled every epoch, as Kit.
 - **Epochs**: ``ceil(N / batch_size)`` Adam steps per epoch in one ``lax.scan`` (the last batch's missing rows
   are masked, as Kit's short last batch); all data on device; one host sync per epoch (the holdout MSE).
-- **Early stopping**: after every epoch each member's holdout MSE (data units, mean over target dims) is
-  compared with its best; a relative improvement above ``min_improvement`` (1%) replaces that member's
-  snapshot (``jnp.where`` on device). Training stops after ``patience`` (5) epochs in which no member
-  improved, or at ``max_epochs``. With ``min_epochs`` (the edge-of-reach reference's rule) a plateau before that
-  epoch lowers the learning rate once (x 0.3) and training goes on. Members end at their best snapshots; the shared
-  log-variance bounds keep their final values (as Kit). Elites: the ``elites`` members with the lowest best holdout MSE.
+- **Early stopping**: after every epoch each member's holdout error is compared with its best: with
+  ``select_by="mse"`` (Kit) the MSE in data units averaged over target dims, which the widest dims (velocities)
+  dominate; with ``select_by="normalized"`` each dim's MSE divided by that target's variance on the training rows, so
+  the position deltas and the reward count as much as the velocities. A relative improvement above
+  ``min_improvement`` (1%) replaces that member's snapshot (``jnp.where`` on device). Training stops after
+  ``patience`` (5) epochs in which no member improved, or at ``max_epochs``. With ``min_epochs`` (the
+  edge-of-reach reference's rule) a plateau before that epoch lowers the learning rate once (x 0.3) and training
+  goes on. Members end at their best snapshots; the shared log-variance bounds keep their final values (as Kit).
+  Elites: the ``elites`` members with the lowest best holdout error.
 - **Termination head** (when the config has one): binary cross-entropy on every row's terminal flag,
   trained jointly (same trunk, same steps), weighted by ``EnsembleConfig.termination_coef``.
 - **Checkpoints** (``fit(..., checkpoint=DIR)``): the training state is written atomically every minute and when
@@ -94,6 +97,11 @@ class FitConfig:
     edge-of-reach (RAVL) reference fits with 350 and 0.3, as "some models terminate early"."""
     plateau_lr_factor: float = 0.3
     """Learning-rate factor at the first plateau before ``min_epochs`` (used only with ``min_epochs`` > 0)."""
+    select_by: str = "mse"
+    """The holdout error that early stopping, best snapshots and elites compare: ``mse`` (mean over target dims of the
+    squared error in data units, OfflineRL-Kit's rule: the dims with the largest spread, velocities, decide) or
+    ``normalized`` (each dim's squared error divided by the variance of that target on the training rows, then
+    averaged: every dim, positions and reward included, counts alike)."""
     holdout_chunk: int = 4096
     """Holdout rows evaluated per chunk (bounds memory on large holdouts)."""
     progress: bool = True
@@ -111,6 +119,8 @@ class FitConfig:
         if self.max_epochs is not None and self.min_epochs > self.max_epochs:
             raise ConfigError(f"FitConfig: min_epochs {self.min_epochs} is above max_epochs {self.max_epochs}, which would end "
                               "the fit first. Fix: raise max_epochs to at least min_epochs, or pass max_epochs=None (no cap).")
+        if self.select_by not in SELECT_BY:
+            raise ConfigError(f"FitConfig.select_by must be one of {', '.join(SELECT_BY)}, got {self.select_by!r}.")
         if self.holdout not in HOLDOUTS:
             raise ConfigError(f"FitConfig.holdout must be one of {', '.join(HOLDOUTS)}, got {self.holdout!r}.")
         if not 0.0 < self.holdout_fraction < 1.0 or self.holdout_episodes < 1 or self.holdout_max_transitions < 1:
@@ -123,6 +133,14 @@ class FitConfig:
 
         return config_from_dict(cls, d, source=source)
 
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "FitConfig":
+        """A named fitting rule: ``offlinerl-kit`` (the reference's: random ``min(20%, 1000)`` transitions held out,
+        raw-unit MSE, no epoch cap) or ``dynlearn`` (this class's defaults)."""
+        if name not in FIT_PRESETS:
+            raise ConfigError(f"FitConfig.preset: unknown preset {name!r}; known: {', '.join(FIT_PRESETS)}.")
+        return dataclasses.replace(cls(), **{**FIT_PRESETS[name], **overrides})
+
     def identity(self) -> dict:
         """The fields the fitted model depends on (for cache keys and checkpoint fingerprints): all but ``progress``,
         and fields added after the first release only where they differ from their default, so the models and
@@ -132,7 +150,12 @@ class FitConfig:
 
 
 HOLDOUTS = ("episodes", "transitions")
-_ADDED_LATER = {"holdout": "episodes", "min_epochs": 0, "plateau_lr_factor": 0.3}
+SELECT_BY = ("mse", "normalized")
+FIT_PRESETS: dict[str, dict[str, Any]] = {
+    "dynlearn": {},
+    "offlinerl-kit": {"holdout": "transitions", "select_by": "mse", "max_epochs": None, "min_epochs": 0},
+}
+_ADDED_LATER = {"holdout": "episodes", "min_epochs": 0, "plateau_lr_factor": 0.3, "select_by": "mse"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,7 +167,7 @@ class FitReport:
     stopped_early: bool
     """True when early stopping ended training (False: max_epochs)."""
     holdout_mse: tuple[float, ...]
-    """Each member's best holdout MSE (data units, mean over target dims): the snapshot it ends with."""
+    """Each member's best holdout error in the ``select_by`` metric: the snapshot it ends with."""
     elites: tuple[int, ...]
     """Elite members, best first."""
     train_size: int
@@ -174,6 +197,12 @@ class FitReport:
     """Gradient steps per epoch, ``ceil(train_size / batch_size)``."""
     lr_lowered_at: int | None = None
     """The epoch after which a plateau before ``min_epochs`` lowered the learning rate (None: it was not lowered)."""
+    select_by: str = "mse"
+    """The metric of ``holdout_mse`` and ``history`` (:attr:`FitConfig.select_by`)."""
+    holdout_dim_mse: tuple[tuple[float, ...], ...] = ()
+    """Per member, the final snapshot's holdout MSE per target dim ``(delta obs..., reward)`` in data units."""
+    target_var: tuple[float, ...] = ()
+    """Variance of each target dim on the training rows (divide ``holdout_dim_mse`` by it for normalised errors)."""
 
     @classmethod
     def from_dict(cls, d: dict) -> "FitReport":
@@ -219,14 +248,26 @@ def _rows(arrays, input_norm: Normalizer, target_norm: Normalizer) -> _Rows:
     return _Rows(x=input_norm(x), y=yn, y_raw=y, mask=mask.astype(jnp.float32), terminal=term)
 
 
-def split_holdout(dataset: Dataset, cfg: FitConfig = FitConfig(), *, seed: int = 0) -> tuple[Transitions, Transitions, str, int]:
+def split_holdout(dataset: Dataset, cfg: FitConfig = FitConfig(), *, seed: int = 0,
+                  holdout_rows: np.ndarray | None = None) -> tuple[Transitions, Transitions, str, int]:
     """``(train, holdout, mode, holdout_episodes)`` as :func:`fit` splits ``dataset`` (see the module docstring).
 
-    ``mode`` is 'episodes' (whole episodes held out with :meth:`Dataset.split`) or 'transitions' (random rows).
+    ``mode`` is 'episodes' (whole episodes held out with :meth:`Dataset.split`), 'transitions' (random rows) or
+    'given' (``holdout_rows``: these row indices are held out, every other row trains).
     """
     n = len(dataset)
     if n < 2:
         raise DataError(dataset.source, f"has {n} rows; fitting a model needs at least 2.", "provide more data.")
+    if holdout_rows is not None:
+        rows = np.unique(np.asarray(holdout_rows))
+        if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer) or rows.size == 0 or rows.size >= n \
+                or rows[0] < 0 or rows[-1] >= n:
+            raise ConfigError(f"fit: holdout_rows must be distinct integer row indices in [0, {n}) leaving rows to train on; "
+                              f"got {rows.size} values of dtype {rows.dtype}.")
+        keep = np.ones(n, bool)
+        keep[rows] = False
+        t = dataset.transitions
+        return t.take(np.flatnonzero(keep)), t.take(rows), "given", 0
     target = min(cfg.holdout_fraction * n, cfg.holdout_max_transitions)
     k = max(cfg.holdout_episodes, math.ceil(target * dataset.n_episodes / n))
     if cfg.holdout == "episodes" and dataset.n_episodes > k:
@@ -290,8 +331,10 @@ def _holdout_mse(net: EnsembleMLP, rows: _Rows, target_norm: Normalizer, chunk: 
 
 @eqx.filter_jit
 def _epoch(net: EnsembleMLP, opt_state, best: EnsembleMLP, best_mse, train: _Rows, holdout: _Rows, boot, target_norm: Normalizer,
-           key: Key, *, cfg: EnsembleConfig, lr: float, batch_size: int, min_improvement: float, chunk: int):
-    """One epoch of Adam steps for every member, then the holdout MSE and the best-snapshot update."""
+           key: Key, dim_weight: Float[Array, " t"], *, cfg: EnsembleConfig, lr: float, batch_size: int, min_improvement: float,
+           chunk: int):
+    """One epoch of Adam steps for every member, then the holdout error (per-dim MSE weighted by ``dim_weight``, averaged
+    over dims) and the best-snapshot update."""
     opt = _adam(lr)
     e, n = boot.shape
     b = batch_size
@@ -310,7 +353,7 @@ def _epoch(net: EnsembleMLP, opt_state, best: EnsembleMLP, best_mse, train: _Row
         return (net, opt_state), {"loss/total": loss, **info}
 
     (net, opt_state), infos = jax.lax.scan(body, (net, opt_state), (perm, real))
-    mse = jnp.mean(_holdout_mse(net, holdout, target_norm, chunk), axis=1)  # [E]
+    mse = jnp.mean(_holdout_mse(net, holdout, target_norm, chunk) * dim_weight, axis=1)  # [E]
     improved = (best_mse - mse) / best_mse > min_improvement
     best_mse = jnp.where(improved, mse, best_mse)
 
@@ -327,7 +370,7 @@ def _epoch(net: EnsembleMLP, opt_state, best: EnsembleMLP, best_mse, train: _Row
 
 def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Dataset, *, key: Key,
         cfg: FitConfig = FitConfig(), task: Any | None = None, checkpoint: str | os.PathLike | None = None,
-        checkpoint_every_s: float = 60.0) -> tuple[ProbabilisticEnsemble, FitReport]:
+        checkpoint_every_s: float = 60.0, holdout_rows: np.ndarray | None = None) -> tuple[ProbabilisticEnsemble, FitReport]:
     """Fit an ensemble to ``dataset``; returns the model (best snapshots, elites set) and a :class:`FitReport`.
 
     ``model_or_config``: an :class:`EnsembleConfig` builds a fresh model and fits its normalisers on the
@@ -336,7 +379,8 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
     termination and reward functions to the returned model (see :meth:`ProbabilisticEnsemble.with_task`).
     ``checkpoint``: a folder for the training state, written every ``checkpoint_every_s`` seconds and on SIGTERM /
     Ctrl-C (then :class:`dynlearn.interrupt.Stopped` is raised); a call with the same inputs and folder continues from
-    it. The caller removes it when the fit is done.
+    it. The caller removes it when the fit is done. ``holdout_rows``: row indices of ``dataset`` to hold out instead of
+    the configured split (to fit on the same rows as another library did).
     """
     start = time.perf_counter()
     t = dataset.transitions
@@ -354,7 +398,7 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
     ecfg = model.cfg
 
     seed = int(jax.random.randint(split_key, (), 0, 2**31 - 1))
-    train_t, hold_t, mode, hold_eps = split_holdout(dataset, cfg, seed=seed)
+    train_t, hold_t, mode, hold_eps = split_holdout(dataset, cfg, seed=seed, holdout_rows=holdout_rows)
     tr, ho = _arrays(train_t), _arrays(hold_t)
     if not tr[2][:, 0].any():
         raise DataError(dataset.source, "no training row has a successor observation (next_obs_valid is False everywhere).",
@@ -370,6 +414,8 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
             tgt = model.target_norm
         model = dataclasses.replace(model, input_norm=in_norm, target_norm=tgt)
     train, holdout = _rows(tr, model.input_norm, model.target_norm), _rows(ho, model.input_norm, model.target_norm)
+    target_var = _target_variance(tr)
+    dim_weight = jnp.asarray(1.0 / target_var if cfg.select_by == "normalized" else np.ones_like(target_var), jnp.float32)
 
     e, n = ecfg.members, len(train_t)
     boot = (jax.random.randint(boot_key, (e, n), 0, n, jnp.int32) if cfg.bootstrap
@@ -382,7 +428,7 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
     history: list[tuple[float, ...]] = []
     epoch_s: list[float] = []
     since, epoch, t_first, lr_lowered_at = 0, 0, None, None
-    fingerprint = _fingerprint(model_or_config, dataset, key, cfg) if checkpoint is not None else None
+    fingerprint = _fingerprint(model_or_config, dataset, key, cfg, holdout_rows) if checkpoint is not None else None
     saved = latest_dir(checkpoint) if checkpoint is not None else None
     if saved is not None and (saved / "progress.json").is_file():
         net, opt_state, best, best_mse, epoch, since, history, epoch_s, lr_lowered_at = _load_state(
@@ -394,7 +440,7 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
     with progress, (interrupt.graceful_stop() if checkpoint is not None else contextlib.nullcontext()):
         for epoch_key in _keys(train_key, start=epoch):
             net, opt_state, best, best_mse, mse, improved, info = _epoch(
-                net, opt_state, best, best_mse, train, holdout, boot, model.target_norm, epoch_key, cfg=ecfg,
+                net, opt_state, best, best_mse, train, holdout, boot, model.target_norm, epoch_key, dim_weight, cfg=ecfg,
                 lr=cfg.lr if lr_lowered_at is None else cfg.lr * cfg.plateau_lr_factor,
                 batch_size=cfg.batch_size, min_improvement=cfg.min_improvement, chunk=cfg.holdout_chunk)
             mse_h, improved_h = np.asarray(mse), np.asarray(improved)  # the one host sync per epoch
@@ -429,6 +475,7 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
     best_h = np.asarray(best_mse, np.float64)
     elites = tuple(int(i) for i in np.argsort(best_h, kind="stable")[:ecfg.elites])
     model = dataclasses.replace(model, net=best, elites=jnp.asarray(elites, jnp.int32))
+    dim_mse = np.asarray(_holdout_mse(best, holdout, model.target_norm, cfg.holdout_chunk), np.float64)
     if task is not None:
         model = model.with_task(task)
     timed_steps = (epoch - first_epoch - 1) * steps_per_epoch  # this call's epochs after its first (compiling) one
@@ -437,8 +484,21 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
                        train_size=n, holdout_size=len(hold_t), holdout_mode=mode, holdout_episodes=hold_eps, holdout_seed=seed,
                        rows_without_successor=int((~np.asarray(dataset.transitions.next_obs_valid, bool)).sum()),
                        steps=epoch * steps_per_epoch, wall_s=end - start, steps_per_s=rate, history=tuple(history),
-                       epoch_s=tuple(epoch_s), steps_per_epoch=steps_per_epoch, lr_lowered_at=lr_lowered_at)
+                       epoch_s=tuple(epoch_s), steps_per_epoch=steps_per_epoch, lr_lowered_at=lr_lowered_at,
+                       select_by=cfg.select_by, holdout_dim_mse=tuple(tuple(float(v) for v in m) for m in dim_mse),
+                       target_var=tuple(float(v) for v in target_var))
     return model, report
+
+
+def _target_variance(arrays) -> np.ndarray:
+    """Variance of every target dim over the rows where it exists, floored at 1e-6 of the largest so that a (nearly)
+    constant target, such as a reward that never changes, cannot turn tiny errors into the whole selection metric."""
+    _, y, mask, _ = arrays
+    y, mask = np.asarray(y, np.float64), np.asarray(mask, bool)
+    count = np.maximum(mask.sum(axis=0), 1)
+    mean = np.where(mask, y, 0.0).sum(axis=0) / count
+    var = np.where(mask, (y - mean) ** 2, 0.0).sum(axis=0) / count
+    return np.maximum(var, 1e-6 * float(var.max()) + 1e-12)
 
 
 def _keys(key: Key, start: int = 0):
@@ -449,11 +509,14 @@ def _keys(key: Key, start: int = 0):
         i += 1
 
 
-def _fingerprint(model_or_config, dataset: Dataset, key: Key, cfg: FitConfig) -> str:
+def _fingerprint(model_or_config, dataset: Dataset, key: Key, cfg: FitConfig, holdout_rows=None) -> str:
     """What a fit's state depends on: a checkpoint of another fit is refused."""
     # a model trained further: its parameters
     what = model_or_config.to_dict() if isinstance(model_or_config, EnsembleConfig) else arrays_digest(model_or_config)
-    return json_digest(what, cfg.identity(), dataset.content_hash(), np.asarray(jax.random.key_data(key)).tolist())
+    parts = [what, cfg.identity(), dataset.content_hash(), np.asarray(jax.random.key_data(key)).tolist()]
+    if holdout_rows is not None:
+        parts.append(np.unique(np.asarray(holdout_rows)).tolist())
+    return json_digest(*parts)
 
 
 def _save_state(folder, fingerprint: str, net, opt_state, best, best_mse, epoch: int, since: int, history, epoch_s,
