@@ -1,16 +1,18 @@
 """Model-fit parity: dynlearn's ensemble fits against OfflineRL-Kit's, on the same rows, scored on unseen episodes.
 
-    python benchmarks/model_fit_parity.py --dataset hopper-medium-v5 --kit runs/peers/kit-fit-hopper-medium-v5 \
-        --rules offlinerl-kit normalized --out benchmarks/results/model_fit_parity/hopper-medium-v5.json
+    python benchmarks/model_fit_parity.py --dataset hopper-medium-v5 --write-split runs/parity/hopper-medium-v5-split.npz
+    python benchmarks/peers/offlinerl_kit.py fit ... --split runs/parity/hopper-medium-v5-split.npz --out runs/peers/fit-hopper
+    python benchmarks/model_fit_parity.py --dataset hopper-medium-v5 --kit runs/peers/fit-hopper \
+        --out benchmarks/results/model_fit_parity/hopper-medium-v5.json
 
-``--kit DIR`` is a fit written by ``benchmarks/peers/offlinerl_kit.py fit`` (its ``split.npz`` holds the train/holdout
-rows it used, its ``model.npz`` the fitted weights): every dynlearn rule below fits on exactly those train rows and
-selects on those holdout rows, and the reference's model is loaded into a dynlearn ensemble to be scored by the same
-code. Without ``--kit`` the rows are OfflineRL-Kit's rule drawn here (random ``min(20%, 1000)`` transitions).
-
-Fitting rules (``FitConfig``): ``offlinerl-kit`` (``FitConfig.preset("offlinerl-kit")``: raw-unit holdout MSE for early
-stopping and elites, no epoch cap), ``normalized`` (the same with ``select_by="normalized"``), ``capped`` (the
-rule the model-based runs used before: raw MSE, at most 60 epochs).
+dynlearn's fits are the cached models the model-based runs read (``dl.models.fitted``), one per rule:
+``offlinerl-kit`` (``FitConfig.preset("offlinerl-kit")``: random ``min(20%, 1000)`` transitions held out, raw-unit holdout
+MSE for early stopping and elites, no epoch cap; ``dynlearn train --model-holdout transitions --model-max-epochs 0``),
+``normalized`` (the same, selecting on each target's MSE divided by its variance: ``--model-select-by normalized``) and
+``default`` (``FitConfig(max_epochs=60)``: whole episodes held out, at most 60 epochs). ``--write-split`` writes the rows
+the ``offlinerl-kit`` rule holds out, so that the reference fits on exactly the same train and holdout rows; ``--kit DIR``
+(a fit of ``benchmarks/peers/offlinerl_kit.py``) loads the reference's fitted weights into a dynlearn ensemble, scored by
+the same code.
 
 Every model is scored on a **test set of unseen episodes**: the same behaviour policy run again with another seed
 (``--test-steps`` steps), so no score measures interpolation between neighbouring rows of a training episode:
@@ -30,7 +32,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -45,9 +46,9 @@ from dynlearn.models import EnsembleConfig, FitConfig, ProbabilisticEnsemble
 from dynlearn.tasks import suite
 
 RULES = {
-    "offlinerl-kit": FitConfig.preset("offlinerl-kit", progress=False),
-    "normalized": FitConfig.preset("offlinerl-kit", select_by="normalized", progress=False),
-    "capped": FitConfig.preset("offlinerl-kit", max_epochs=60, progress=False),
+    "offlinerl-kit": FitConfig.preset("offlinerl-kit"),
+    "normalized": FitConfig.preset("offlinerl-kit", select_by="normalized"),
+    "default": FitConfig(max_epochs=60),
 }
 # observation dims that decide termination (Gymnasium v5, current x position excluded from the observation)
 TERMINATION_DIMS = {"Hopper-v5": (0, 1), "Walker2d-v5": (0, 1)}
@@ -131,54 +132,54 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="hopper-medium-v5")
     parser.add_argument("--kit", type=Path, default=None, help="a peer-harness fit folder (split.npz, model.npz, fit.json)")
-    parser.add_argument("--split", type=Path, default=None,
-                        help="an .npz of row indices 'train' and 'holdout' (what --kit's fit used, when it was given this file)")
     parser.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--write-split", type=Path, default=None,
+                        help="only write the train/holdout rows that the offlinerl-kit rule holds out with the first seed "
+                             "(.npz of 'train' and 'holdout' row indices) for the peer harness's fit, and exit")
     parser.add_argument("--test-steps", type=int, default=50_000)
     parser.add_argument("--horizon", type=int, default=20)
     parser.add_argument("--starts", type=int, default=5_000)
-    parser.add_argument("--max-epochs", type=int, default=None, help="cap every rule's epochs (a quick check, not a result)")
     parser.add_argument("--out", type=Path, default=None, help="write the table's numbers as JSON here")
     args = parser.parse_args()
 
     data = dl.data.load(args.dataset)
     task = dl.tasks.get(data.task)
+    holdout = dl.models.transition_holdout(len(data), RULES["offlinerl-kit"], seed=dl.models.split_seed(jax.random.key(args.seeds[0])))
+    if args.write_split is not None:
+        train = np.setdiff1d(np.arange(len(data)), holdout)
+        args.write_split.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(args.write_split, train=train, holdout=holdout)
+        print(f"{args.write_split}: {len(train)} train and {len(holdout)} holdout rows of {args.dataset}")
+        return
     short, tier = suite.parse(args.dataset)
     test = suite.generate(args.dataset, seed=101, steps=args.test_steps)  # the same policy, unseen episodes
     policy = load_policy(suite.POLICY_DIR / short / suite.manifest(short)[tier]["path"])
     dims = groups(task.id)
-    split_file = args.kit / "split.npz" if args.kit is not None else args.split
-    if split_file is not None:
-        split = np.load(split_file)
-        holdout = np.asarray(split["holdout"], np.int64)
-        if len(split["train"]) + len(holdout) != len(data):
-            raise SystemExit(f"{split_file} covers {len(split['train']) + len(holdout)} rows, {args.dataset} has {len(data)}")
-    else:
-        holdout = np.sort(np.random.default_rng(0).permutation(len(data))[:min(int(0.2 * len(data)), 1000)])
+    score = lambda model: test_scores(model, test, dims, policy, task, horizon=args.horizon, starts=args.starts,  # noqa: E731
+                                      key=jax.random.key(7))
 
     rows = []
     if args.kit is not None:
         fit = json.loads((args.kit / "fit.json").read_text())
+        kit_holdout = np.asarray(np.load(args.kit / "split.npz")["holdout"])
+        same_rows = bool(np.array_equal(np.sort(kit_holdout), holdout))
         model = kit_model(args.kit, task.obs_dim, task.act_dim, task)
         rows.append({"library": "OfflineRL-Kit", "rule": "its own", "seed": fit.get("seed"), "epochs": fit["epochs"],
-                     "elites": [int(e) for e in np.asarray(model.elites)], "wall_s": fit.get("wall_s"),
-                     **test_scores(model, test, dims, policy, task, horizon=args.horizon, starts=args.starts, key=jax.random.key(7))})
+                     "same_rows_as_dynlearn": same_rows, "elites": [int(e) for e in np.asarray(model.elites)],
+                     "wall_s": fit.get("wall_s"), **score(model)})
+        print(json.dumps(rows[-1]), flush=True)
     for rule in args.rules:
         for seed in args.seeds:
-            start = time.perf_counter()
-            cfg = RULES[rule] if args.max_epochs is None else dataclasses.replace(RULES[rule], max_epochs=args.max_epochs)
-            model, report = dl.models.fit(EnsembleConfig(), data, key=jax.random.key(seed), cfg=cfg, task=task,
-                                          holdout_rows=holdout)
+            # the cache entry the model-based runs read (dynlearn train --model-holdout transitions --model-max-epochs 0 ...)
+            model, report = dl.models.fitted(data, EnsembleConfig(), RULES[rule], seed=seed, task=task, log=print)
             rows.append({"library": "dynlearn", "rule": rule, "seed": seed, "epochs": report.epochs, "elites": list(report.elites),
-                         "wall_s": time.perf_counter() - start,
-                         **test_scores(model, test, dims, policy, task, horizon=args.horizon, starts=args.starts,
-                                       key=jax.random.key(7))})
+                         "holdout_mode": report.holdout_mode, "wall_s": report.wall_s, **score(model)})
             print(json.dumps(rows[-1]), flush=True)
 
     names = list(rows[0]["one_step_normalized_mse"])
-    print(f"\n{args.dataset}: train {len(data) - len(holdout)} rows, holdout {len(holdout)} rows; test {len(test)} rows "
-          f"({test.n_episodes} unseen episodes); rollouts h {args.horizon} from {args.starts} test rows")
+    print(f"\n{args.dataset}: holdout {len(holdout)} random rows; test {len(test)} rows ({test.n_episodes} unseen episodes); "
+          f"rollouts h {args.horizon} from {args.starts} test rows")
     print("| library | rule | seed | epochs | " + " | ".join(names) + " | terminal rate (model / data) | reward/step (model / data) |")
     print("|---" * (6 + len(names)) + "|")
     for r in rows:
@@ -190,7 +191,7 @@ def main() -> None:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"dataset": args.dataset, "holdout_rows": int(len(holdout)), "test_rows": len(test),
-                                        "test_episodes": test.n_episodes, "rows": rows}, indent=1))
+                                        "test_episodes": test.n_episodes, "horizon": args.horizon, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

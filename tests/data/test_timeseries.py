@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -162,8 +165,10 @@ def test_loader_rejects_missing_file_and_unknown_columns(tmp_path):
 
 
 # ----- the GTF paper's data ----------------------------------------------------------------------------
-_GTF = gtf_data_root()
-needs_gtf = pytest.mark.skipif(not (_GTF / "lorenz63_test.npy").is_file(), reason=f"GTF data not found at {_GTF} (set {GTF_DATA_ENV})")
+_GTF = os.environ.get(GTF_DATA_ENV)
+needs_gtf = pytest.mark.skipif(
+    not _GTF or not any(Path(_GTF).glob("**/lorenz63_test.npy")),
+    reason=f"needs the GTF paper's data (DurstewitzLab/GTF-shPLRNN, ICML2023_datasets): set {GTF_DATA_ENV} to its folder")
 
 
 @needs_gtf
@@ -198,3 +203,21 @@ def test_gtf_dataset_errors(tmp_path, monkeypatch):
     monkeypatch.setenv(GTF_DATA_ENV, str(tmp_path))
     with pytest.raises(DataError, match=GTF_DATA_ENV):
         gtf_dataset("lorenz63")
+    monkeypatch.delenv(GTF_DATA_ENV)
+    with pytest.raises(DataError, match=f"{GTF_DATA_ENV} is unset.*DurstewitzLab/GTF-shPLRNN"):
+        gtf_dataset("lorenz63")
+    with pytest.raises(DataError, match="DurstewitzLab/GTF-shPLRNN"):
+        gtf_data_root()
+
+
+def test_gtf_data_location_is_root_then_the_variable_and_accepts_the_repository_layout(tmp_path, monkeypatch):
+    x = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+    (tmp_path / "flat").mkdir()
+    np.save(tmp_path / "flat" / "lorenz63_test.npy", x)
+    (tmp_path / "repo" / "Lorenz63").mkdir(parents=True)
+    np.save(tmp_path / "repo" / "Lorenz63" / "lorenz63_test.npy", 2 * x)
+    monkeypatch.setenv(GTF_DATA_ENV, str(tmp_path / "flat"))
+    assert gtf_data_root() == tmp_path / "flat"
+    np.testing.assert_array_equal(gtf_dataset("lorenz63", "test").values[0], x)
+    assert gtf_data_root(tmp_path / "repo") == tmp_path / "repo"  # root= wins over the variable
+    np.testing.assert_array_equal(gtf_dataset("lorenz63", "test", root=tmp_path / "repo").values[0], 2 * x)

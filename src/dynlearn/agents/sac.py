@@ -68,6 +68,8 @@ class SACConfig:
     """Tune the temperature toward target_entropy; if False alpha stays init_alpha."""
     init_alpha: float = 1.0
     """Initial temperature (log_alpha = 0, as in OfflineRL-Kit and CORL)."""
+    alpha_max: float | None = None
+    """Upper clamp of the temperature the losses use (OfflineRL-Kit's SAC, MOPO and MOBILE: 1.0); None: no clamp."""
     target_entropy: float | None = None
     """Entropy target of the policy in the unit box; None means -act_dim."""
     backup_entropy: bool = True
@@ -90,6 +92,8 @@ class SACConfig:
             raise ConfigError(f"SACConfig.n_critics must be >= 1 (>= 2 with eta > 0), got {self.n_critics}")
         if not 0.0 < self.tau <= 1.0 or not 0.0 <= self.gamma <= 1.0:
             raise ConfigError(f"SACConfig: tau {self.tau} must be in (0, 1], gamma {self.gamma} in [0, 1]")
+        if self.alpha_max is not None and self.alpha_max <= 0:
+            raise ConfigError(f"SACConfig.alpha_max must be None or > 0, got {self.alpha_max}")
         if self.init_alpha <= 0 or self.batch_size < 1 or self.eta < 0:
             raise ConfigError("SACConfig: init_alpha > 0, batch_size >= 1 and eta >= 0 are required")
         if self.actor_lr_decay_steps is not None and self.actor_lr_decay_steps < 1 or self.actor_lr_decay_every < 1:
@@ -191,7 +195,7 @@ def update(state: SACState, batch: Transitions, *, key: Key, target_adjust=None)
     actor_tx, critic_tx, alpha_tx = _optimisers(cfg)
     obs, act = base.as_f32(batch.obs), base.as_f32(batch.act)
     next_obs, rew = base.successor(batch), base.as_f32(batch.rew)
-    alpha = jnp.exp(state.log_alpha)
+    alpha = jnp.exp(state.log_alpha) if cfg.alpha_max is None else jnp.minimum(jnp.exp(state.log_alpha), cfg.alpha_max)
     # One draw for both policy samples (at s' for the target, at s for the actor loss).
     next_eps, eps = jax.random.normal(key, (2, *act.shape), jnp.float32)
 

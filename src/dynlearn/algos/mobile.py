@@ -13,8 +13,8 @@ per update (``M x elites x batch`` extra critic rows).
 Defaults are the reference code's (yihaosun1124/mobile ``configs/gym/default.py``): SAC 256x256, 2 critics,
 actor and temperature lr 1e-4, critic lr 3e-4, ``M = 10``, h = 1, beta = 1, 5% real data, 50,000 rollouts every
 1,000 steps kept for 5 rollouts; per-dataset ``h``/``beta``/temperature from its ``configs/gym/*`` files.
-The reference anneals the actor's learning rate (cosine, over the run's epochs): ``actor_lr_schedule="cosine"`` does
-the same; the default keeps it constant.
+As the reference's SAC, the temperature the losses use is clamped at 1. The reference anneals the actor's learning
+rate (cosine, over the run's epochs): ``actor_lr_schedule="cosine"`` does the same; the default keeps it constant.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import agents
+from . import mopo
 from .._types import Array, Float, Key
 from ..rollout import RolloutHooks, elite_view
 
@@ -43,11 +44,8 @@ PRESETS = {
 
 
 def agent(cfg):
-    """SAC with MOBILE's learning rates (fixed temperature ``alpha`` when ``auto_alpha`` is off)."""
-    sac = agents.get("sac")
-    return sac, sac.Config(actor_lr=1e-4, critic_lr=3e-4, alpha_lr=1e-4, n_critics=cfg.critics, auto_alpha=cfg.auto_alpha,
-                           init_alpha=cfg.alpha, actor_lr_decay_steps=cfg.steps if cfg.actor_lr_schedule == "cosine" else None,
-                           actor_lr_decay_every=cfg.rollout_every)
+    """SAC with MOBILE's learning rates (fixed temperature ``alpha`` when ``auto_alpha`` is off): MOPO's."""
+    return agents.get("sac"), mopo.sac_config(cfg)
 
 
 def hooks(cfg) -> RolloutHooks:

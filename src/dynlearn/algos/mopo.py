@@ -12,8 +12,8 @@ Defaults follow OfflineRL-Kit's MOPO (the numbers REFERENCES.md quotes): SAC 256
 5 rollouts, 5% real data. Per-dataset ``h`` and ``lambda`` are the original code's (tianheyu927/mopo,
 ``examples/config/d4rl``). The penalty reads every target dimension (``part="all"``) of every member, non-elites
 included (``penalty_members="all"``), as the original code and Kit's do; transitions are sampled from the elites.
-Kit anneals the actor's learning rate (cosine, over the run's epochs): ``actor_lr_schedule="cosine"`` does the same;
-the default keeps it constant.
+As Kit's SAC, the temperature the losses use is clamped at 1. Kit anneals the actor's learning rate (cosine, over
+the run's epochs): ``actor_lr_schedule="cosine"`` does the same; the default keeps it constant.
 """
 
 from __future__ import annotations
@@ -35,9 +35,17 @@ PRESETS = {
 def agent(cfg):
     """SAC with MOPO's learning rates."""
     sac = agents.get("sac")
-    return sac, sac.Config(actor_lr=1e-4, critic_lr=3e-4, alpha_lr=1e-4, n_critics=cfg.critics, auto_alpha=cfg.auto_alpha,
-                           init_alpha=cfg.alpha, actor_lr_decay_steps=cfg.steps if cfg.actor_lr_schedule == "cosine" else None,
-                           actor_lr_decay_every=cfg.rollout_every)
+    return sac, sac_config(cfg)
+
+
+def sac_config(cfg):
+    """OfflineRL-Kit's SAC for MOPO and MOBILE: actor and temperature lr 1e-4, critic lr 3e-4, temperature clamped at 1,
+    the actor's lr cosine-annealed over the run (in steps of ``rollout_every`` updates) when ``actor_lr_schedule`` says
+    so."""
+    cosine = cfg.actor_lr_schedule == "cosine"
+    return agents.get("sac").Config(actor_lr=1e-4, critic_lr=3e-4, alpha_lr=1e-4, n_critics=cfg.critics, auto_alpha=cfg.auto_alpha,
+                                    init_alpha=cfg.alpha, alpha_max=1.0, actor_lr_decay_steps=cfg.steps if cosine else None,
+                                    actor_lr_decay_every=cfg.rollout_every)
 
 
 def hooks(cfg) -> RolloutHooks:

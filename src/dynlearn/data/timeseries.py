@@ -25,9 +25,9 @@ import numpy as np
 from ..errors import ConfigError, DataError
 
 GTF_DATA_ENV = "DYNLEARN_GTF_DATA"
-"""Environment variable naming the folder with the GTF paper's ``.npy`` files."""
-GTF_DATA_DEFAULT = "/work/shared/data/gtf-icml2023"
-"""Where :func:`gtf_dataset` looks when ``DYNLEARN_GTF_DATA`` is unset."""
+"""Environment variable naming the folder with the GTF paper's ``.npy`` files (no default: the data are not shipped)."""
+GTF_DATA_SOURCE = "https://github.com/DurstewitzLab/GTF-shPLRNN (folder ICML2023_datasets)"
+"""Where to get the GTF paper's data."""
 
 _TIME_COLUMNS = ("t", "time")
 
@@ -390,15 +390,31 @@ GTF_DATASETS: dict[str, GTFFile] = {
 
 
 def gtf_data_root(root: str | os.PathLike | None = None) -> Path:
-    """The folder holding the GTF files: ``root``, else ``$DYNLEARN_GTF_DATA``, else :data:`GTF_DATA_DEFAULT`."""
-    return Path(root if root is not None else os.environ.get(GTF_DATA_ENV, GTF_DATA_DEFAULT))
+    """The folder holding the GTF files: ``root``, else ``$DYNLEARN_GTF_DATA``.
+
+    Raises :class:`~dynlearn.errors.DataError` when neither is given: the data are not shipped with dynlearn.
+    """
+    if root is None:
+        root = os.environ.get(GTF_DATA_ENV) or None
+    if root is None:
+        raise DataError("GTF data", f"no data folder given: {GTF_DATA_ENV} is unset and no root was passed.",
+                        f"get the .npy files from {GTF_DATA_SOURCE} and set {GTF_DATA_ENV} to that folder.", key=GTF_DATA_ENV)
+    return Path(root).expanduser()
+
+
+def _gtf_file(folder: Path, filename: str) -> Path | None:
+    """``folder/filename``, or ``folder/<sub>/filename`` as in the repository's layout (``Lorenz63/``, ``ECG/``, ...)."""
+    if (folder / filename).is_file():
+        return folder / filename
+    return next((p for p in sorted(folder.glob(f"*/{filename}")) if p.is_file()), None)
 
 
 def gtf_dataset(name: str, split: str = "train", *, root: str | os.PathLike | None = None) -> TimeSeries:
     """A dataset of Hess et al. (ICML 2023, arXiv:2306.04406): ``name`` in ``lorenz63``, ``ecg``, ``eeg``; ``split`` ``train`` or ``test``.
 
-    The files (GPL-3.0) are read where they lie (``root`` / ``$DYNLEARN_GTF_DATA``); never copy them into
-    this repository. ``dt`` and its unit come from :data:`GTF_DATASETS` (see each entry's note for how sure it is).
+    The files (GPL-3.0, :data:`GTF_DATA_SOURCE`) are read where they lie: ``root``, else ``$DYNLEARN_GTF_DATA``,
+    either flat or in the repository's per-system subfolders; never copy them into this repository. ``dt`` and
+    its unit come from :data:`GTF_DATASETS` (see each entry's note for how sure it is).
     """
     key = name.lower().replace("-", "")
     if key not in GTF_DATASETS:
@@ -407,11 +423,11 @@ def gtf_dataset(name: str, split: str = "train", *, root: str | os.PathLike | No
         raise ConfigError(f"gtf_dataset: split must be 'train' or 'test', got '{split}'.")
     entry = GTF_DATASETS[key]
     folder = gtf_data_root(root)
-    path = folder / (entry.train if split == "train" else entry.test)
-    if not path.is_file():
-        raise DataError(str(path), "no such file.",
-                        f"set {GTF_DATA_ENV} to the folder holding the GTF paper's .npy files "
-                        "(DurstewitzLab/GTF-shPLRNN, ICML2023_datasets, flattened into one folder).")
+    filename = entry.train if split == "train" else entry.test
+    path = _gtf_file(folder, filename)
+    if path is None:
+        raise DataError(str(folder / filename), "no such file (nor in a subfolder).",
+                        f"point root= or {GTF_DATA_ENV} at the GTF paper's data folder, from {GTF_DATA_SOURCE}.")
     series = load_timeseries(path, dt=entry.dt)
     prov = {**series.provenance, "name": f"gtf/{key}/{split}", "paper": "Hess et al., ICML 2023, arXiv:2306.04406",
             "repository": "DurstewitzLab/GTF-shPLRNN@b6172ce", "license": "GPL-3.0", "time_unit": entry.time_unit, "note": entry.note}

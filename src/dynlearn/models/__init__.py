@@ -10,11 +10,12 @@
 
 from .base import AbstractTransitionModel, MemberOutputs, ModelState, Prediction
 from .ensemble import EnsembleConfig, EnsembleMLP, EnsembleState, ProbabilisticEnsemble
-from .fitting import FitConfig, FitReport, OneStepError, fit, one_step_error, split_holdout
+from .fitting import FitConfig, FitReport, OneStepError, fit, one_step_error, split_holdout, split_seed, transition_holdout
 from .cache import fitted
 from .io import load, save
 
 __all__ = [
     "AbstractTransitionModel", "EnsembleConfig", "EnsembleMLP", "EnsembleState", "FitConfig", "FitReport", "MemberOutputs",
-    "ModelState", "OneStepError", "Prediction", "ProbabilisticEnsemble", "fit", "fitted", "load", "one_step_error", "save", "split_holdout",
+    "ModelState", "OneStepError", "Prediction", "ProbabilisticEnsemble", "fit", "fitted", "load", "one_step_error", "save",
+    "split_holdout", "split_seed", "transition_holdout",
 ]

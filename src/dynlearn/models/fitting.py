@@ -275,10 +275,23 @@ def split_holdout(dataset: Dataset, cfg: FitConfig = FitConfig(), *, seed: int =
         train, hold = dataset.split(1e-9, min_holdout_episodes=k, seed=seed)
         if len(hold) <= cfg.holdout_fraction * n:
             return train.transitions, hold.transitions, "episodes", hold.n_episodes
-    size = max(1, min(int(cfg.holdout_fraction * n), cfg.holdout_max_transitions))
-    order = np.random.default_rng(seed).permutation(n)
+    rows = transition_holdout(n, cfg, seed=seed)
+    keep = np.ones(n, bool)
+    keep[rows] = False
     t = dataset.transitions
-    return t.take(np.sort(order[size:])), t.take(np.sort(order[:size])), "transitions", 0
+    return t.take(np.flatnonzero(keep)), t.take(rows), "transitions", 0
+
+
+def split_seed(key: Key) -> int:
+    """The seed of the train/holdout split that :func:`fit` draws from its ``key`` (``FitReport.holdout_seed``)."""
+    return int(jax.random.randint(jax.random.split(key, 4)[1], (), 0, 2**31 - 1))
+
+
+def transition_holdout(n: int, cfg: FitConfig = FitConfig(), *, seed: int = 0) -> np.ndarray:
+    """The sorted row indices that the random-transition holdout (OfflineRL-Kit's rule, ``min(20%, 1000)`` rows) of
+    ``n`` rows holds out for a split seed (``FitReport.holdout_seed``): to fit another library on the same rows."""
+    size = max(1, min(int(cfg.holdout_fraction * n), cfg.holdout_max_transitions))
+    return np.sort(np.random.default_rng(seed).permutation(n)[:size])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -384,7 +397,7 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
     """
     start = time.perf_counter()
     t = dataset.transitions
-    init_key, split_key, boot_key, train_key = jax.random.split(key, 4)
+    init_key, _, boot_key, train_key = jax.random.split(key, 4)  # the second: split_seed
     if isinstance(model_or_config, EnsembleConfig):
         model = ProbabilisticEnsemble.init(model_or_config, t.obs_dim, t.act_dim, key=init_key)
         fresh = True
@@ -397,7 +410,7 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
         raise ConfigError(f"fit: expected an EnsembleConfig or a ProbabilisticEnsemble, got {type(model_or_config).__name__}.")
     ecfg = model.cfg
 
-    seed = int(jax.random.randint(split_key, (), 0, 2**31 - 1))
+    seed = split_seed(key)
     train_t, hold_t, mode, hold_eps = split_holdout(dataset, cfg, seed=seed, holdout_rows=holdout_rows)
     tr, ho = _arrays(train_t), _arrays(hold_t)
     if not tr[2][:, 0].any():

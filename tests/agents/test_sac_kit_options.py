@@ -1,4 +1,5 @@
-"""SAC's annealed policy learning rate (OfflineRL-Kit's MOPO/MOBILE: cosine over the run, stepped once per epoch)."""
+"""The SAC options OfflineRL-Kit's MOPO and MOBILE use: the policy's learning rate cosine-annealed over the run (stepped
+once per epoch), and the temperature clamped at 1."""
 
 from __future__ import annotations
 
@@ -37,3 +38,17 @@ def test_a_decayed_rate_freezes_the_policy_but_not_the_critics():
     second, _ = sac.update(first, batch, key=jax.random.key(2))
     assert all(np.array_equal(a, b) for a, b in zip(leaves(first.actor), leaves(second.actor)))
     assert any(not np.array_equal(a, b) for a, b in zip(leaves(first.critic), leaves(second.critic)))
+
+
+def test_the_clamped_temperature_is_what_the_losses_use():
+    sac = agents.get("sac")
+    batch = DATA.take(np.arange(32))
+    free = sac.init(jax.random.key(0), SPEC, sac.Config(hidden=(32, 32), batch_size=32, init_alpha=2.0))
+    clamped = sac.init(jax.random.key(0), SPEC, sac.Config(hidden=(32, 32), batch_size=32, init_alpha=2.0, alpha_max=1.0))
+    _, info_free = sac.update(free, batch, key=jax.random.key(1))
+    new, info = sac.update(clamped, batch, key=jax.random.key(1))
+    np.testing.assert_allclose(float(info_free["policy/alpha"]), 2.0, rtol=1e-6)
+    np.testing.assert_allclose(float(info["policy/alpha"]), 1.0, rtol=1e-6)
+    assert float(info["loss/actor"]) != float(info_free["loss/actor"])
+    # the clamp is on the temperature the losses read, not on log_alpha, which the entropy gap keeps moving
+    assert float(new.log_alpha) != float(clamped.log_alpha)
