@@ -12,7 +12,9 @@ bootstrap interval of the difference (each side resampled with replacement, 10,0
 
 With 3 seeds a side both are coarse: Welch's test has 2-4 degrees of freedom, and each side of the bootstrap has
 only 10 distinct resamples, so its interval is narrower than the data justify. The documents quote the two together
-and call a difference shown only when both agree (p < 0.05 and an interval that excludes 0).
+and call a difference shown only when both agree (p < 0.05 and an interval that excludes 0). Against a fixed number
+c (a dataset's mean, a published score) pass ``-- c c``: with no spread on that side Welch's test is the one-sample
+t-test (n - 1 degrees of freedom).
 """
 
 from __future__ import annotations
@@ -88,8 +90,8 @@ def main(argv: list[str]) -> None:
     a, b = [float(v) for v in argv[:i]], [float(v) for v in argv[i + 1:]]
     diff, t, dof, p = welch(a, b)
     _, lo, hi = bootstrap_diff(a, b)
-    print(f"A: n={len(a)} mean {np.mean(a):.2f} sd {np.std(a, ddof=1):.2f}   B: n={len(b)} mean {np.mean(b):.2f} "
-          f"sd {np.std(b, ddof=1):.2f}")
+    print(f"A: n={len(a)} mean {np.mean(a):.2f} sd(ddof=1) {np.std(a, ddof=1):.2f}   B: n={len(b)} mean {np.mean(b):.2f} "
+          f"sd(ddof=1) {np.std(b, ddof=1):.2f}")
     print(f"diff A-B {diff:+.2f}   Welch t {t:.2f}, dof {dof:.1f}, p {p:.3f}   bootstrap 95% [{lo:+.2f}, {hi:+.2f}]")
 
 
