@@ -19,6 +19,7 @@ import equinox as eqx
 import jax
 
 from .errors import DataError, OutputExistsError
+from ._version import __version__
 
 CHECKPOINT_FORMAT = 1
 
@@ -109,7 +110,6 @@ def save_module(folder: str | os.PathLike, module: eqx.Module, config: dict, *, 
     ``folder/config.json`` holds ``{"kind", "format", "dynlearn_version", "config"}``;
     ``folder/leaves.eqx`` holds the leaves (``eqx.tree_serialise_leaves``). No pickle.
     """
-    from . import __version__
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -140,7 +140,6 @@ def read_header(folder: str | os.PathLike, *, kind: str | None = None) -> dict:
 
 def check_same_minor_version(header: dict, source: str, what: str = "model") -> None:
     """Raise unless the checkpoint was written by this library's major.minor version (the compatibility promise)."""
-    from . import __version__
 
     saved = header.get("dynlearn_version")
     if saved is None or str(saved).split(".")[:2] != __version__.split(".")[:2]:

@@ -18,6 +18,7 @@ from ..checkpoint import atomic_path
 from ..errors import DataError
 from ._hdf5 import open_hdf5, read_array
 from .dataset import Dataset, from_arrays
+from .task_lookup import known_task
 
 
 def load_d4rl(path: str | os.PathLike, *, task=None, name: str | None = None) -> Dataset:
@@ -46,7 +47,7 @@ def load_d4rl(path: str | os.PathLike, *, task=None, name: str | None = None) ->
                     metadata[f"metadata/{key}"] = value.decode() if isinstance(value, bytes) else np.asarray(value).tolist()
     task_id = metadata.get("metadata/task")
     if task is None and isinstance(task_id, str):
-        task = _known_task(task_id)
+        task = known_task(task_id)
     dataset = from_arrays(
         obs=arrays["observations"], act=arrays["actions"], rew=arrays["rewards"], terminal=arrays["terminals"],
         timeout=timeouts, next_obs=next_obs, next_obs_valid=next_valid, episode_starts=starts, name=name or path.stem, source=source,
@@ -57,12 +58,6 @@ def load_d4rl(path: str | os.PathLike, *, task=None, name: str | None = None) ->
             raise DataError(source, f"has {metadata[key].shape[0]} rows but observations have {len(dataset)}.",
                             "store one simulator state per step, or drop infos/.", key=f"infos/{key}")
     return dataset
-
-
-def _known_task(task_id: str):
-    from ..tasks import registry
-
-    return registry.get(task_id) if registry.is_registered(task_id) else None
 
 
 def write_d4rl(path: str | os.PathLike, dataset: Dataset, *, force: bool = False, compression: str | None = "gzip") -> Path:

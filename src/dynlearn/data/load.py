@@ -10,6 +10,7 @@ from .d4rl import load_d4rl
 from .dataset import Dataset
 from .minari import find_minari, load_minari
 from .tabular import Columns, load_csv, load_npz
+from .task_lookup import task_by_id
 
 _NAMED: dict[str, callable] = {}
 
@@ -36,9 +37,7 @@ def load(path_or_id: str | os.PathLike, *, task=None, columns: Columns | None = 
         DataError: one line naming the file, the key and the fix.
     """
     if isinstance(task, str):
-        from ..tasks import registry
-
-        task = registry.get(task)
+        task = task_by_id(task)
     path = Path(path_or_id)
     if path.is_dir() or (not path.exists() and find_minari(path_or_id) is not None):
         return load_minari(path_or_id, task=task)

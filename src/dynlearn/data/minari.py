@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import DataError
 from ._hdf5 import open_hdf5
 from .dataset import Dataset, from_arrays
+from .task_lookup import known_task
 
 
 def minari_root() -> Path:
@@ -53,9 +54,7 @@ def load_minari(path_or_id: str | os.PathLike, *, task=None) -> Dataset:
         if env_id:
             metadata["env_id"] = env_id
             if task is None:
-                from ..tasks import registry
-
-                task = registry.get(env_id) if registry.is_registered(env_id) else None
+                task = known_task(env_id)
     source = str(folder / "data" / "main_data.hdf5")
     parts = _read_episodes(source)
     lengths = np.array([len(p["rewards"]) for p in parts])

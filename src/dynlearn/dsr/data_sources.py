@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from .jobs import DSRFit
+    from .job_config import DSRFit
 
 
 @dataclasses.dataclass(frozen=True)

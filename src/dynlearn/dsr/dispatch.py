@@ -14,30 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError
 from .base import AbstractLatentModel
+
+from .job_config import PLRNN_MODELS, TRAINING_CHOICES, DSRFit, canonical_model
 
 if TYPE_CHECKING:
     from .fit import FitDSRConfig
-    from .jobs import DSRFit
-
-PLRNN_MODELS = {"shplrnn": "shplrnn", "clipped-shplrnn": "clipped_shplrnn", "alrnn": "alrnn"}
-"""CLI model name -> :data:`dynlearn.dsr.plrnn.MODEL_KINDS` entry."""
-BASELINE_MODELS = {"sindy": "sindy", "node": "neural_ode", "esn": "esn"}
-"""CLI model name -> the baseline's header name (:mod:`.sindy`, :mod:`.neural_ode`, :mod:`.esn`)."""
-MODEL_CHOICES = tuple(PLRNN_MODELS) + tuple(BASELINE_MODELS)
-TRAINING_CHOICES = {"gtf": "gtf", "agtf": "adaptive", "stf": "sparse"}
-"""CLI training name -> :data:`dynlearn.dsr.teacher_forcing.FORCING_MODES` entry."""
-
-
-def canonical_model(name: str) -> str:
-    """The CLI model name (:data:`MODEL_CHOICES`) that ``name`` means; raises :class:`~dynlearn.ConfigError` if none."""
-    key = str(name).lower().replace("_", "-")
-    key = {"neural-ode": "node", "clipped-shallowplrnn": "clipped-shplrnn", "shallowplrnn": "shplrnn"}.get(key, key)
-    if key not in MODEL_CHOICES:
-        raise ConfigError(f"dsr fit: unknown --model {name!r}; choose one of {list(MODEL_CHOICES)}.")
-    return key
-
 
 def method_name(cfg: DSRFit) -> str:
     """results.json ``method``: the model, and for a PLRNN its teacher forcing (``"alrnn+stf"``)."""

@@ -29,6 +29,7 @@ from ..data.dataset import Dataset
 from .ensemble import EnsembleConfig, ProbabilisticEnsemble
 from .fitting import FitConfig, FitReport, fit
 from .io import load, save
+from .._version import __version__
 
 
 def cache_root() -> Path:
@@ -39,7 +40,6 @@ def cache_root() -> Path:
 
 def cache_key(dataset: Dataset, model_cfg: EnsembleConfig, fit_cfg: FitConfig, *, seed: int, task: Any | None) -> dict:
     """Everything the fitted model depends on, as JSON-ready values."""
-    from .. import __version__
 
     return {"dataset": dataset.content_hash(), "model": model_cfg.to_dict(), "fit": fit_cfg.identity(), "seed": int(seed),
             "task": None if task is None else task.id, "dynlearn": ".".join(__version__.split(".")[:2])}

@@ -14,9 +14,11 @@ from .policy import JaxPolicy, NoisyPolicy, Policy, RandomPolicy
 from .registry import Task, get, ids, is_registered, register
 
 from ..data.load import register_named as _register_named
+from ..data.task_lookup import register_task_lookup as _register_task_lookup
 
 for _short in suite.TASKS:
     _register_named(f"{_short}-", suite.load_named)
+_register_task_lookup(get, is_registered)
 
 __all__ = ["EvalResult", "JaxPolicy", "NoisyPolicy", "OracleModel", "OracleState", "Policy", "RandomPolicy", "Task", "collect",
            "evaluate", "get", "ids", "is_registered", "register", "suite", "termination"]
