@@ -9,8 +9,8 @@ XLA's own count (``cost_analysis`` of one jitted update) is printed as a cross-c
 counts both branches of the delayed actor update on every step. Agents above 2 GFLOP per update
 (CQL) run blocks of ``--steps / 10``.
 
-Reference: OfflineRL-Kit's PyTorch SAC runs about 120 updates/s on this 2-core machine
-(/work/shared/REFERENCES.md); the target for our SAC is >= 1.3x that.
+Reference: OfflineRL-Kit's PyTorch SAC runs about 120 updates/s on a 2-core machine of this kind
+(``benchmarks/peers/`` runs it); the target for our SAC is >= 1.3x that.
 
 ``--parallel-seeds N`` also times N seeds trained together (states stacked, one ``vmap``-ed block: what
 ``dynlearn train --parallel-seeds`` runs) against the same N seeds one block after another, in the same process,

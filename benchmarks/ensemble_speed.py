@@ -7,7 +7,7 @@ holdout evaluation and snapshot update included); we report the best and the med
 3x that, minus the first layer's input gradient, which is never formed. The machine's matmul peak is measured in
 the same run (agents_speed.matmul_peak), plus a batched matmul of the ensemble's own hidden-layer shape.
 
-Peers on this 2-core machine type (/work/shared/REFERENCES.md): OfflineRL-Kit (PyTorch) 63-75 steps/s,
+Peers on a 2-core machine of this kind: OfflineRL-Kit (PyTorch) 63-75 steps/s,
 unifloral (JAX) 73-80 steps/s. The machine is shared: the load average is printed at start and end.
 
     python benchmarks/ensemble_speed.py [--rows 200000] [--epochs 4]

@@ -1,10 +1,11 @@
-"""MOPO policy-learning speed on HalfCheetah dimensions, rollouts included (issue 5's speed benchmark).
+"""MOPO policy-learning speed on HalfCheetah dimensions, rollouts included.
 
-Setup as the peers were measured (REFERENCES.md): obs 17, act 6; SAC 256x256 with batch 256 (5% real rows); the
-standard 7-member ensemble (4 x 200 Swish, 5 elites, random elite per sample, MOPO's max-aleatoric penalty);
-rollouts of 50,000 start states x 5 steps every 250 agent steps into a buffer kept for 5 rollouts. Each block is
-exactly what :func:`dynlearn.algos.model_based.run_block` does in training: one compiled rollout, then one
-compiled ``lax.scan`` over 250 SAC updates. The ensemble is untrained (speed does not depend on its weights).
+Setup as the peers were measured (OfflineRL-Kit's MOPO on HalfCheetah): obs 17, act 6; SAC 256x256 with batch 256
+(5% real rows); the standard 7-member ensemble (4 x 200 Swish, 5 elites, random elite per sample, MOPO's max-
+aleatoric penalty); rollouts of 50,000 start states x 5 steps every 250 agent steps into a buffer kept for 5
+rollouts. Each block is exactly what :func:`dynlearn.algos.model_based.run_block` does in training: one compiled
+rollout, then one compiled ``lax.scan`` over 250 SAC updates. The ensemble is untrained (speed does not depend on
+its weights).
 
 Peers on this 2-core machine type, same settings: OfflineRL-Kit 19.6 steps/s, unifloral 20.6 steps/s. The
 machine is shared: the load average is printed next to the result; compare ratios measured in one run.

@@ -17,7 +17,7 @@ in a band of the (s, a) plane. Then, on a grid over the whole plane:
 4. bin the errors by the point's distance from the data (nearest data point, standardised (s, a));
 5. report which share of points the truncation rule (kept score < 0.6) would cut, by distance.
 
-    nohup python benchmarks/morec_synthetic.py > /tmp/morec_synthetic.log 2>&1 &
+    nohup python benchmarks/morec_synthetic.py > morec_synthetic.log 2>&1 &
 
 Writes benchmarks/morec_synthetic.json and benchmarks/figures/morec_synthetic.png (numbers copied into
 benchmarks/morec.md). Sized to run in a few minutes on the shared 2-core machine.

@@ -62,7 +62,7 @@ MOREC = ("morec-mopo", "morec-mobile", "morec-mopo-mopo-lambda")
 MOPO_LAMBDA = ("morec-mopo-mopo-lambda",)
 # Published D4RL v2 normalized scores of the corresponding D4RL datasets (our datasets are our own behaviour
 # policies on MuJoCo v5: a familiar scale, not a one-to-one comparison). MOPO: OfflineRL-Kit's re-run (4 seeds);
-# MOBILE: its paper (Sun et al. 2023, table 1); both as gathered in shared/REFERENCES.md.
+# MOBILE: its paper (Sun et al. 2023, table 1).
 PUBLISHED = {
     ("mopo", "hopper-medium"): (62.8, "Kit re-run"), ("mopo", "hopper-medium-replay"): (92.7, "Kit re-run"),
     ("mobile", "hopper-medium"): (106.6, "paper"), ("mobile", "hopper-medium-replay"): (103.9, "paper"),

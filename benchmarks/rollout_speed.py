@@ -1,10 +1,10 @@
 """Model-rollout speed: a 50,000 x 5 rollout on HalfCheetah dimensions, compiled, best of 3 after warm-up.
 
-Setup (REFERENCES.md): obs 17, act 6; the standard 7-member ensemble of 4 x 200 Swish layers with 5 elites and
-a random elite per sample (MOPO); a 2 x 256 tanh-Gaussian policy (SAC's actor, sampled); penalty hook the max
-aleatoric std over (delta obs, reward). The whole rollout is one compiled call of :func:`dynlearn.rollout.rollout`
-(``lax.scan`` over the 5 steps). ``--members elites`` (default) evaluates only the 5 elites
-(:func:`dynlearn.rollout.elite_view`: 5/7 of an all-member rollout's FLOPs, what RAVL and MBPO do);
+Setup (the MOPO/MBPO model as OfflineRL-Kit configures it): obs 17, act 6; the standard 7-member ensemble of 4 x 200
+Swish layers with 5 elites and a random elite per sample (MOPO); a 2 x 256 tanh-Gaussian policy (SAC's actor,
+sampled); penalty hook the max aleatoric std over (delta obs, reward). The whole rollout is one compiled call of
+:func:`dynlearn.rollout.rollout` (``lax.scan`` over the 5 steps). ``--members elites`` (default) evaluates only the
+5 elites (:func:`dynlearn.rollout.elite_view`: 5/7 of an all-member rollout's FLOPs, what RAVL and MBPO do);
 ``--members all`` reads the penalty over all 7 members as MOPO's code does (our MOPO's default).
 
 FLOPs count the matmuls (``2 * in * out`` per row and layer): ensemble ``elites x (23*200 + 3*200*200 + 200*37)``

@@ -7,7 +7,7 @@ Eq. 6; ``u`` is ``max_i ||Sigma_i||_F``, the largest aleatoric std over the elit
 heuristic of :mod:`dynlearn.penalties` can stand in for ``u``, the design choice Lu et al. (ICLR 2022, arXiv
 2110.04135) study together with ``h``, ``lambda``, the number of members and the real-data ratio.
 
-Defaults follow OfflineRL-Kit's MOPO (the numbers REFERENCES.md quotes): SAC 256x256, actor and temperature lr
+Defaults follow OfflineRL-Kit's MOPO (its ``run_example/run_mopo.py``): SAC 256x256, actor and temperature lr
 1e-4, critic lr 3e-4, automatic temperature; rollouts of 50,000 start states every 1,000 steps, buffer kept for
 5 rollouts, 5% real data. Per-dataset ``h`` and ``lambda`` are the original code's (tianheyu927/mopo,
 ``examples/config/d4rl``). The penalty reads every target dimension (``part="all"``) of every member, non-elites
