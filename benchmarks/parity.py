@@ -6,9 +6,9 @@
 
 dynlearn runs with the reference's settings, everything else being the dataset's paper preset (MOPO halfcheetah-medium:
 h 5, lambda 0.5; hopper-medium: h 5, lambda 5; MOBILE: its code's per-dataset h and beta): the ensemble fitted by
-OfflineRL-Kit's rule (``--model-holdout transitions --model-max-epochs 0``; MOBILE: at most 30 epochs, as its script) and
-the policy's learning rate
-cosine-annealed over the run (``--actor-lr-schedule cosine``); ``--variant`` adds a change on top (``normalized-fit``:
+OfflineRL-Kit's rule (``--model-holdout transitions --model-max-epochs 0``; MOBILE: at most 30 epochs, as its script),
+the policy's learning rate cosine-annealed over the run (``--actor-lr-schedule cosine``) and, for MOBILE, the critic
+target without the entropy term (its script's ``deterministic_backup``); ``--variant`` adds a change on top (``normalized-fit``:
 elites and early stopping on the variance-normalised holdout error; ``constant-lr``: no annealing), ``--control``
 runs a control instead of a method (``real-only``: MOPO with ``real_ratio = 1``, plain offline SAC on the data;
 ``oracle-h5`` / ``oracle-h100``: MBPO's loop, no penalty, on the true simulator). Each seed trains in its own process
@@ -24,13 +24,14 @@ each seed), training wall time per seed, and per cell the learning curves of bot
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 
 import dynlearn as dl
-from dynlearn.algos.model_based import ModelBasedConfig, train_model_based
+from dynlearn.algos.model_based import ModelBasedConfig, method_module, train_model_based
 from dynlearn.checkpoint import latest_dir
 
 from _runs import seed_curves  # benchmarks/_runs.py
@@ -63,7 +64,10 @@ def run(args) -> None:
     cfg = ModelBasedConfig(**fields, steps=args.steps, seeds=args.seeds, eval_every=args.eval_every)
     out = args.runs / f"dynlearn-{label(name, args.dataset, args.steps, args.variant)}"
     resume = (out / "config.json").is_file()
-    train_model_based(data, task, cfg, out, resume=resume, only_seed=args.seed, until=args.until)
+    agent_config = None
+    if cfg.method == "mobile":  # the reference's run_mobile.py backs up without the entropy term (deterministic_backup)
+        agent_config = dataclasses.replace(method_module("mobile").agent(cfg.resolve(data.name))[1], backup_entropy=False)
+    train_model_based(data, task, cfg, out, resume=resume, only_seed=args.seed, until=args.until, agent_config=agent_config)
 
 
 def _dynlearn_cell(folder: Path) -> dict | None:

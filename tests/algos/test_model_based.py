@@ -4,6 +4,7 @@ never took."""
 
 import json
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +16,7 @@ from dynlearn.algos import mobile
 from dynlearn.algos.model_based import METHODS, ModelBasedConfig, _ensemble_configs, train_model_based
 from dynlearn.errors import ConfigError
 from dynlearn.models import EnsembleConfig, FitConfig, fit
+from dynlearn.models.base import MemberOutputs
 from dynlearn.models.dynamics_reward import DynamicsReward, DynamicsRewardConfig, save_reward
 from dynlearn.results import check_results
 
@@ -262,3 +264,23 @@ def test_parallel_seeds_resume_a_run_started_in_turn(tmp_path, pendulum):
                                        steps=200, seed=0)
         train_model_based(oracle_data, dl.tasks.get("InvertedPendulum-v5"), _small("mbpo", model="oracle"), tmp_path / "oracle",
                           agent_config=acfg, parallel_seeds=True, log=_quiet)
+
+
+class _TwoElites(eqx.Module):
+    """Two noiseless elites whose next observations differ by 1 in the first dim (a stub for MOBILE's penalty)."""
+
+    def members(self, obs, act):
+        shift = jnp.array([0.0, 1.0], jnp.float32)[:, None, None] * jnp.eye(obs.shape[-1] + 1, dtype=jnp.float32)[0]
+        mean = jnp.broadcast_to(shift, (2, obs.shape[0], obs.shape[-1] + 1))
+        return MemberOutputs(mean=mean, logvar=jnp.full_like(mean, -60.0), terminal_logit=None,
+                             elites=jnp.arange(2, dtype=jnp.int32), obs_dim=obs.shape[-1])
+
+
+def test_mobile_penalty_is_the_sample_std_over_elites():
+    """Q'(s') = s'_0, so the elites' Q are s_0 and s_0 + 1: the reference's torch.std (n - 1) gives 1/sqrt(2), not 1/2."""
+    adjust = mobile.BellmanInconsistency(_TwoElites(), jnp.float32(1.0), jnp.float32(-jnp.inf), 0, 3,
+                                  lambda state, obs, *, key: (jnp.zeros((*obs.shape[:-1], 1), jnp.float32), None),
+                                  lambda state, obs, act, *, target: jnp.stack([obs[..., 0], obs[..., 0] + 5.0]))
+    obs = jnp.asarray(np.random.default_rng(0).normal(size=(8, 3)), jnp.float32)
+    u = adjust.uncertainty(None, obs, jnp.zeros((8, 1), jnp.float32), key=jax.random.key(0))
+    np.testing.assert_allclose(np.asarray(u), 1.0 / np.sqrt(2.0), rtol=1e-5)

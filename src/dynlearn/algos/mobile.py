@@ -69,14 +69,15 @@ class BellmanInconsistency(eqx.Module):
     q_values: Callable = eqx.field(static=True)
 
     def uncertainty(self, state, obs: Float[Array, "b obs"], act: Float[Array, "b act"], *, key: Key) -> Float[Array, " b"]:
-        """``std over elites of mean over samples of min over target critics of Q'(s', pi(s'))``."""
+        """``std over elites (sample std, n - 1) of mean over samples of min over target critics of Q'(s', pi(s'))``."""
         out = self.model.members(obs, act)  # elites only: [E, b, target]
         noise_key, act_key = jax.random.split(key)
         eps = jax.random.normal(noise_key, (self.samples, *out.delta_mean.shape), jnp.float32)
         next_obs = obs[None, None] + out.delta_mean[None] + jnp.exp(0.5 * out.logvar[..., : out.obs_dim])[None] * eps
         next_act, _ = self.sample_action(state, next_obs, key=act_key)
-        q = jnp.min(self.q_values(state, next_obs, next_act, target=True), axis=0)  # [M, E, b]
-        return jnp.std(jnp.mean(q, axis=0), axis=0)
+        q = jnp.mean(jnp.min(self.q_values(state, next_obs, next_act, target=True), axis=0), axis=0)  # [E, b]
+        # the sample std over elites (n - 1 in the denominator, as torch.std in the reference code); 0 for one elite
+        return jnp.std(q, axis=0, ddof=1) if q.shape[0] > 1 else jnp.zeros(q.shape[1:], q.dtype)
 
     def __call__(self, state, batch, target: Float[Array, " b"], *, key: Key) -> Float[Array, " b"]:
         u = self.uncertainty(state, batch.obs.astype(jnp.float32), batch.act.astype(jnp.float32), key=key)
