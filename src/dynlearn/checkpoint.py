@@ -10,8 +10,8 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -33,11 +33,31 @@ def check_writable(path: str | os.PathLike, *, force: bool) -> Path:
     return path
 
 
+_TEMP_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+               | getattr(os, "O_BINARY", 0))
+
+
+def _temp_file(path: Path) -> tuple[int, str]:
+    """Create a fresh temporary file next to ``path``: ``(fd, name)``.
+
+    Unlike :func:`tempfile.mkstemp` (always 0600) it is created with mode 0666 less the process umask, as a plain
+    ``open`` would create ``path``: renamed over ``path``, it has the permissions the user expects (e.g. group-readable
+    in a shared folder)."""
+    for _ in range(100):
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, _TEMP_FLAGS, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name next to {path}")
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb", *, force: bool = True) -> Iterator[IO[Any]]:
-    """Open a temporary file next to ``path``; on success rename it over ``path``, else delete it."""
+    """Open a temporary file next to ``path``; on success rename it over ``path``, else delete it. The file gets the
+    permissions a plain ``open`` would give it (0666 less the umask)."""
     path = check_writable(path, force=force)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_file(path)
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -54,7 +74,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", *, force: bool = Tru
 def atomic_path(path: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
     """Give a temporary path next to ``path`` for writers that need a file name (h5py); rename on success."""
     path = check_writable(path, force=force)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_file(path)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -65,11 +85,38 @@ def atomic_path(path: str | os.PathLike, *, force: bool = False) -> Iterator[Pat
         raise
 
 
+def json_safe(x: Any) -> Any:
+    """JSON-ready copy of ``x``: NaN/inf become None, NumPy arrays lists, NumPy scalars Python numbers, keys strings.
+
+    Strict JSON has no NaN or Infinity; every JSON file and printout of dynlearn goes through this (``null`` instead)."""
+    import math
+
+    import numpy as np
+
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return json_safe(x.tolist())
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def json_text(obj: Any, *, indent: int | None = 2) -> str:
+    """``obj`` as strict JSON text (:func:`json_safe`: NaN and inf as ``null``, never bare ``NaN``)."""
+    return json.dumps(json_safe(obj), indent=indent, allow_nan=False, default=_json_default)
+
+
 def write_json(path: str | os.PathLike, obj: Any, *, force: bool = True) -> Path:
-    """Write ``obj`` as indented JSON, atomically."""
+    """Write ``obj`` as indented strict JSON (:func:`json_text`), atomically."""
     with atomic_write(path, "w", force=force) as f:
-        json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
-        f.write("\n")
+        f.write(json_text(obj) + "\n")
     return Path(path)
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Callable
 
 import tyro
 
-from .errors import DynlearnError
+from .errors import DynlearnError, check_minimums
 from .interrupt import Stopped
 
 
@@ -255,12 +255,13 @@ class TasksList:
 
 
 def _cmd_data_info(cfg: DataInfo) -> None:
+    from .checkpoint import json_text
     from .data import summarize
     from .tasks import get
 
     dataset = cfg.load()
     summary = summarize(dataset, get(cfg.task) if cfg.task else _task_of(dataset))
-    print(json.dumps(summary.to_dict(), indent=2) if cfg.json else summary.render())
+    print(json_text(summary.to_dict()) if cfg.json else summary.render())
 
 
 def _task_of(dataset):
@@ -280,8 +281,9 @@ def _cmd_data_generate(cfg: DataGenerate) -> None:
     from .errors import ConfigError
     from .tasks import suite
 
+    check_minimums(cfg, {"steps": 1, "num_envs": 1}, command="data generate")
     if suite.parse(cfg.task) is not None:
-        out = cfg.out or suite.path_of(cfg.task, cfg.seed)
+        out = cfg.out if cfg.out is not None else suite.path_of(cfg.task, cfg.seed)
         check_writable(out, force=cfg.force)
         dataset = suite.generate(cfg.task, seed=cfg.seed)
         write_d4rl(out, dataset, force=cfg.force)
@@ -323,7 +325,9 @@ def _cmd_tasks(cfg: TasksList) -> None:
                      "reward": t.reward_fn.__name__ if t.reward_fn else "learned",
                      "ref_random": t.ref_random, "ref_expert": t.ref_expert, "reference": t.ref_source})
     if cfg.json:
-        print(json.dumps(rows, indent=2))
+        from .checkpoint import json_text
+
+        print(json_text(rows))
         return
     for r in rows:
         print(f"{r['id']:<22} obs {r['obs_dim']:>3}  act {r['act_dim']:>2}  termination {r['termination']:<28} "
@@ -342,6 +346,8 @@ def _cmd_train(cfg: Train) -> None:
     from .errors import ConfigError
     from .tasks import get
 
+    check_minimums(cfg, {"steps": 1, "seeds": 1, "eval_every": 1, "eval_episodes": 1, "horizon": 1, "rollout_batch": 1,
+                         "rollout_every": 1, "model_max_epochs": 0, "model_min_epochs": 0}, command="train")
     defaults = Train(algo=cfg.algo)
     ignored = [f"--{k.replace('_', '-')}" for k in _MODEL_BASED_OPTIONS if getattr(cfg, k) != getattr(defaults, k)]
     if ignored and (cfg.online or cfg.algo.lower() not in METHODS):
@@ -354,7 +360,7 @@ def _cmd_train(cfg: Train) -> None:
             raise ConfigError("train --online needs --task and no DATA. Fix: dynlearn train sac --online --task Hopper-v5 --out DIR.")
         if cfg.parallel_seeds:
             raise ConfigError("train --online runs one seed (--seed); --parallel-seeds is for offline training.")
-        online = OnlineConfig(task=get(cfg.task).id, agent=cfg.algo, steps=cfg.steps or 500_000, seed=cfg.seed,
+        online = OnlineConfig(task=get(cfg.task).id, agent=cfg.algo, steps=500_000 if cfg.steps is None else cfg.steps, seed=cfg.seed,
                               eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes)
         train_online(online, cfg.out, resume=cfg.resume, force=cfg.force)
         return
@@ -364,16 +370,17 @@ def _cmd_train(cfg: Train) -> None:
     if cfg.data is None:
         raise ConfigError("train needs a DATA argument (or --online). Fix: dynlearn train td3bc hopper.hdf5 --task Hopper-v5.")
     dataset = load(cfg.data, task=cfg.task)
-    task_id = cfg.task or dataset.task
+    task_id = cfg.task if cfg.task is not None else dataset.task
     if task_id is None:
         raise ConfigError(f"{cfg.data} does not record its task. Fix: pass --task (e.g. --task Hopper-v5).")
     from .algos.model_based import METHODS, ModelBasedConfig, train_model_based
 
     if cfg.algo.lower() in METHODS:
-        mb = ModelBasedConfig(method=cfg.algo.lower(), preset=cfg.preset, steps=cfg.steps or 100_000, seeds=cfg.seeds,
-                              seed=cfg.seed, model=cfg.model, model_holdout=cfg.model_holdout, model_min_epochs=cfg.model_min_epochs,
-                              model_select_by=cfg.model_select_by, actor_lr_schedule=cfg.actor_lr_schedule,
-                              **({} if cfg.model_max_epochs is None else {"model_max_epochs": cfg.model_max_epochs or None}),
+        max_epochs = {} if cfg.model_max_epochs is None else {"model_max_epochs": cfg.model_max_epochs or None}  # 0: no cap
+        mb = ModelBasedConfig(method=cfg.algo.lower(), preset=cfg.preset, steps=100_000 if cfg.steps is None else cfg.steps,
+                              seeds=cfg.seeds, seed=cfg.seed, model=cfg.model, model_holdout=cfg.model_holdout,
+                              model_min_epochs=cfg.model_min_epochs, model_select_by=cfg.model_select_by,
+                              actor_lr_schedule=cfg.actor_lr_schedule, **max_epochs,
                               horizon=cfg.horizon, penalty=cfg.penalty,
                               penalty_coef=cfg.penalty_coef, penalty_members=cfg.penalty_members,
                               real_ratio=cfg.real_ratio, rollout_batch=cfg.rollout_batch,
@@ -382,7 +389,7 @@ def _cmd_train(cfg: Train) -> None:
         train_model_based(dataset, get(task_id), mb, cfg.out, resume=cfg.resume, force=cfg.force, parallel_seeds=cfg.parallel_seeds,
                           only_seed=cfg.only_seed)
         return
-    offline = OfflineConfig(agent=cfg.algo, steps=cfg.steps or 100_000, seeds=cfg.seeds, seed=cfg.seed,
+    offline = OfflineConfig(agent=cfg.algo, steps=100_000 if cfg.steps is None else cfg.steps, seeds=cfg.seeds, seed=cfg.seed,
                             eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes)
     train_offline(dataset, get(task_id), offline, cfg.out, resume=cfg.resume, force=cfg.force, parallel_seeds=cfg.parallel_seeds)
 
@@ -391,6 +398,7 @@ def _cmd_model_train(cfg: ModelTrain) -> None:
     from .data import load
     from .model_jobs import ModelTrainConfig, train_model
 
+    check_minimums(cfg, {"members": 1, "elites": 1, "max_epochs": 1, "min_epochs": 0}, command="model train")
     dataset = load(cfg.data, task=cfg.task)
     job = ModelTrainConfig(members=cfg.members, elites=cfg.elites, hidden=cfg.hidden, max_epochs=cfg.max_epochs, holdout=cfg.holdout,
                            min_epochs=cfg.min_epochs, seed=cfg.seed)
@@ -425,6 +433,7 @@ def _cmd_model_eval(cfg: ModelEval) -> None:
     from .errors import ConfigError
     from .model_jobs import ModelEvalConfig, eval_model, load_run
 
+    check_minimums(cfg, {"horizon": 1, "windows": 1}, command="model eval")
     run, dataset = cfg.run, None
     if str(run) == "cached":  # the ensemble the model-based methods use for DATA (fitted now if it is not cached)
         run, dataset = _cached_ensemble(cfg.data, cfg.model_holdout, fix="pass a run folder of `dynlearn model train` as DIR")
@@ -449,6 +458,7 @@ def _cmd_model_reward(cfg: ModelReward) -> None:
     from .models import FitConfig
     from .models.dynamics_reward import DynamicsRewardConfig, learn_reward, save_reward
 
+    check_minimums(cfg, {"steps": 1}, command="model reward")
     check_writable(cfg.out, force=cfg.force)
     partial = cfg.out.with_name(cfg.out.name + ".learning")  # the training state: a stopped run continues from it
     if latest_dir(partial) is not None and not cfg.resume:
@@ -545,6 +555,14 @@ commands:
 """
 
 
+def _parse(cls: type, args: list[str], *, prog: str):
+    """``args`` parsed into the config dataclass ``cls``, whose own checks (``__post_init__``) run here, outside tyro:
+    their ConfigError is then printed as one line by :func:`main` (tyro would wrap it in a box of its own)."""
+    unchecked = type(cls.__name__, (cls,), {"__post_init__": lambda self: None, "__module__": cls.__module__, "__doc__": cls.__doc__})
+    raw = tyro.cli(unchecked, args=args, prog=prog, description=cls.__doc__)
+    return cls(**{f.name: getattr(raw, f.name) for f in dataclasses.fields(cls) if f.init})
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = _commands()
@@ -554,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     cls, handler = commands[name]
     try:
-        cfg = tyro.cli(cls, args=argv[len(name.split()):], prog=f"dynlearn {name}", description=cls.__doc__)
+        cfg = _parse(cls, argv[len(name.split()):], prog=f"dynlearn {name}")
         handler(cfg)
     except Stopped as e:  # SIGTERM / Ctrl-C during training: checkpointed, resumable
         print(f"dynlearn: {e}", file=sys.stderr)

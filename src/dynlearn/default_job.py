@@ -25,6 +25,7 @@ import numpy as np
 from .algos.model_based import ModelBasedConfig, train_model_based
 from .data.d4rl import load_d4rl, write_d4rl
 from .data.summary import summarize
+from .errors import ConfigError, check_minimums
 from .models import EnsembleConfig, FitConfig, fit, one_step_error, save, split_holdout
 from .results import RunFolder, SeedScore, dataset_record, make_results
 from .tasks.collect import collect
@@ -57,27 +58,42 @@ class DefaultJobConfig:
     eval_episodes: int = 20
     """evaluation episodes per policy (quick: 5)"""
 
+    def __post_init__(self):
+        check_minimums(self, {"steps": 1, "model_epochs": 1, "agent_steps": 1, "eval_episodes": 1, "action_noise": 0}, command="run")
+        if not self.quick and self.agent_steps % _ROLLOUT_EVERY:
+            nearest = max(1, round(self.agent_steps / _ROLLOUT_EVERY)) * _ROLLOUT_EVERY
+            raise ConfigError(f"run: --agent-steps must be a multiple of {_ROLLOUT_EVERY} (MOPO's steps between model rollouts "
+                              f"here), got {self.agent_steps}. Fix: pass --agent-steps {nearest}.")
+
+
+_ROLLOUT_EVERY = 500
+"""MOPO's agent steps between model rollouts in the full-size job."""
+
 
 def _sizes(cfg: DefaultJobConfig) -> dict:
     if cfg.quick:
         return {"steps": 4_000, "model_epochs": 5, "agent_steps": 1_000, "eval_episodes": 5, "rollout_every": 250, "eval_every": 500}
     return {"steps": cfg.steps, "model_epochs": cfg.model_epochs, "agent_steps": cfg.agent_steps, "eval_episodes": cfg.eval_episodes,
-            "rollout_every": 500, "eval_every": 2_000 if cfg.agent_steps % 2_000 == 0 else cfg.agent_steps}
+            "rollout_every": _ROLLOUT_EVERY, "eval_every": 2_000 if cfg.agent_steps % 2_000 == 0 else cfg.agent_steps}
 
 
 def run_default_job(cfg: DefaultJobConfig, *, log=print) -> Path:
     """Run the default job and return its run folder."""
     start = time.perf_counter()
     size = _sizes(cfg)
-    out = cfg.out or Path("runs") / (time.strftime("%Y%m%d-%H%M%S") + "-default")
+    out = cfg.out if cfg.out is not None else Path("runs") / (time.strftime("%Y%m%d-%H%M%S") + "-default")
+    task = get("Pendulum-v1")
+    name = f"{task.id.lower()}-noisy-controller"
+    mopo = ModelBasedConfig(method="mopo", steps=size["agent_steps"], seeds=1, seed=cfg.seed, rollout_batch=5_000,
+                            rollout_every=size["rollout_every"], retain_epochs=5, eval_every=size["eval_every"],
+                            checkpoint_every=size["agent_steps"], eval_episodes=size["eval_episodes"])
+    mopo.resolve(name)  # every config is checked before the run folder is written
     run = RunFolder(out, force=cfg.force)
     run.write_config(dataclasses.asdict(cfg) | {"out": str(out), "sizes": size})
-    task = get("Pendulum-v1")
 
     behaviour = NoisyPolicy(PendulumSwingUp(), task, noise=cfg.action_noise)
     log(f"[1/4] data: {size['steps']:,} steps of {task.id} with a noisy swing-up controller (noise {cfg.action_noise})")
-    dataset = collect(task, behaviour, steps=size["steps"], seed=cfg.seed, name=f"{task.id.lower()}-noisy-controller",
-                      policy_name="noisy-swingup")
+    dataset = collect(task, behaviour, steps=size["steps"], seed=cfg.seed, name=name, policy_name="noisy-swingup")
     dataset = load_d4rl(write_d4rl(run.file(f"{dataset.name}.hdf5"), dataset), task=task)  # read back through the validating loader
     summary = summarize(dataset, task)
     run.file("dataset_info.txt").write_text(summary.render() + "\n")
@@ -94,9 +110,6 @@ def run_default_job(cfg: DefaultJobConfig, *, log=print) -> Path:
         f"{skill[-1]:.3f} on the reward ({report.holdout_size:,} held-out transitions)")
 
     log(f"[3/4] MOPO: {size['agent_steps']:,} SAC steps on model rollouts (h = 5, 5,000 rollouts every {size['rollout_every']} steps)")
-    mopo = ModelBasedConfig(method="mopo", steps=size["agent_steps"], seeds=1, seed=cfg.seed, rollout_batch=5_000,
-                            rollout_every=size["rollout_every"], retain_epochs=5, eval_every=size["eval_every"],
-                            checkpoint_every=size["agent_steps"], eval_episodes=size["eval_episodes"])
     mopo_dir = train_model_based(dataset, task, mopo, run.file("mopo"), model=model, force=True,
                                  log=lambda line: log("      " + line))
     learned = json.loads((mopo_dir / "results.json").read_text())

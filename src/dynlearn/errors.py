@@ -25,6 +25,17 @@ class ConfigError(DynlearnError, ValueError):
     """A configuration or command-line value is invalid."""
 
 
+def check_minimums(cfg, minimums: dict[str, int | float], *, command: str) -> None:
+    """Refuse an option of ``cfg`` (a command's config: one field per flag) below its minimum, naming the flag the user
+    typed. None means the option was left out: its default applies (so a 0 is never taken for "the default")."""
+    for name, low in minimums.items():
+        value = getattr(cfg, name)
+        if value is not None and value < low:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{command}: {flag} must be at least {low}, got {value}. Fix: pass {flag} {low} or more, or leave "
+                              f"{flag} out for its default.")
+
+
 class OutputExistsError(DynlearnError, FileExistsError):
     """Refusing to write over an existing output without ``force``."""
 
@@ -37,3 +48,7 @@ class OutputExistsError(DynlearnError, FileExistsError):
         hint = ", --resume to continue its unfinished run," if resumable else ""
         super().__init__(f"{path}: already exists. Fix: choose another output path{hint} or pass --force to overwrite it.")
         self.path = path
+
+
+class TrainingFailedError(DynlearnError):
+    """Training ran but produced no valid result (e.g. a NaN or infinite final score); nothing is written as a result."""

@@ -83,8 +83,8 @@ class ModelTrainConfig:
         return EnsembleConfig(members=self.members, elites=self.elites, hidden=tuple(self.hidden), weight_decay=(*decay, _KIT_DECAY_OUTPUT))
 
     def fit_config(self, progress: bool = True) -> FitConfig:
-        return FitConfig(max_epochs=self.max_epochs, patience=self.patience, holdout=self.holdout or "episodes",
-                         min_epochs=self.min_epochs or 0, progress=progress)
+        return FitConfig(max_epochs=self.max_epochs, patience=self.patience, holdout="episodes" if self.holdout is None else self.holdout,
+                         min_epochs=0 if self.min_epochs is None else self.min_epochs, progress=progress)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Run folders and the versioned ``results.json`` schema every run writes.
 
 A run folder holds ``config.json`` (what was asked), ``results.json`` (what happened, schema below) and
-figures. Scores are of the *final* policy of each seed, never the best seen during training.
+figures. Scores are of the *final* policy of each seed, never the best seen during training; a non-finite final score
+is a failed run (:class:`~dynlearn.errors.TrainingFailedError`), never written as a result. The files are strict JSON:
+a number that is not finite (NaN, inf) anywhere in them is written as ``null``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .checkpoint import write_json
+from .checkpoint import json_safe, json_text, write_json  # noqa: F401  (json_safe: part of this module's API)
 from .errors import OutputExistsError
 
 SCHEMA = "dynlearn.results/1"
@@ -48,20 +50,27 @@ class SeedScore:
     normalized: float | None
     episodes: int
 
+    def __post_init__(self):
+        check_finite_score(self)
 
-def json_safe(x):
-    """JSON-ready copy of ``x``: NaN/inf become None, NumPy arrays lists, NumPy scalars Python numbers, keys strings."""
-    if isinstance(x, dict):
-        return {str(k): json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [json_safe(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return json_safe(x.tolist())
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
+
+def check_finite_score(score: SeedScore) -> None:
+    """Raise :class:`~dynlearn.errors.TrainingFailedError` unless ``score``'s values are finite numbers (``normalized``
+    may be None): a NaN or infinite final score is a failed run, never written as a result."""
+    values = {"mean return": score.return_mean, "return std": score.return_std}
+    if score.normalized is not None:
+        values["normalized score"] = score.normalized
+    bad = {name: v for name, v in values.items() if not (isinstance(v, (int, float, np.number)) and math.isfinite(v))}
+    if bad:
+        from .errors import TrainingFailedError
+
+        kind = "NaN" if any(v is None or (isinstance(v, (float, np.floating)) and math.isnan(v)) for v in bad.values()) else "infinite"
+        found = ", ".join(f"{name} {v}" for name, v in bad.items())
+        raise TrainingFailedError(
+            f"the final policy's score is {kind}: seed {score.seed}'s last evaluation ({score.episodes} episodes) has {found}, "
+            "so the run has no result (results.json is not written; the checkpoints are kept). Fix: look for non-finite values "
+            "in the data (dynlearn data info DATA) and for divergence in the run's evaluations; then retrain with other "
+            "settings or data.")
 
 
 def write_final_score(folder: Path, seed: int, last_eval: dict, episodes: int) -> SeedScore:
@@ -186,7 +195,7 @@ class RunFolder:
         path = Path(path)
         if not (path / "config.json").is_file():
             raise DataError(str(path), "has no run to resume.", "start a new run without --resume.")
-        differs = config_differences(json.loads((path / "config.json").read_text()), json.loads(json.dumps(config, default=str)),
+        differs = config_differences(json.loads((path / "config.json").read_text()), json.loads(json_text(config)),
                                      legacy=legacy)
         if differs:
             raise ConfigError(f"{path}/config.json differs from this run's config ({', '.join(differs[:5])}). Fix: resume with "

@@ -258,13 +258,16 @@ def build_model(dataset: Dataset, task, cfg: ModelBasedConfig, log: Callable[[st
 
     folder = Path(cfg.model)
     if not (folder / "config.json").is_file():
-        raise ConfigError(f"model {cfg.model!r} is not 'ensemble', 'oracle' or a model folder (no {folder / 'config.json'}).")
+        raise ConfigError(f"model {cfg.model!r} is not 'ensemble', 'oracle' or a model folder (no {folder / 'config.json'}). "
+                          "Fix: pass --model ensemble, --model oracle or the run folder of `dynlearn model train`.")
     return load(folder, task=task), None
 
 
 def _ensemble_configs(cfg: ModelBasedConfig):
-    return EnsembleConfig(), FitConfig(max_epochs=cfg.model_max_epochs, holdout=cfg.model_holdout or "episodes",
-                                       min_epochs=cfg.model_min_epochs or 0, select_by=cfg.model_select_by or "mse")
+    return EnsembleConfig(), FitConfig(max_epochs=cfg.model_max_epochs,
+                                       holdout="episodes" if cfg.model_holdout is None else cfg.model_holdout,
+                                       min_epochs=0 if cfg.model_min_epochs is None else cfg.model_min_epochs,
+                                       select_by="mse" if cfg.model_select_by is None else cfg.model_select_by)
 
 
 def ensemble_entry(dataset: Dataset, task, cfg: ModelBasedConfig) -> Path:
@@ -344,17 +347,26 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
         if model is not None and getattr(cfg, name) is not None:
             raise ConfigError(f"{name} chooses how the learned ensemble is fitted, but a ready model was passed (model=...). "
                               f"Fix: drop {name}.")
+    # Everything the user can get wrong is checked before the run folder is written (a refused run leaves no config.json
+    # behind to block the corrected command): MOREC's dynamics reward, and the oracle or a model folder, quick to load.
+    started = time.perf_counter()
+    hooks = method.hooks(cfg)  # built once: MOREC's hooks load the dynamics reward from disk
+    fit_report = None
+    if model is None and cfg.model != "ensemble":
+        model, fit_report = build_model(dataset, task, cfg, log)
+    if parallel_seeds and getattr(model, "state_from", None) is not None:
+        raise ConfigError("parallel seeds need a model whose state is its observation; the oracle steps a host "
+                          "simulator. Fix: run the oracle's seeds one after another (no --parallel-seeds).")
     config = {"model_based": dataclasses.asdict(cfg), "agent": {"name": agent.NAME, **dataclasses.asdict(agent_cfg)},
               "task": task.id, "dataset": dataset_record(dataset)}
     RunFolder.open(out, config, resume=resume, force=force, legacy=LEGACY)
-    started = time.perf_counter()
-    model, fit_report = (model, None) if model is not None else build_model(dataset, task, cfg, log)
+    if model is None:  # the learned ensemble: fitted (or read from the cache) once the run folder is there
+        model, fit_report = build_model(dataset, task, cfg, log)
     if fit_report is not None:
         write_json(out / "model_fit.json", dataclasses.asdict(fit_report))
 
     spec = AgentSpec(task.obs_dim, task.act_dim, task.act_low, task.act_high)
     real, starts = real_rows(dataset), StartStates(dataset, model)
-    hooks = method.hooks(cfg)  # built once: MOREC's hooks load the dynamics reward from disk
     scale = penalty_on_data(model, hooks.penalty, real)  # the method's reward penalty in rollouts, where it has one
     if scale is not None:
         log(describe_penalty_scale(scale))
@@ -363,9 +375,6 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
     seeds = range(cfg.seed, cfg.seed + cfg.seeds)
     with interrupt.graceful_stop():  # SIGTERM / Ctrl-C: checkpoint after the current block and raise Stopped
         if parallel_seeds:
-            if starts.state_from is not None:
-                raise ConfigError("parallel seeds need a model whose state is its observation; the oracle steps a host "
-                                  "simulator. Fix: run the oracle's seeds one after another (no --parallel-seeds).")
             outcomes = _train_seeds_together(method, agent, agent_cfg, spec, model, real, starts, task, cfg, hooks, seeds, out, until,
                                              log)
         else:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from .validate import cast_finite
 
 GTF_DATA_ENV = "DYNLEARN_GTF_DATA"
 """Environment variable naming the folder with the GTF paper's ``.npy`` files (no default: the data are not shipped)."""
@@ -166,14 +167,12 @@ def _validated_values(value, source: str) -> np.ndarray:
     if arr.size == 0 or arr.shape[1] < 2:
         raise DataError(source, f"has shape {arr.shape}: no trajectory, channel, or fewer than 2 samples.",
                         "pass at least 2 samples of at least 1 channel.", key="values")
-    if arr.dtype.kind == "f":
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            k, t, n = (int(i[0]) for i in np.nonzero(bad))
-            kind = "NaN" if np.isnan(arr).any() else "inf"
-            raise DataError(source, f"holds {kind} in {int(bad.sum())} value(s), first at trajectory {k}, step {t}, channel {n}.",
-                            "drop or interpolate those samples before loading.", key="values")
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    out, bad, what, fix = cast_finite(arr, np.float32)  # checked after the cast: 1e300 in float64 is inf in float32
+    if bad is not None:
+        k, t, n = (int(i[0]) for i in np.nonzero(bad))
+        raise DataError(source, f"holds {what} in {int(bad.sum())} value(s), first at trajectory {k}, step {t}, channel {n}.",
+                        fix or "drop or interpolate those samples before loading.", key="values")
+    return np.ascontiguousarray(out)
 
 
 # ----- user files -----------------------------------------------------------------------------------

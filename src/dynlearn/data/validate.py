@@ -7,8 +7,39 @@ import numpy as np
 from ..errors import DataError
 
 
+def cast_finite(arr: np.ndarray, dtype=np.float32) -> tuple[np.ndarray, np.ndarray | None, str, str]:
+    """``arr`` cast to ``dtype``, checked *after* the cast: ``(cast, bad, what, fix)``. ``bad`` is the mask of values
+    that are not finite in ``dtype`` (None when all are): NaN and inf in ``arr``, and finite values beyond ``dtype``'s
+    range, which the cast turns into inf (a float64 1e300 in float32). ``what`` names them, ``fix`` says what to do."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.asarray(arr).astype(dtype, copy=False)
+    if out.dtype.kind != "f":
+        return out, None, "", ""
+    bad = ~np.isfinite(out)
+    if not bad.any():
+        return out, None, "", ""
+    kinds = []
+    if arr.dtype.kind == "f":
+        if np.isnan(arr).any():
+            kinds.append("NaN")
+        if np.isinf(arr).any():
+            kinds.append("inf")
+    overflow = bad & np.isfinite(arr) if arr.dtype.kind == "f" else bad
+    if overflow.any():
+        largest = float(np.max(np.abs(np.asarray(arr)[overflow]).astype(np.float64)))
+        kinds.append(f"values beyond {np.dtype(dtype).name}'s range (largest magnitude {largest:.3g}; {np.dtype(dtype).name} "
+                     f"holds up to {float(np.finfo(dtype).max):.3g})")
+        fix = (("drop or repair the rows with NaN or inf, and " if len(kinds) > 1 else "")
+               + f"rescale the values beyond the range (e.g. change their units) or drop their rows, so that every value fits "
+               f"in {np.dtype(dtype).name}, which dynlearn computes in.")
+    else:
+        fix = ""
+    return out, bad, " and ".join(kinds), fix
+
+
 def numeric_array(value, source: str, key: str, *, rank: int | tuple[int, ...], dtype=np.float32) -> np.ndarray:
-    """``value`` as a finite array of ``dtype`` with the given rank(s); ``[N, 1]`` is squeezed for rank 1."""
+    """``value`` as a finite array of ``dtype`` with the given rank(s); ``[N, 1]`` is squeezed for rank 1. Finiteness
+    is checked after the cast (:func:`cast_finite`), so values beyond ``dtype``'s range are refused too."""
     ranks = (rank,) if isinstance(rank, int) else rank
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
@@ -19,14 +50,12 @@ def numeric_array(value, source: str, key: str, *, rank: int | tuple[int, ...], 
         want = " or ".join(str(r) for r in ranks)
         raise DataError(source, f"has shape {arr.shape} (rank {arr.ndim}), expected rank {want}.",
                         "store one row per step: [N] for scalars, [N, dim] for vectors.", key=key)
-    if arr.dtype.kind == "f":
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            rows = np.flatnonzero(bad.reshape(arr.shape[0], -1).any(axis=1)) if arr.ndim else np.array([0])
-            kind = "NaN" if np.isnan(arr).any() else "inf"
-            raise DataError(source, f"holds {kind} in {rows.size} row(s), first at row {int(rows[0])}.",
-                            "drop or repair those rows before loading.", key=key)
-    return arr.astype(dtype, copy=False)
+    out, bad, what, fix = cast_finite(arr, dtype)
+    if bad is not None:
+        rows = np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1)) if bad.ndim else np.array([0])
+        raise DataError(source, f"holds {what} in {rows.size} row(s), first at row {int(rows[0])}.",
+                        fix or "drop or repair those rows before loading.", key=key)
+    return out
 
 
 def flag_array(value, source: str, key: str) -> np.ndarray:

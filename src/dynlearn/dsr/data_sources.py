@@ -96,7 +96,7 @@ def load_dsr_data(cfg: DSRFit) -> DSRData:
         data_key = jax.random.key(cfg.data_seed)
         train_key, test_key = jax.random.split(data_key)
         train = simulate(system, cfg.length, cfg.dt, key=train_key, noise=cfg.noise)
-        test = simulate(system, cfg.test_length or cfg.length, cfg.dt, key=test_key, noise=0.0)
+        test = simulate(system, cfg.length if cfg.test_length is None else cfg.test_length, cfg.dt, key=test_key, noise=0.0)
         task = system.name
         record = {"source": f"system:{system.name}", "params": system.params(), "noise": cfg.noise, "data_seed": cfg.data_seed,
                   "transient_time": train.provenance.get("transient_time"), "test_noise": 0.0}
@@ -137,7 +137,8 @@ def load_eval_data(data: str, run_record: dict, stats, *, length: int | None, dt
         record = {"source": f"gtf:{name} (test split)"}
     elif kind == "system":
         system = _system_for(name)
-        test = simulate(system, length or int(run_record["test_shape"][1]), dt or run_dt, key=jax.random.key(data_seed), noise=0.0)
+        test = simulate(system, int(run_record["test_shape"][1]) if length is None else length, run_dt if dt is None else dt,
+                        key=jax.random.key(data_seed), noise=0.0)
         task = system.name
         record = {"source": f"system:{system.name}", "params": system.params(), "data_seed": data_seed, "test_noise": 0.0}
     else:

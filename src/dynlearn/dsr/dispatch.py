@@ -21,11 +21,16 @@ from .job_config import PLRNN_MODELS, TRAINING_CHOICES, DSRFit, canonical_model
 if TYPE_CHECKING:
     from .fit import FitDSRConfig
 
+def _given(value, default):
+    """An option's value, or ``default`` when it was left out (None); a 0 stays 0 (and :class:`DSRFit` refuses it)."""
+    return default if value is None else value
+
+
 def method_name(cfg: DSRFit) -> str:
     """results.json ``method``: the model, and for a PLRNN its teacher forcing (``"alrnn+stf"``)."""
     name = canonical_model(cfg.model)
     if name in PLRNN_MODELS:
-        training = cfg.training or ("stf" if name == "alrnn" else "agtf")
+        training = cfg.training if cfg.training is not None else ("stf" if name == "alrnn" else "agtf")
         return f"{name}+{training}"
     return name
 
@@ -49,13 +54,13 @@ def plrnn_fit_config(cfg: DSRFit, kind: str, n: int) -> FitDSRConfig:
     from .fit import FitDSRConfig
 
     alrnn = kind == "alrnn"
-    training = cfg.training or ("stf" if alrnn else "agtf")
+    training = cfg.training if cfg.training is not None else ("stf" if alrnn else "agtf")
     forcing = TRAINING_CHOICES[training]
     return FitDSRConfig(
-        model=kind, latent_dim=cfg.latent or (max(20, n) if alrnn else n), hidden_dim=cfg.hidden or 100, pwl_units=cfg.pwl_units,
-        forcing=forcing, alpha=cfg.alpha if forcing == "gtf" else 1.0, tau=cfg.tau or 16, iterations=cfg.iterations,
-        decay_iterations=cfg.decay_iterations, seq_len=cfg.seq_len or 200, lr=cfg.lr or 1e-3,
-        lr_end=cfg.lr_end or (1e-5 if alrnn else 1e-6), regularization=0.0 if alrnn else 1e-5,
+        model=kind, latent_dim=_given(cfg.latent, max(20, n) if alrnn else n), hidden_dim=_given(cfg.hidden, 100),
+        pwl_units=cfg.pwl_units, forcing=forcing, alpha=cfg.alpha if forcing == "gtf" else 1.0, tau=_given(cfg.tau, 16),
+        iterations=cfg.iterations, decay_iterations=cfg.decay_iterations, seq_len=_given(cfg.seq_len, 200), lr=_given(cfg.lr, 1e-3),
+        lr_end=_given(cfg.lr_end, 1e-5 if alrnn else 1e-6), regularization=0.0 if alrnn else 1e-5,
         noise=cfg.batch_noise if cfg.batch_noise is not None else (0.05 if alrnn else 0.0), seed=cfg.seed,
         select_every=cfg.select_every)
 
@@ -90,15 +95,15 @@ def fit_model(cfg: DSRFit, train, *, key, checkpoint=None) -> FittedModel:
     if name == "node":
         from .neural_ode import NeuralODEConfig, fit_neural_ode
 
-        fit_cfg = NeuralODEConfig(width=cfg.hidden or 64, iterations=cfg.iterations, lr=cfg.lr or 3e-3,
-                                  lr_end=cfg.lr_end or 1e-5, seed=cfg.seed)
+        fit_cfg = NeuralODEConfig(width=_given(cfg.hidden, 64), iterations=cfg.iterations, lr=_given(cfg.lr, 3e-3),
+                                  lr_end=_given(cfg.lr_end, 1e-5), seed=cfg.seed)
         model, report = fit_neural_ode(train, fit_cfg, key=key)
         info = {"iterations": report.iterations, "wall_s": report.wall_s, "iterations_per_s": report.iterations_per_s,
                 "final_loss": float(np.mean(report.losses[-min(500, len(report.losses)):])), "training": "multiple shooting"}
         return FittedModel(model, fit_cfg, info, np.asarray(report.losses))
     from .esn import ESNConfig, fit_esn
 
-    fit_cfg = ESNConfig(reservoir_size=cfg.latent or 400, seed=cfg.seed)
+    fit_cfg = ESNConfig(reservoir_size=_given(cfg.latent, 400), seed=cfg.seed)
     model, report = fit_esn(train, fit_cfg, key=key)
     info = {"iterations": 0, "wall_s": report.wall_s, "iterations_per_s": None, "train_mse": report.train_mse,
             "training": "closed form (ridge readout)"}

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import tyro
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_minimums
 
 PLRNN_MODELS = {"shplrnn": "shplrnn", "clipped-shplrnn": "clipped_shplrnn", "alrnn": "alrnn"}
 """CLI model name -> :data:`dynlearn.dsr.plrnn.MODEL_KINDS` entry."""
@@ -167,5 +167,11 @@ class DSREval:
     """n of PE(n) (default: the run's)"""
     figures: bool = True
     """write the figures"""
+
+    def __post_init__(self):
+        check_minimums(self, {"length": 1, "lyapunov_steps": 1, "pe_steps": 1}, command="dsr eval")
+        if self.dt is not None and not (math.isfinite(self.dt) and self.dt > 0):
+            raise ConfigError(f"dsr eval: --dt must be positive, got {self.dt}. Fix: pass the sampling interval of DATA, or leave "
+                              "--dt out for the run's.")
 
 

@@ -175,11 +175,11 @@ def run_eval(cfg: DSREval, *, log: Callable[[str], None] = print) -> Path:
     if data.test.dim != model.obs_dim:
         raise DataError(str(cfg.data or fit_cfg.data), f"has {data.test.dim} channels; the model observes {model.obs_dim}.",
                         "evaluate on data of the system the model was fitted to.")
-    out = cfg.out or folder / "eval"
+    out = cfg.out if cfg.out is not None else folder / "eval"
     config = dataclasses.asdict(cfg) | {"run": str(cfg.run), "out": str(out)}
     evaluation = RunFolder.open(out, config, force=cfg.force)
-    lyap_steps = cfg.lyapunov_steps or fit_cfg.lyapunov_steps
-    pe_steps = cfg.pe_steps or fit_cfg.pe_steps
+    lyap_steps = fit_cfg.lyapunov_steps if cfg.lyapunov_steps is None else cfg.lyapunov_steps
+    pe_steps = fit_cfg.pe_steps if cfg.pe_steps is None else cfg.pe_steps
     x_test = data.test.trajectory(0)
     record, x_gen, z_gen = evaluate_model(model, x_test, data.test.dt, system=data.system, lyapunov_steps=lyap_steps, pe_steps=pe_steps)
     method = fit_results.get("method", canonical_model(fit_cfg.model))
