@@ -8,7 +8,8 @@
 dynlearn's fits are the cached models the model-based runs read (``dl.models.fitted``), one per rule:
 ``offlinerl-kit`` (``FitConfig.preset("offlinerl-kit")``: random ``min(20%, 1000)`` transitions held out, raw-unit holdout
 MSE for early stopping and elites, no epoch cap; ``dynlearn train --model-holdout transitions --model-max-epochs 0``),
-``normalized`` (the same, selecting on each target's MSE divided by its variance: ``--model-select-by normalized``) and
+``normalized`` (the same, selecting on each target's MSE divided by its variance: ``--model-select-by normalized``),
+``no-termination-head`` (Kit's rule on an ensemble without dynlearn's learned termination output, as Kit's model) and
 ``default`` (``FitConfig(max_epochs=60)``: whole episodes held out, at most 60 epochs). ``--write-split`` writes the rows
 the ``offlinerl-kit`` rule holds out, so that the reference fits on exactly the same train and holdout rows; ``--kit DIR``
 (a fit of ``benchmarks/peers/offlinerl_kit.py``) loads the reference's fitted weights into a dynlearn ensemble, scored by
@@ -45,10 +46,11 @@ from dynlearn.data.normalize import Normalizer
 from dynlearn.models import EnsembleConfig, FitConfig, ProbabilisticEnsemble
 from dynlearn.tasks import suite
 
-RULES = {
-    "offlinerl-kit": FitConfig.preset("offlinerl-kit"),
-    "normalized": FitConfig.preset("offlinerl-kit", select_by="normalized"),
-    "default": FitConfig(max_epochs=60),
+RULES = {  # name -> (the ensemble, how it is fitted)
+    "offlinerl-kit": (EnsembleConfig(), FitConfig.preset("offlinerl-kit")),
+    "normalized": (EnsembleConfig(), FitConfig.preset("offlinerl-kit", select_by="normalized")),
+    "no-termination-head": (EnsembleConfig(termination_head=False), FitConfig.preset("offlinerl-kit")),
+    "default": (EnsembleConfig(), FitConfig(max_epochs=60)),
 }
 # observation dims that decide termination (Gymnasium v5, current x position excluded from the observation)
 TERMINATION_DIMS = {"Hopper-v5": (0, 1), "Walker2d-v5": (0, 1)}
@@ -145,7 +147,7 @@ def main() -> None:
 
     data = dl.data.load(args.dataset)
     task = dl.tasks.get(data.task)
-    holdout = dl.models.transition_holdout(len(data), RULES["offlinerl-kit"], seed=dl.models.split_seed(jax.random.key(args.seeds[0])))
+    holdout = dl.models.transition_holdout(len(data), RULES["offlinerl-kit"][1], seed=dl.models.split_seed(jax.random.key(args.seeds[0])))
     if args.write_split is not None:
         train = np.setdiff1d(np.arange(len(data)), holdout)
         args.write_split.parent.mkdir(parents=True, exist_ok=True)
@@ -172,7 +174,7 @@ def main() -> None:
     for rule in args.rules:
         for seed in args.seeds:
             # the cache entry the model-based runs read (dynlearn train --model-holdout transitions --model-max-epochs 0 ...)
-            model, report = dl.models.fitted(data, EnsembleConfig(), RULES[rule], seed=seed, task=task, log=print)
+            model, report = dl.models.fitted(data, *RULES[rule], seed=seed, task=task, log=print)
             rows.append({"library": "dynlearn", "rule": rule, "seed": seed, "epochs": report.epochs, "elites": list(report.elites),
                          "holdout_mode": report.holdout_mode, "wall_s": report.wall_s, **score(model)})
             print(json.dumps(rows[-1]), flush=True)

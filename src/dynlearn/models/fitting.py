@@ -264,10 +264,7 @@ def split_holdout(dataset: Dataset, cfg: FitConfig = FitConfig(), *, seed: int =
                 or rows[0] < 0 or rows[-1] >= n:
             raise ConfigError(f"fit: holdout_rows must be distinct integer row indices in [0, {n}) leaving rows to train on; "
                               f"got {rows.size} values of dtype {rows.dtype}.")
-        keep = np.ones(n, bool)
-        keep[rows] = False
-        t = dataset.transitions
-        return t.take(np.flatnonzero(keep)), t.take(rows), "given", 0
+        return (*_without(dataset.transitions, rows), "given", 0)
     target = min(cfg.holdout_fraction * n, cfg.holdout_max_transitions)
     k = max(cfg.holdout_episodes, math.ceil(target * dataset.n_episodes / n))
     if cfg.holdout == "episodes" and dataset.n_episodes > k:
@@ -275,11 +272,14 @@ def split_holdout(dataset: Dataset, cfg: FitConfig = FitConfig(), *, seed: int =
         train, hold = dataset.split(1e-9, min_holdout_episodes=k, seed=seed)
         if len(hold) <= cfg.holdout_fraction * n:
             return train.transitions, hold.transitions, "episodes", hold.n_episodes
-    rows = transition_holdout(n, cfg, seed=seed)
-    keep = np.ones(n, bool)
+    return (*_without(dataset.transitions, transition_holdout(n, cfg, seed=seed)), "transitions", 0)
+
+
+def _without(t: Transitions, rows: np.ndarray) -> tuple[Transitions, Transitions]:
+    """``(every row but rows, rows)`` in their order in ``t``."""
+    keep = np.ones(len(t.rew), bool)
     keep[rows] = False
-    t = dataset.transitions
-    return t.take(np.flatnonzero(keep)), t.take(rows), "transitions", 0
+    return t.take(np.flatnonzero(keep)), t.take(rows)
 
 
 def split_seed(key: Key) -> int:
