@@ -126,6 +126,22 @@ def atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def lock_folder(out: Path):
+    """Hold an exclusive lock on ``out/.lock`` for the life of the process: a second run in one folder stops."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    fh = open(out / ".lock", "w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        sys.exit(f"error: another process is running in {out}. Fix: wait for it, or stop it (it checkpoints on SIGTERM).")
+    _LOCKS.append(fh)
+
+
+_LOCKS: list = []
+
+
 def git_commit(path: Path) -> str | None:
     try:
         out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
@@ -565,7 +581,7 @@ def train(args, method: str) -> None:
         sys.exit(f"error: {data_path} was collected in {loaded['task']}, but '{args.dataset}' names {env_id}.")
     config = run_config(args, method, hp, loaded, env_id)
     ckpt_path = out / "checkpoint.pt"
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != ".lock" for p in out.iterdir()):
         if not args.resume:
             sys.exit(f"error: {out} is not empty. Fix: add --resume to continue it, or choose another --out.")
         saved = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else None
@@ -576,7 +592,7 @@ def train(args, method: str) -> None:
         if (out / "results.json").is_file():
             print((out / "results.json").read_text())
             return
-    out.mkdir(parents=True, exist_ok=True)
+    lock_folder(out)
     write_json(out / "config.json", config)
     kit = import_kit(args.kit)
     signal.signal(signal.SIGTERM, _on_signal)
@@ -585,8 +601,11 @@ def train(args, method: str) -> None:
              f"{len(loaded['rows']):,} transitions, seed {args.seed}, {args.steps:,} steps, h {hp['rollout_length']}, "
              f"penalty {hp['penalty_coef']}, auto alpha {hp['auto_alpha']}")
 
+    # evaluation seeds first: importing and running JAX moves NumPy's global random state
+    eval_steps = sorted({s for s in range(args.eval_every, args.steps + 1, args.eval_every)} | {args.steps})
+    seeds = {s: eval_seed(args.seed, s) for s in eval_steps}
+
     # 1. the dynamics model: a given fit, or fitted here (resumable) into out/model
-    fit_s = 0.0
     if args.model:
         model_dir = Path(args.model)
         if not (model_dir / "model.npz").is_file():
@@ -594,12 +613,11 @@ def train(args, method: str) -> None:
     else:
         model_dir = out / "model"
         if not (model_dir / "model.npz").is_file():
-            summary = fit(kit, loaded, prefix, args.seed, model_dir, Path(args.split) if args.split else None, hp["max_model_epochs"],
-                          True, out)
-            fit_s = summary["wall_time_s"]
+            fit(kit, loaded, prefix, args.seed, model_dir, Path(args.split) if args.split else None, hp["max_model_epochs"], True, out)
     penalty = hp["penalty_coef"] if method == "mopo" else 0.0
     dynamics = load_model(kit, model_dir, loaded["obs_dim"], loaded["act_dim"], prefix, penalty, hp.get("uncertainty_mode", "aleatoric"))
     fit_info = json.loads((model_dir / "fit.json").read_text()) if (model_dir / "fit.json").is_file() else {}
+    fit_s = 0.0 if args.model else float(fit_info.get("wall_time_s", 0.0))  # a fit done in this run counts in its wall time
 
     # 2. policy training: seeded afresh, so it is the same whether the model was fitted here or given
     seed_all(args.seed)
@@ -635,8 +653,6 @@ def train(args, method: str) -> None:
         _set_rng_state(ck["rng"])
         prog = ck["progress"]
         log(out, f"resumed at step {prog['step']:,}")
-    eval_steps = sorted({s for s in range(args.eval_every, args.steps + 1, args.eval_every)} | {args.steps})
-    seeds = {s: eval_seed(args.seed, s) for s in eval_steps}
 
     def checkpoint():
         size = fake_buffer._size
@@ -653,34 +669,38 @@ def train(args, method: str) -> None:
 
     clock = [time.perf_counter()]
     n_real = int(hp["batch_size"] * hp["real_ratio"])
-    block = {"t_rollout": 0.0, "t_update": 0.0, "losses": {}, "n": 0, "rollout": {}}
+    block = {"t_rollout": 0.0, "t_update": 0.0, "c_rollout": 0.0, "c_update": 0.0, "losses": {}, "n": 0, "rollout": {}}
     batch = None
     while prog["step"] < args.steps:
         step = prog["step"]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if step % hp["rollout_freq"] == 0:  # MBPolicyTrainer.train: rollouts of sampled real states
             init_obss = real_buffer.sample(hp["rollout_batch_size"])["observations"].cpu().numpy()
             transitions, info = policy.rollout(init_obss, hp["rollout_length"])
             fake_buffer.add_batch(**transitions)
             block["rollout"] = {"num_transitions": int(info["num_transitions"]), "reward_mean": float(info["reward_mean"])}
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         batch = {"real": real_buffer.sample(batch_size=n_real), "fake": fake_buffer.sample(batch_size=hp["batch_size"] - n_real)}
         loss = policy.learn(batch)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         for k, v in loss.items():
             block["losses"][k] = block["losses"].get(k, 0.0) + v
         block["n"] += 1
         block["t_rollout"] += t1 - t0
         block["t_update"] += t2 - t1
+        block["c_rollout"] += c1 - c0
+        block["c_update"] += c2 - c1
         prog["train_s"] += t2 - t0
+        prog["train_cpu_s"] = prog.get("train_cpu_s", 0.0) + c2 - c0
         step = prog["step"] = step + 1
         if step % hp["step_per_epoch"] == 0:
             if scheduler is not None:
                 scheduler.step()
             prog["history"].append({"step": step, **{k: v / block["n"] for k, v in block["losses"].items()}, **block["rollout"],
                                     "time/rollout_s": block["t_rollout"], "time/update_s": block["t_update"],
+                                    "cpu/rollout_s": block["c_rollout"], "cpu/update_s": block["c_update"],
                                     "actor_lr": optims["actor"].param_groups[0]["lr"]})
-            block = {"t_rollout": 0.0, "t_update": 0.0, "losses": {}, "n": 0, "rollout": {}}
+            block = {"t_rollout": 0.0, "t_update": 0.0, "c_rollout": 0.0, "c_update": 0.0, "losses": {}, "n": 0, "rollout": {}}
         if step in seeds:
             te = time.perf_counter()
             r = evaluate(policy, env_id, hp["eval_episodes"], seeds[step][0])
@@ -717,7 +737,8 @@ def train(args, method: str) -> None:
         "hyperparameters": hp,
         "evaluations": [{k: e[k] for k in ("step", "return_mean", "return_std", "normalized", "q_mean", "eval_seed")}
                         for e in prog["evals"]],
-        "extra": {"training_s": prog["train_s"], "eval_s": prog["eval_s"], "fit_s": prog["fit_s"], "threads": args.threads,
+        "extra": {"training_s": prog["train_s"], "training_cpu_s": prog.get("train_cpu_s"), "eval_s": prog["eval_s"],
+                  "fit_s": prog["fit_s"], "threads": args.threads,
                   "model": str(model_dir), "model_epochs": fit_info.get("epochs"), "model_elites": fit_info.get("elites"),
                   "model_holdout_mse": fit_info.get("holdout_mse_kit"), "eval_seeds": seeds[args.steps][1],
                   "gym": kit["gym"], "harness": "benchmarks/peers/offlinerl_kit.py"},
@@ -740,24 +761,26 @@ def summarize(args) -> None:
     found = []
     for p in args.folders:
         p = Path(p)
-        found += [p / "results.json"] if (p / "results.json").is_file() else sorted(p.glob("**/results.json"))
+        found += sorted(p.glob("**/results.json"))  # the folder's own and every seed folder's below it
     cells: dict[tuple, list[dict]] = {}
-    for f in found:
+    for f in sorted({f.resolve() for f in found}):
         r = json.loads(f.read_text())
-        if r.get("library") != LIBRARY:
+        if r.get("library") != LIBRARY or "folders" in r.get("extra", {}):  # another library's, or a merged cell
             continue
-        key = (r["method"], r["dataset"]["name"], r["budget"]["steps"])
+        hp = r.get("hyperparameters", {})
+        key = (r["method"], r["dataset"]["name"], r["budget"]["steps"], hp.get("rollout_length"), hp.get("penalty_coef"))
         cells.setdefault(key, []).append({**r, "_path": str(f.parent)})
     merged = []
-    print("| library | method | dataset | steps | seeds | normalized (mean ± std) | per seed | wall time per seed (s) | steps/s |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for (method, name, steps), runs in sorted(cells.items()):
+    print("| library | method | dataset | h / penalty | steps | seeds | normalized (mean ± std) | per seed | wall time per seed (s) "
+          "| steps/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for (method, name, steps, h, coef), runs in sorted(cells.items(), key=lambda kv: str(kv[0])):
         runs.sort(key=lambda r: r["scores"]["per_seed"][0]["seed"])
         per_seed = [s for r in runs for s in r["scores"]["per_seed"]]
         vals = np.array([s["normalized"] for s in per_seed], np.float64)
         walls = [r["wall_time_s"] for r in runs]
         sps = [r["steps_per_s"] for r in runs]
-        print(f"| {LIBRARY} | {method} | {name} | {steps:,} | {len(per_seed)} | {vals.mean():.1f} ± {vals.std():.1f} | "
+        print(f"| {LIBRARY} | {method} | {name} | {h} / {coef} | {steps:,} | {len(per_seed)} | {vals.mean():.1f} ± {vals.std():.1f} | "
               f"{', '.join('s%d %.1f' % (s['seed'], s['normalized']) for s in per_seed)} | {np.mean(walls):,.0f} | {np.mean(sps):.1f} |")
         first = runs[0]
         merged.append({**{k: first[k] for k in ("schema", "dynlearn_version", "git_sha", "jax_version", "library", "library_commit",
@@ -817,14 +840,14 @@ def main(argv=None) -> None:
 
         torch.set_num_threads(args.threads)
         out = Path(args.out)
-        if out.exists() and any(out.iterdir()) and not args.resume:
+        if out.exists() and any(p.name != ".lock" for p in out.iterdir()) and not args.resume:
             sys.exit(f"error: {out} is not empty. Fix: add --resume to continue it, or choose another --out.")
         env_id, prefix = task_of(args.dataset)
         loaded = load_data(Path(args.data).expanduser())
         kit = import_kit(args.kit)
         signal.signal(signal.SIGTERM, _on_signal)
         signal.signal(signal.SIGINT, _on_signal)
-        out.mkdir(parents=True, exist_ok=True)
+        lock_folder(out)
         max_epochs = None if args.max_model_epochs is not None and args.max_model_epochs <= 0 else args.max_model_epochs
         fit(kit, loaded, prefix, args.seed, out, Path(args.split) if args.split else None, max_epochs, args.resume, out)
         return None
