@@ -20,8 +20,8 @@ kit's environment). ``$W`` is a scratch folder; ``F`` the dataset file (``~/.cac
     python benchmarks/fit_step_parity.py init-stats --dataset hopper-medium-v5 --kit-init $W/kit_init.npz \
         --export $W/dl_init.npz --out RESULTS.json
     # 5. dynlearn's real fit (dynlearn.models.fit, FitConfig.preset("offlinerl-kit")) for a few epochs from given
-    #    initial weights (--init NPZ with the kit's names, 'dynlearn' for its own, 'normal' for its own draw without the
-    #    2-std cut), holding out SPLIT's holdout rows
+    #    initial weights (--init NPZ with the kit's names, 'normal' for its own draw, 'truncated' for its draw cut at
+    #    2 std as before the fix, EnsembleConfig.weight_init), holding out SPLIT's holdout rows
     python benchmarks/fit_step_parity.py fit --dataset hopper-medium-v5 --split SPLIT --init $W/kit_init.npz --epochs 8 \
         --label kit-init --out RESULTS.json [--train-rows N] [--std-scale S]
     # 6. the kit's loop from dynlearn's initial weights (the reverse swap), and the kit curves into the results
@@ -287,7 +287,7 @@ def cmd_init_stats(args) -> None:
     t = data.transitions
     z = np.load(args.kit_init)
     names = layer_names(sum(k.startswith("backbones.") and k.endswith(".weight") for k in z.files) + 1)
-    cfg = EnsembleConfig(termination_head=False)
+    cfg = EnsembleConfig(termination_head=False, weight_init="truncated")  # the draw this comparison found at fault
     ours = ProbabilisticEnsemble.init(cfg, t.obs_dim, t.act_dim, key=jax.random.split(jax.random.key(args.seed), 4)[0]).net
     out = {"what": "weight std and tails over the nominal std 1/(2 sqrt(fan_in)), per layer; kit: nn.init.trunc_normal_(std=...) "
                    "(cut at +-2 absolute, so no cut); dynlearn: EnsembleMLP.init (truncated normal cut at 2 std, not rescaled)",
@@ -299,28 +299,15 @@ def cmd_init_stats(args) -> None:
     update_results(args.out, "init_stats", out)
 
 
-def normal_init(net, key):
-    """``net`` with EnsembleMLP.init's weights drawn from an untruncated normal, std ``1/(2 sqrt(fan_in))`` (as the kit's
-    ``trunc_normal_(std=...)``, whose cut at +-2 absolute is > 14 std away): one draw for all layers, as EnsembleMLP.init."""
-    shapes = [w.shape for w in net.weights]
-    z = jax.random.normal(key, (sum(int(np.prod(s)) for s in shapes),), jnp.float32)
-    weights, start = [], 0
-    for e, a, b in shapes:
-        weights.append((z[start:start + e * a * b] / (2.0 * np.sqrt(a))).reshape(e, a, b))
-        start += e * a * b
-    return dataclasses.replace(net, weights=tuple(weights))
-
-
 def cmd_fit(args) -> None:
     data = dl.data.load(args.dataset)
     t = data.transitions
     train_rows, hold_rows = load_split(args.split)
     key = jax.random.key(args.seed)
-    cfg = EnsembleConfig(termination_head=False)
+    own = args.init in ("normal", "truncated")
+    cfg = EnsembleConfig(termination_head=False, weight_init=args.init if own else "normal")
     model = ProbabilisticEnsemble.init(cfg, t.obs_dim, t.act_dim, key=jax.random.split(key, 4)[0])  # fit's own init
-    if args.init == "normal":  # the proposed fix: EnsembleMLP.init's draw without the 2-std cut (the kit's distribution)
-        model = dataclasses.replace(model, net=normal_init(model.net, jax.random.split(key, 4)[0]))
-    elif args.init != "dynlearn":
+    if not own:
         _, net = net_from_kit(np.load(args.init), t.obs_dim, t.act_dim)
         model = dataclasses.replace(model, net=net)
     if args.std_scale != 1.0:
@@ -339,7 +326,7 @@ def cmd_fit(args) -> None:
     t0 = time.perf_counter()
     _, report = dl.models.fit(model, data, key=key, cfg=fit_cfg, holdout_rows=hold)
     curve = [float(np.sort(h)[:cfg.elites].mean()) for h in report.history]
-    out = {"init": args.init if args.init in ("dynlearn", "normal") else f"{Path(args.init).name}", "std_scale": args.std_scale,
+    out = {"init": args.init if args.init in ("normal", "truncated") else f"{Path(args.init).name}", "std_scale": args.std_scale,
            "seed": args.seed, "train_rows": report.train_size, "holdout_rows": report.holdout_size, "epochs": report.epochs,
            "holdout_elites_per_epoch": curve, "wall_s": time.perf_counter() - t0}
     print(json.dumps(out))
@@ -405,9 +392,9 @@ def main(argv=None) -> None:
     sp = sub.add_parser("fit", help="dynlearn.models.fit for a few epochs from given initial weights; writes 'fit/LABEL'")
     sp.add_argument("--dataset", default="hopper-medium-v5")
     sp.add_argument("--split", type=Path, required=True)
-    sp.add_argument("--init", default="dynlearn",
-                    help="npz of initial weights with the kit's names, 'dynlearn' (its own init) or 'normal' (its init without the "
-                         "2-std cut)")
+    sp.add_argument("--init", default="normal",
+                    help="npz of initial weights with the kit's names, or dynlearn's own draw: 'normal' (the default) or "
+                         "'truncated' (cut at 2 std, dynlearn's draw before the fix)")
     sp.add_argument("--std-scale", type=float, default=1.0, help="multiply the initial weights by this")
     sp.add_argument("--epochs", type=int, default=8)
     sp.add_argument("--seed", type=int, default=0, help="fit's key (bootstrap, batch order)")
