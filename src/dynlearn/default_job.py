@@ -28,6 +28,7 @@ from .data.summary import summarize
 from .errors import ConfigError, check_minimums
 from .models import EnsembleConfig, FitConfig, fit, one_step_error, save, split_holdout
 from .results import RunFolder, SeedScore, dataset_record, make_results
+from .stats import welch_from_moments
 from .tasks.collect import collect
 from .tasks.controllers import PendulumSwingUp
 from .tasks.evaluate import evaluate
@@ -123,24 +124,37 @@ def run_default_job(cfg: DefaultJobConfig, *, log=print) -> Path:
     score = SeedScore(**{k: seed_score[k] for k in ("seed", "return_mean", "return_std", "normalized", "episodes")})
     model_error = {"holdout_skill": skill.tolist(), "holdout_mse": error.elite_mean_mse.tolist(), "epochs": report.epochs,
                    "elite_holdout_mse": report.elite_holdout_mse}
+    comparison = versus_behaviour(score, behaviour_eval)
     results = make_results(
         method="mopo", task=task.id, dataset=dataset_record(dataset),
         budget={"steps": size["agent_steps"], "seeds": 1, "env_steps": size["steps"], "model_epochs": report.epochs},
         seed_scores=[score], wall_time_s=wall, steps_per_s=learned["steps_per_s"],
         extra={"behaviour": behaviour_eval.to_dict(), "random": random_eval.to_dict(), "model_error": model_error,
-               "dataset_summary": summary.to_dict(), "beats_behaviour": score.return_mean > behaviour_eval.mean})
+               "dataset_summary": summary.to_dict(), **comparison})
     run.write_results(results)
-    text = _report(task, summary, score, behaviour_eval, random_eval, skill, report, wall, out)
+    text = _report(task, summary, score, behaviour_eval, random_eval, skill, report, wall, out, comparison["versus_behaviour"])
     run.file("report.md").write_text(text)
     log(text)
     return out
 
 
-def _report(task, summary, learned, behaviour, random, skill, fit_report, wall, out) -> str:
+def versus_behaviour(learned: SeedScore, behaviour) -> dict:
+    """Welch's test of the learned policy's episode returns against the behaviour policy's (each evaluated over its own
+    episodes): ``verdict`` is "higher" or "lower" at p < 0.05, else "none". One training seed, so this is a claim about
+    this policy, not about the method."""
+    n_l, n_b = int(learned.episodes), int(behaviour.returns.size)
+    sd = lambda std, n: float(std) * (n / (n - 1)) ** 0.5  # noqa: E731 (evaluation stds are over episodes, ddof=0)
+    w = welch_from_moments(learned.return_mean, sd(learned.return_std, n_l), n_l, behaviour.mean, sd(behaviour.std, n_b), n_b)
+    verdict = "none" if not w.p < 0.05 else ("higher" if w.diff > 0 else "lower")
+    return {"beats_behaviour": verdict == "higher",
+            "versus_behaviour": {"diff": w.diff, "t": w.t, "dof": w.dof, "p": w.p, "episodes": [n_l, n_b], "verdict": verdict}}
+
+
+def _report(task, summary, learned, behaviour, random, skill, fit_report, wall, out, test: dict) -> str:
     def line(mean, std, normalized):
         return f"{mean:9.1f} ± {std:6.1f}" + (f"   (normalized {normalized:6.1f})" if normalized is not None else "")
 
-    verdict = "beats" if learned.return_mean > behaviour.mean else "does NOT beat"
+    verdict = {"higher": "beats", "lower": "scores below", "none": "shows no difference from"}[test["verdict"]]
     return "\n".join([
         f"# dynlearn run: offline model-based RL on {task.id}",
         "",
@@ -151,7 +165,8 @@ def _report(task, summary, learned, behaviour, random, skill, fit_report, wall, 
         f"MOPO policy   {line(learned.return_mean, learned.return_std, learned.normalized)}",
         f"behaviour     {line(behaviour.mean, behaviour.std, behaviour.normalized_mean)}",
         f"random        {line(random.mean, random.std, random.normalized_mean)}",
-        f"verdict       the policy learned offline {verdict} the policy that collected the data",
+        f"verdict       the policy learned offline {verdict} the policy that collected the data "
+        f"(Welch p = {test['p']:.3g}, {test['episodes'][0]} + {test['episodes'][1]} episodes; one training seed)",
         f"reference     {task.ref_source}",
         f"wall time     {wall:.0f} s",
         f"run folder    {out}  (report.md, results.json, mopo/learning_curve.png, model/, the dataset)",
