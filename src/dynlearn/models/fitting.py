@@ -36,14 +36,11 @@ The procedure is OfflineRL-Kit's ``EnsembleDynamics.train`` (the MOPO/MOBILE mod
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
-import json
 import math
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -52,14 +49,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .. import interrupt
 from .._types import Array, Float, Key
 from ..agents.base import apply_optimizer
-from ..checkpoint import arrays_digest, atomic_dir, json_digest, latest_dir, write_json
+from ..checkpoint import arrays_digest
 from ..data.dataset import Dataset
 from ..data.normalize import Normalizer
 from ..data.transitions import Transitions
 from ..progress import ProgressLine
+from ..training import Checkpoint, Schedule, WallClock, fingerprint, key_data, run
 from ..errors import ConfigError, DataError
 from ..metrics import model_error
 from .ensemble import EnsembleConfig, EnsembleMLP, ProbabilisticEnsemble
@@ -383,7 +380,8 @@ def _epoch(net: EnsembleMLP, opt_state, best: EnsembleMLP, best_mse, train: _Row
 
 def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Dataset, *, key: Key,
         cfg: FitConfig = FitConfig(), task: Any | None = None, checkpoint: str | os.PathLike | None = None,
-        checkpoint_every_s: float = 60.0, holdout_rows: np.ndarray | None = None) -> tuple[ProbabilisticEnsemble, FitReport]:
+        checkpoint_every_s: float = 60.0, holdout_rows: np.ndarray | None = None,
+        metrics: str | os.PathLike | None = None) -> tuple[ProbabilisticEnsemble, FitReport]:
     """Fit an ensemble to ``dataset``; returns the model (best snapshots, elites set) and a :class:`FitReport`.
 
     ``model_or_config``: an :class:`EnsembleConfig` builds a fresh model and fits its normalisers on the
@@ -392,9 +390,11 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
     termination and reward functions to the returned model (see :meth:`ProbabilisticEnsemble.with_task`).
     ``checkpoint``: a folder for the training state, written every ``checkpoint_every_s`` seconds and on SIGTERM /
     Ctrl-C (then :class:`dynlearn.interrupt.Stopped` is raised); a call with the same inputs and folder continues from
-    it. The caller removes it when the fit is done. ``holdout_rows``: row indices of ``dataset`` to hold out instead of
-    the configured split (to fit on the same rows as another library did).
+    it (the epochs run by :func:`dynlearn.training.run`). The caller removes it when the fit is done. ``holdout_rows``:
+    row indices of ``dataset`` to hold out instead of the configured split (to fit on the same rows as another library
+    did). ``metrics``: a JSONL file that gets one row per epoch.
     """
+    clock = WallClock()
     start = time.perf_counter()
     t = dataset.transitions
     init_key, _, boot_key, train_key = jax.random.split(key, 4)  # the second: split_seed
@@ -434,57 +434,62 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
     boot = (jax.random.randint(boot_key, (e, n), 0, n, jnp.int32) if cfg.bootstrap
             else jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (e, n)))
     net = model.net
-    opt_state = _adam(cfg.lr).init(net)
-    best, best_mse = net, jnp.full((e,), 1e10, jnp.float32)
+    state = (net, _adam(cfg.lr).init(net), net, jnp.full((e,), 1e10, jnp.float32))  # net, optimiser, best, best MSE
     steps_per_epoch = -(-n // cfg.batch_size)
 
-    history: list[tuple[float, ...]] = []
-    epoch_s: list[float] = []
-    since, epoch, t_first, lr_lowered_at = 0, 0, None, None
-    fingerprint = _fingerprint(model_or_config, dataset, key, cfg, holdout_rows) if checkpoint is not None else None
-    saved = latest_dir(checkpoint) if checkpoint is not None else None
-    if saved is not None and (saved / "progress.json").is_file():
-        net, opt_state, best, best_mse, epoch, since, history, epoch_s, lr_lowered_at = _load_state(
-            saved, fingerprint, net, opt_state, best, best_mse)
-    first_epoch = epoch
-    t_epoch = last_save = time.perf_counter()
-    stopped_early = False
-    progress = ProgressLine(cfg.progress, "fit ensemble", cfg.max_epochs)
-    with progress, (interrupt.graceful_stop() if checkpoint is not None else contextlib.nullcontext()):
-        for epoch_key in _keys(train_key, start=epoch):
-            net, opt_state, best, best_mse, mse, improved, info = _epoch(
-                net, opt_state, best, best_mse, train, holdout, boot, model.target_norm, epoch_key, dim_weight, cfg=ecfg,
-                lr=cfg.lr if lr_lowered_at is None else cfg.lr * cfg.plateau_lr_factor,
-                batch_size=cfg.batch_size, min_improvement=cfg.min_improvement, chunk=cfg.holdout_chunk)
-            mse_h, improved_h = np.asarray(mse), np.asarray(improved)  # the one host sync per epoch
-            epoch += 1
-            now = time.perf_counter()
-            epoch_s.append(now - t_epoch)
-            t_epoch = now
-            if t_first is None:
-                t_first = now
-            history.append(tuple(float(v) for v in mse_h))
-            since = 0 if improved_h.any() else since + 1
-            best_h = np.asarray(best_mse)
-            elite_best = float(np.sort(best_h)[:ecfg.elites].mean())
-            progress.update(epoch, f"epoch {epoch}  holdout MSE {float(mse_h.mean()):.4g} (elites' best {elite_best:.4g})  "
-                                   f"no improvement for {since}")
-            if since >= cfg.patience:
-                if epoch >= cfg.min_epochs:
-                    stopped_early = True
-                    break
-                if lr_lowered_at is None and cfg.plateau_lr_factor != 1.0:  # once, then train on to min_epochs
-                    lr_lowered_at, since = epoch, 0
-            if cfg.max_epochs is not None and epoch >= cfg.max_epochs:
-                break
-            if checkpoint is not None and (interrupt.requested() or now - last_save >= checkpoint_every_s):
-                _save_state(checkpoint, fingerprint, net, opt_state, best, best_mse, epoch, since, history, epoch_s,
-                            lr_lowered_at)
-                last_save = time.perf_counter()
-                if interrupt.requested():
-                    raise interrupt.Stopped(checkpoint, epoch * steps_per_epoch)
+    progress: dict[str, Any] = {"epoch": 0, "since": 0, "history": [], "epoch_s": [], "lr_lowered_at": None,
+                                "stopped_early": False}
+    store = None
+    if checkpoint is not None:
+        store = Checkpoint(checkpoint, _fingerprint(model_or_config, dataset, key, cfg, holdout_rows), owner="fit",
+                           other="another fit (other data, config or key)")
+        like = state
+        loaded = store.load(lambda _: like)
+        if loaded is not None:
+            state, progress = loaded
+    first_epoch = progress["epoch"]
+    timing = {"last": time.perf_counter(), "first": None}  # end of the last epoch; of this call's first (compiling) one
+
+    def epoch_block(state, progress):
+        net, opt_state, best, best_mse = state
+        lowered = progress["lr_lowered_at"] is not None
+        net, opt_state, best, best_mse, mse, improved, info = _epoch(
+            net, opt_state, best, best_mse, train, holdout, boot, model.target_norm,
+            jax.random.fold_in(train_key, progress["epoch"]), dim_weight, cfg=ecfg,
+            lr=cfg.lr * cfg.plateau_lr_factor if lowered else cfg.lr, batch_size=cfg.batch_size,
+            min_improvement=cfg.min_improvement, chunk=cfg.holdout_chunk)
+        mse_h, improved_h, best_h, info = jax.device_get((mse, improved, best_mse, info))  # the one host sync per epoch
+        progress["epoch"] = epoch = progress["epoch"] + 1
+        now = time.perf_counter()
+        progress["epoch_s"].append(now - timing["last"])
+        timing["last"] = now
+        if timing["first"] is None:
+            timing["first"] = now
+        progress["history"].append([float(v) for v in mse_h])
+        progress["since"] = since = 0 if improved_h.any() else progress["since"] + 1
+        if since >= cfg.patience:
+            if epoch >= cfg.min_epochs:
+                progress["stopped_early"] = True
+            elif progress["lr_lowered_at"] is None and cfg.plateau_lr_factor != 1.0:  # once, then train on to min_epochs
+                progress["lr_lowered_at"], progress["since"] = epoch, 0
+        row = {"epoch": epoch, "holdout/mse": float(mse_h.mean()),
+               "holdout/elites_best": float(np.sort(best_h)[:ecfg.elites].mean()), "holdout/no_improvement": since,
+               **{k: float(v) for k, v in info.items()}}
+        return (net, opt_state, best, best_mse), row
+
+    def describe(progress, row):
+        return (f"epoch {row['epoch']}  holdout MSE {row['holdout/mse']:.4g} (elites' best {row['holdout/elites_best']:.4g})  "
+                f"no improvement for {row['holdout/no_improvement']}")
+
+    schedule = Schedule(block=steps_per_epoch, total=None if cfg.max_epochs is None else cfg.max_epochs * steps_per_epoch,
+                        checkpoint_every_s=checkpoint_every_s, unit=steps_per_epoch)
+    state, progress, _ = run(epoch_block, state, progress, schedule=schedule, clock=clock, checkpoint=store,
+                             finished=lambda p: p["stopped_early"], describe=describe, metrics=metrics,
+                             line=ProgressLine(cfg.progress, "fit ensemble", cfg.max_epochs))
     end = time.perf_counter()
 
+    _, _, best, best_mse = state
+    epoch = progress["epoch"]
     best_h = np.asarray(best_mse, np.float64)
     elites = tuple(int(i) for i in np.argsort(best_h, kind="stable")[:ecfg.elites])
     model = dataclasses.replace(model, net=best, elites=jnp.asarray(elites, jnp.int32))
@@ -492,12 +497,14 @@ def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Datase
     if task is not None:
         model = model.with_task(task)
     timed_steps = (epoch - first_epoch - 1) * steps_per_epoch  # this call's epochs after its first (compiling) one
-    rate = timed_steps / (end - t_first) if timed_steps > 0 else (epoch - first_epoch) * steps_per_epoch / (end - start)
-    report = FitReport(epochs=epoch, stopped_early=stopped_early, holdout_mse=tuple(float(v) for v in best_h), elites=elites,
-                       train_size=n, holdout_size=len(hold_t), holdout_mode=mode, holdout_episodes=hold_eps, holdout_seed=seed,
-                       rows_without_successor=int((~np.asarray(dataset.transitions.next_obs_valid, bool)).sum()),
-                       steps=epoch * steps_per_epoch, wall_s=end - start, steps_per_s=rate, history=tuple(history),
-                       epoch_s=tuple(epoch_s), steps_per_epoch=steps_per_epoch, lr_lowered_at=lr_lowered_at,
+    rate = (timed_steps / (end - timing["first"]) if timed_steps > 0
+            else (epoch - first_epoch) * steps_per_epoch / max(end - start, 1e-9))
+    report = FitReport(epochs=epoch, stopped_early=progress["stopped_early"], holdout_mse=tuple(float(v) for v in best_h),
+                       elites=elites, train_size=n, holdout_size=len(hold_t), holdout_mode=mode, holdout_episodes=hold_eps,
+                       holdout_seed=seed, rows_without_successor=int((~np.asarray(dataset.transitions.next_obs_valid, bool)).sum()),
+                       steps=epoch * steps_per_epoch, wall_s=clock.total(), steps_per_s=rate,
+                       history=tuple(tuple(h) for h in progress["history"]), epoch_s=tuple(progress["epoch_s"]),
+                       steps_per_epoch=steps_per_epoch, lr_lowered_at=progress["lr_lowered_at"],
                        select_by=cfg.select_by, holdout_dim_mse=tuple(tuple(float(v) for v in m) for m in dim_mse),
                        target_var=tuple(float(v) for v in target_var))
     return model, report
@@ -514,41 +521,14 @@ def _target_variance(arrays) -> np.ndarray:
     return np.maximum(var, 1e-6 * float(var.max()) + 1e-12)
 
 
-def _keys(key: Key, start: int = 0):
-    """An endless stream of epoch keys (from epoch ``start``)."""
-    i = start
-    while True:
-        yield jax.random.fold_in(key, i)
-        i += 1
-
-
 def _fingerprint(model_or_config, dataset: Dataset, key: Key, cfg: FitConfig, holdout_rows=None) -> str:
     """What a fit's state depends on: a checkpoint of another fit is refused."""
     # a model trained further: its parameters
     what = model_or_config.to_dict() if isinstance(model_or_config, EnsembleConfig) else arrays_digest(model_or_config)
-    parts = [what, cfg.identity(), dataset.content_hash(), np.asarray(jax.random.key_data(key)).tolist()]
+    parts = [what, cfg.identity(), dataset.content_hash(), key_data(key)]
     if holdout_rows is not None:
         parts.append(np.unique(np.asarray(holdout_rows)).tolist())
-    return json_digest(*parts)
-
-
-def _save_state(folder, fingerprint: str, net, opt_state, best, best_mse, epoch: int, since: int, history, epoch_s,
-                lr_lowered_at: int | None) -> None:
-    with atomic_dir(folder) as new:
-        eqx.tree_serialise_leaves(new / "state.eqx", (net, opt_state, best, best_mse))
-        write_json(new / "progress.json", {"fingerprint": fingerprint, "epoch": epoch, "since": since,
-                                           "history": [list(h) for h in history], "epoch_s": list(epoch_s),
-                                           "lr_lowered_at": lr_lowered_at})
-
-
-def _load_state(folder: Path, fingerprint: str, net, opt_state, best, best_mse):
-    progress = json.loads((folder / "progress.json").read_text())
-    if progress.get("fingerprint") != fingerprint:
-        raise ConfigError(f"fit: the checkpoint in {folder} belongs to another fit (other data, config or key). Fix: delete it, "
-                          "or fit with the inputs that wrote it.")
-    net, opt_state, best, best_mse = eqx.tree_deserialise_leaves(folder / "state.eqx", (net, opt_state, best, best_mse))
-    return (net, opt_state, best, best_mse, progress["epoch"], progress["since"], [tuple(h) for h in progress["history"]],
-            list(progress["epoch_s"]), progress.get("lr_lowered_at"))  # absent in checkpoints written before min_epochs
+    return fingerprint(*parts)
 
 
 # ----------------------------------------------------------------------------------------------
