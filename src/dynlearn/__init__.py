@@ -28,8 +28,8 @@ def _enable_compilation_cache() -> None:
 
 _enable_compilation_cache()
 
-from . import agents, data, dsr, interrupt, metrics, models, penalties, rollout, tasks  # noqa: E402
+from . import agents, data, dsr, interrupt, metrics, models, penalties, planning, rollout, tasks  # noqa: E402
 from .errors import ConfigError, DataError, DynlearnError, OutputExistsError  # noqa: E402
 
 __all__ = ["ConfigError", "DataError", "DynlearnError", "OutputExistsError", "__version__", "agents", "data", "dsr", "interrupt",
-           "metrics", "models", "penalties", "rollout", "tasks"]
+           "metrics", "models", "penalties", "planning", "rollout", "tasks"]
