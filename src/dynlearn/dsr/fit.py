@@ -35,14 +35,11 @@ The reference trains 5000 epochs x 50 batches = 250,000 iterations (GTF) or 2000
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import math
 import os
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -50,11 +47,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .. import interrupt
 from .._types import Array, ArrayLike, Bool, Float, Int, Key
-from ..checkpoint import atomic_dir, latest_dir, write_json
+from ..checkpoint import arrays_digest
 from ..errors import ConfigError, DataError, DynlearnError
 from ..progress import ProgressLine
+from ..training import Checkpoint, Schedule, WallClock, fingerprint, key_data, run
 from ..metrics.dsr import is_diverged, state_space_divergence
 from .base import AbstractLatentModel
 from .plrnn import MODEL_KINDS, build_model
@@ -385,42 +382,6 @@ def _train_block(model, opt_state, alpha, data, starts, it0, key, hyper: _Hyper,
 
 
 # ----------------------------------------------------------------------------------------------
-# Checkpoints of a fit in progress
-
-
-def _save_fit_state(folder, cfg: FitDSRConfig, blocks_done: int, model, opt_state, alpha, best, selection, losses, alphas,
-                    block_s) -> None:
-    score, best_model, best_it = best
-    with atomic_dir(folder) as new:
-        eqx.tree_serialise_leaves(new / "state.eqx", (model, opt_state, alpha, model if best_model is None else best_model))
-        np.savez(new / "history.npz", losses=np.concatenate(losses), alphas=np.concatenate(alphas),
-                 block_s=np.asarray(block_s, np.float64))
-        finite = lambda x: float(x) if math.isfinite(x) else None  # JSON has no inf: a diverged free run
-        write_json(new / "progress.json", {
-            "config": cfg.to_dict(), "blocks_done": blocks_done, "selection": [[it, finite(sc)] for it, sc in selection],
-            "best": None if best_model is None else {"score": finite(score), "iteration": best_it}})
-
-
-def _load_fit_state(folder: Path, cfg: FitDSRConfig, model, opt_state, alpha):
-    progress = json.loads((folder / "progress.json").read_text())
-    if progress["config"] != json.loads(json.dumps(cfg.to_dict())):
-        raise ConfigError(f"fit_dsr: the checkpoint in {folder} was written by a fit with another configuration. Fix: resume "
-                          "with the same options, or start a new run folder.")
-    try:
-        model, opt_state, alpha, best_model = eqx.tree_deserialise_leaves(folder / "state.eqx", (model, opt_state, alpha, model))
-    except (RuntimeError, ValueError) as e:
-        raise DataError(str(folder / "state.eqx"), f"does not match this fit's model and optimiser ({e}).",
-                        "resume with the data and options that wrote it, or start a new run folder.") from None
-    history = np.load(folder / "history.npz")
-    inf = lambda x: math.inf if x is None else x
-    best = (math.inf, None, None) if progress["best"] is None else \
-        (inf(progress["best"]["score"]), best_model, progress["best"]["iteration"])
-    selection = [(it, inf(sc)) for it, sc in progress["selection"]]
-    return (progress["blocks_done"], model, opt_state, alpha, best, selection, [history["losses"]], [history["alphas"]],
-            list(history["block_s"]))
-
-
-# ----------------------------------------------------------------------------------------------
 # Model selection by training-data D_stsp
 
 
@@ -445,7 +406,7 @@ def training_dstsp(model: AbstractLatentModel, reference: np.ndarray, steps: int
 
 def fit_dsr(x_train: ArrayLike | Sequence[ArrayLike], cfg: FitDSRConfig = FitDSRConfig(), *, key: Key | None = None,
             progress: bool = True, model: AbstractLatentModel | None = None, checkpoint: str | os.PathLike | None = None,
-            checkpoint_every_s: float = 60.0) -> tuple[AbstractLatentModel, FitDSRReport]:
+            checkpoint_every_s: float = 60.0, metrics: str | os.PathLike | None = None) -> tuple[AbstractLatentModel, FitDSRReport]:
     """Train a latent model on ``x_train`` (one array ``[T, N]`` or a list of trajectories, standardised by the
     caller) with teacher forcing; returns ``(model, report)``.
 
@@ -454,10 +415,11 @@ def fit_dsr(x_train: ArrayLike | Sequence[ArrayLike], cfg: FitDSRConfig = FitDSR
     ``checkpoint``: a folder for the training state (model, optimiser, alpha, losses, selection), written atomically
     every ``checkpoint_every_s`` seconds of training and when SIGTERM / Ctrl-C asks to stop (then
     :class:`dynlearn.interrupt.Stopped` is raised); a fit called again with the same folder, data, ``cfg`` and ``key``
-    continues from it and ends exactly as an uninterrupted fit (every batch derives from ``key`` and the iteration).
+    continues from it and ends exactly as an uninterrupted fit (every batch derives from ``key`` and the iteration); the
+    blocks run in :func:`dynlearn.training.run`. ``metrics``: a JSONL file that gets one row per block.
     Raises :class:`TrainingDivergedError` when the loss or a parameter becomes non-finite.
     """
-    start = time.perf_counter()
+    clock, progress_bar = WallClock(), progress
     if not isinstance(cfg, FitDSRConfig):
         raise ConfigError(f"fit_dsr: cfg must be a FitDSRConfig, got {type(cfg).__name__}.")
     data, starts = prepare_sequences(x_train, cfg.seq_len)
@@ -482,61 +444,85 @@ def fit_dsr(x_train: ArrayLike | Sequence[ArrayLike], cfg: FitDSRConfig = FitDSR
     # block ends
     length = math.gcd(cfg.block, cfg.select_every) if cfg.select_every else cfg.block
     n_blocks = -(-cfg.iterations // length)
-
     reference = np.asarray(x_train[0] if isinstance(x_train, (list, tuple)) else x_train, np.float32)
-    selection, best = [], (math.inf, None, None)  # (score, model, iteration)
-    losses, alphas, block_s = [], [], []
-    first_block = 0
-    saved = latest_dir(checkpoint) if checkpoint is not None else None
-    if saved is not None and (saved / "progress.json").is_file():
-        first_block, model, opt_state, alpha, best, selection, losses, alphas, block_s = _load_fit_state(
-            saved, cfg, model, opt_state, alpha)
-    last_save = time.perf_counter()
-    with ProgressLine(progress, "fit_dsr", cfg.iterations, remaining=True) as bar, \
-            (interrupt.graceful_stop() if checkpoint is not None else contextlib.nullcontext()):
-        for b in range(first_block, n_blocks):
-            t0 = time.perf_counter()
-            it0 = b * length
-            model_next, opt_next, alpha_next, mse, alpha_hist, finite = _train_block(
-                model, opt_state, alpha, data_d, starts_d, jnp.asarray(it0, jnp.int32), train_key, hyper,
-                batch_size=cfg.batch_size, seq_len=cfg.seq_len, length=length)
-            mse_h = np.asarray(mse)[: cfg.iterations - it0]  # the one host sync per block
-            block_s.append(time.perf_counter() - t0)
-            bad = ~np.isfinite(mse_h)
-            if bad.any() or not bool(finite):
-                first = it0 + int(np.argmax(bad)) if bad.any() else it0 + len(mse_h) - 1
-                last_ok = float(mse_h[~bad][-1]) if (~bad).any() else (float(losses[-1][-1]) if losses else float("nan"))
-                raise TrainingDivergedError(
-                    f"fit_dsr: training diverged at iteration {first} (non-finite loss or parameters; last finite loss "
-                    f"{last_ok:.4g}). Fix: standardise the data, lower lr (now {cfg.lr}), set grad_clip > 0, use "
-                    f"forcing='adaptive' or a smaller tau (sparse TF), or a clipped shPLRNN.")
-            model, opt_state, alpha = model_next, opt_next, alpha_next
-            losses.append(mse_h)
-            alphas.append(np.asarray(alpha_hist)[: cfg.iterations - it0])
-            status = f"  alpha {float(alphas[-1][-1]):.3f}" if cfg.forcing != "sparse" else ""
-            done = it0 + len(mse_h)
-            if cfg.select_every and (done // cfg.select_every > it0 // cfg.select_every or done == cfg.iterations):
-                score = training_dstsp(model, reference, cfg.select_steps)
-                selection.append((done, score))
-                if score <= best[0] or best[1] is None:  # ties (all diverged: inf) go to the later model
-                    best = (score, model, done)
-                status += f"  D_stsp(train) {score:.3g} (best {best[0]:.3g} at {best[2]})"
-            bar.update(done, f"loss {float(mse_h.mean()):.4g}{status}  {len(mse_h) / block_s[-1]:.0f} it/s")
-            if checkpoint is not None and done < cfg.iterations and (
-                    interrupt.requested() or time.perf_counter() - last_save >= checkpoint_every_s):
-                _save_fit_state(checkpoint, cfg, b + 1, model, opt_state, alpha, best, selection, losses, alphas, block_s)
-                last_save = time.perf_counter()
-                if interrupt.requested():
-                    raise interrupt.Stopped(checkpoint, done)
-    if best[1] is not None:
-        model = best[1]
-    wall = time.perf_counter() - start
+
+    # state: the model, optimiser, alpha, the best model so far (the model itself until one is selected) and every
+    # iteration's loss and alpha; progress: the selection's scores, the best's, and each block's wall time
+    empty = np.zeros(0, np.float32)
+    state = (model, opt_state, alpha, model, empty, empty)
+    progress = {"selection": [], "best": None, "block_s": []}
+    store = None
+    if checkpoint is not None:
+        store = Checkpoint(checkpoint, fingerprint(cfg.to_dict(), key_data(key), arrays_digest(data), arrays_digest(model)),
+                           owner="fit_dsr", other="a fit with another configuration, data, key or initial model")
+        grown = lambda p: state[:4] + (np.zeros(p["step"], np.float32),) * 2  # noqa: E731 (the losses so far)
+        loaded = store.load(grown)
+        if loaded is not None:
+            state, progress = loaded
+
+    def train_block(state, progress):
+        model, opt_state, alpha, best_model, losses, alphas = state
+        it0 = progress["step"]
+        t0 = time.perf_counter()
+        model_next, opt_next, alpha_next, mse, alpha_hist, finite = _train_block(
+            model, opt_state, alpha, data_d, starts_d, jnp.asarray(it0, jnp.int32), train_key, hyper,
+            batch_size=cfg.batch_size, seq_len=cfg.seq_len, length=length)
+        mse_h = np.asarray(mse)[: cfg.iterations - it0]  # the one host sync per block
+        progress["block_s"].append(time.perf_counter() - t0)
+        bad = ~np.isfinite(mse_h)
+        if bad.any() or not bool(finite):
+            first = it0 + int(np.argmax(bad)) if bad.any() else it0 + len(mse_h) - 1
+            last_ok = float(mse_h[~bad][-1]) if (~bad).any() else (float(losses[-1]) if len(losses) else float("nan"))
+            raise TrainingDivergedError(
+                f"fit_dsr: training diverged at iteration {first} (non-finite loss or parameters; last finite loss "
+                f"{last_ok:.4g}). Fix: standardise the data, lower lr (now {cfg.lr}), set grad_clip > 0, use "
+                f"forcing='adaptive' or a smaller tau (sparse TF), or a clipped shPLRNN.")
+        losses = np.concatenate([losses, mse_h])
+        alphas = np.concatenate([alphas, np.asarray(alpha_hist, np.float32)[: cfg.iterations - it0]])
+        model, opt_state, alpha = model_next, opt_next, alpha_next
+        row = {"loss": float(mse_h.mean()), "iterations_per_s": len(mse_h) / progress["block_s"][-1]}
+        if cfg.forcing != "sparse":
+            row["alpha"] = float(alphas[-1])
+        done = it0 + len(mse_h)
+        if cfg.select_every and (done // cfg.select_every > it0 // cfg.select_every or done == cfg.iterations):
+            # part of training (it picks the model returned), so here and not in an evaluation hook
+            score = training_dstsp(model, reference, cfg.select_steps)
+            progress["selection"].append([done, _finite(score)])
+            if progress["best"] is None or score <= _inf(progress["best"]["score"]):  # ties (all inf) go to the later model
+                progress["best"], best_model = {"score": _finite(score), "iteration": done}, model
+            row["dstsp_train"] = _finite(score)
+        return (model, opt_state, alpha, best_model, losses, alphas), row
+
+    def describe(progress, row):
+        status = f"  alpha {row['alpha']:.3f}" if "alpha" in row else ""
+        if "dstsp_train" in row:
+            best = progress["best"]
+            status += f"  D_stsp(train) {_inf(row['dstsp_train']):.3g} (best {_inf(best['score']):.3g} at {best['iteration']})"
+        return f"loss {row['loss']:.4g}{status}  {row['iterations_per_s']:.0f} it/s"
+
+    state, progress, _ = run(train_block, state, progress, clock=clock, checkpoint=store, describe=describe, metrics=metrics,
+                             schedule=Schedule(block=length, total=cfg.iterations, checkpoint_every_s=checkpoint_every_s),
+                             line=ProgressLine(progress_bar, "fit_dsr", cfg.iterations, remaining=True))
+    model, _, _, best_model, losses, alphas = state
+    block_s = progress["block_s"]
+    best = progress["best"]
+    if best is not None:
+        model = best_model
     rate = (cfg.iterations - min(length, cfg.iterations)) / sum(block_s[1:]) if n_blocks > 1 else cfg.iterations / sum(block_s)
     report = FitDSRReport(
-        losses=np.concatenate(losses), alphas=np.concatenate(alphas) if cfg.forcing != "sparse" else np.zeros(0, np.float32),
-        iterations=cfg.iterations, wall_s=wall, first_block_s=block_s[0], iterations_per_s=rate, block_s=tuple(block_s),
+        losses=np.asarray(losses, np.float32),
+        alphas=np.asarray(alphas, np.float32) if cfg.forcing != "sparse" else np.zeros(0, np.float32),
+        iterations=cfg.iterations, wall_s=clock.total(), first_block_s=block_s[0], iterations_per_s=rate, block_s=tuple(block_s),
         n_params=model.n_params, n_observation_params=getattr(model, "n_observation_params", 0), config=cfg,
-        selection=tuple(selection), selected_iteration=best[2])
+        selection=tuple((it, _inf(sc)) for it, sc in progress["selection"]),
+        selected_iteration=None if best is None else best["iteration"])
     return model, report
 
 
+def _finite(x: float) -> float | None:
+    """JSON has no inf: a diverged free run's score is stored as None."""
+    return float(x) if math.isfinite(x) else None
+
+
+def _inf(x: float | None) -> float:
+    return math.inf if x is None else x
