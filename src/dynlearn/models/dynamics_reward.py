@@ -66,8 +66,6 @@ that of a model's transitions (where the model is not to be trusted).
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import dataclasses
 import itertools
 import json
@@ -83,13 +81,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .. import interrupt
 from .._types import Array, Float, Key
-from ..checkpoint import arrays_digest, atomic_dir, json_digest, latest_dir, load_leaves, read_header, save_module, write_json
+from ..checkpoint import arrays_digest, load_leaves, read_header, save_module, write_json
 from ..data.dataset import Dataset
 from ..data.normalize import Normalizer
 from ..data.transitions import Transitions
 from ..progress import ProgressLine
+from ..training import Checkpoint, Schedule, WallClock, fingerprint, key_data, run
 from ..errors import ConfigError, DataError
 from .base import random_elites, select_member
 from .ensemble import ProbabilisticEnsemble
@@ -553,7 +551,8 @@ def _assemble(kept: list, norms: _Norms, *, cfg: DynamicsRewardConfig, obs_dim: 
 
 def learn_reward(dataset: Dataset, model: ProbabilisticEnsemble, cfg: DynamicsRewardConfig = DynamicsRewardConfig(), *, key: Key,
                  holdout_seed: int = 0, fit_cfg: FitConfig = FitConfig(), log: Callable[[str], None] | None = None,
-                 checkpoint: str | os.PathLike | None = None, checkpoint_every_s: float = 60.0) -> tuple[DynamicsReward, RewardReport]:
+                 checkpoint: str | os.PathLike | None = None, checkpoint_every_s: float = 60.0,
+                 metrics: str | os.PathLike | None = None) -> tuple[DynamicsReward, RewardReport]:
     """Learn a dynamics reward from ``dataset`` against ``model`` (a fitted ensemble); see the module docstring.
 
     The data are split as :func:`dynlearn.models.fit` split them for ``model``: pass the fit's
@@ -564,7 +563,8 @@ def learn_reward(dataset: Dataset, model: ProbabilisticEnsemble, cfg: DynamicsRe
     ``checkpoint``: a folder for the training state (discriminator, adversary, optimisers, the snapshots kept so far),
     written every ``checkpoint_every_s`` seconds and on SIGTERM / Ctrl-C (then :class:`dynlearn.interrupt.Stopped` is
     raised); a call with the same inputs and folder continues from it and returns the uninterrupted call's reward.
-    A checkpoint of other inputs is refused. The caller deletes the folder once the reward is saved.
+    A checkpoint of other inputs is refused. The caller deletes the folder once the reward is saved. The blocks run in
+    :func:`dynlearn.training.run`; ``metrics``: a JSONL file that gets one row per block.
     """
     if not isinstance(model, ProbabilisticEnsemble):
         raise ConfigError(f"learn_reward needs a fitted ProbabilisticEnsemble as the generator, got {type(model).__name__}.")
@@ -578,59 +578,63 @@ def learn_reward(dataset: Dataset, model: ProbabilisticEnsemble, cfg: DynamicsRe
     if n < cfg.batch_size:
         raise DataError(dataset.source, f"has {n} training transitions with a successor, fewer than batch_size {cfg.batch_size}.",
                         "lower DynamicsRewardConfig.batch_size or provide more data.")
-    start = time.perf_counter()
+    clock = WallClock()
     init_key, train_key, eval_key = jax.random.split(key, 3)
     model = model.with_task(None)  # the adversary needs no termination or reward function
     norms, disc, disc_opt, elites, gen, gen_opt = _start(cfg, model, train, init_key)
 
-    kept: collections.deque = collections.deque(maxlen=cfg.snapshots)
-    history: list[dict] = []
+    # state: discriminator, adversary, their optimisers and the snapshots kept (the last cfg.snapshots);
+    # progress: the history and this call's timing of blocks after its first (compiling) one, summed over calls
+    state = (disc, disc_opt, gen, gen_opt, [])
+    progress = {"kept": 0, "history": [], "timed_steps": 0, "timed_s": 0.0}
     blocks = cfg.steps // cfg.snapshot_every
-    clock = {"wall_s": 0.0, "timed_steps": 0, "timed_s": 0.0}  # across calls; each call's first (compiling) block untimed
-    first_block = 0
-    state_id = _reward_fingerprint(cfg, dataset, model, key, holdout_seed, fit_cfg) if checkpoint is not None else None
-    saved = latest_dir(checkpoint) if checkpoint is not None else None
-    if saved is not None:
-        disc, disc_opt, gen, gen_opt, snapshots, history, clock = _load_reward_state(saved, state_id, disc, disc_opt, gen, gen_opt)
-        kept.extend(snapshots)
-        first_block = len(history)
-        if log is not None:
-            log(f"dynamics reward: continuing from {saved} at step {first_block * cfg.snapshot_every:,}")
-    last_save, t_block = time.perf_counter(), None
-    with ProgressLine(cfg.progress, "dynamics reward", blocks) as progress, \
-            (interrupt.graceful_stop() if checkpoint is not None else contextlib.nullcontext()):
-        if first_block:
-            progress.update(first_block, f"continuing at step {first_block * cfg.snapshot_every:,}")
-        for b in range(first_block, blocks):
-            disc, disc_opt, gen, gen_opt, expert, learner, info = _block(disc, disc_opt, gen, gen_opt, elites, norms, train,
-                                                                         jax.random.fold_in(train_key, b), cfg=cfg)
-            kept.append((disc, expert, learner))
-            row = {"step": (b + 1) * cfg.snapshot_every, **{k: float(v) for k, v in info.items()},
-                   "snapshot/expert_logit": float(expert), "snapshot/learner_logit": float(learner)}  # the one host sync per block
-            history.append(row)
-            now = time.perf_counter()
-            if t_block is not None:
-                clock["timed_steps"] += cfg.snapshot_every
-                clock["timed_s"] += now - t_block
-            t_block = now
-            progress.update(b + 1, f"D loss {row['disc/loss']:.3f}  accuracy {row['disc/accuracy']:.2f}")
-            if log is not None and (b + 1) % max(1, blocks // 10) == 0:
-                log(f"dynamics reward: step {row['step']:,}  D loss {row['disc/loss']:.3f}  D accuracy {row['disc/accuracy']:.2f}")
-            if checkpoint is not None and b + 1 < blocks and (interrupt.requested() or now - last_save >= checkpoint_every_s):
-                _save_reward_state(checkpoint, state_id, disc, disc_opt, gen, gen_opt, list(kept), history,
-                                   clock | {"wall_s": clock["wall_s"] + now - start})
-                last_save = now
-                if interrupt.requested():
-                    raise interrupt.Stopped(checkpoint, row["step"])
-    end = time.perf_counter()
+    store = None
+    if checkpoint is not None:
+        store = Checkpoint(checkpoint, _reward_fingerprint(cfg, dataset, model, key, holdout_seed, fit_cfg), owner="learn_reward",
+                           other="another reward's training (other data, model, config or key; `dynlearn model reward ... "
+                                 "--force` deletes it)")
+        snapshot_like = (disc, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
+        loaded = store.load(lambda p: (disc, disc_opt, gen, gen_opt, [snapshot_like] * int(p["kept"])))
+        if loaded is not None:
+            state, progress = loaded
+            if log is not None:
+                log(f"dynamics reward: continuing from {store.folder} at step {progress['step']:,}")
+    timing = {"last": None}
 
-    reward = _assemble(list(kept), norms, cfg=cfg, obs_dim=model.obs_dim, act_dim=model.act_dim)
+    def reward_block(state, progress):
+        disc, disc_opt, gen, gen_opt, kept = state
+        b = progress["step"] // cfg.snapshot_every
+        disc, disc_opt, gen, gen_opt, expert, learner, info = _block(disc, disc_opt, gen, gen_opt, elites, norms, train,
+                                                                     jax.random.fold_in(train_key, b), cfg=cfg)
+        kept = (list(kept) + [(disc, expert, learner)])[-cfg.snapshots:]
+        info, expert_h, learner_h = jax.device_get((info, expert, learner))  # the one host sync per block
+        row = {"step": (b + 1) * cfg.snapshot_every, **{k: float(v) for k, v in info.items()},
+               "snapshot/expert_logit": float(expert_h), "snapshot/learner_logit": float(learner_h)}
+        progress["history"].append(row)
+        progress["kept"] = len(kept)
+        now = time.perf_counter()
+        if timing["last"] is not None:
+            progress["timed_steps"] += cfg.snapshot_every
+            progress["timed_s"] += now - timing["last"]
+        timing["last"] = now
+        if log is not None and (b + 1) % max(1, blocks // 10) == 0:
+            log(f"dynamics reward: step {row['step']:,}  D loss {row['disc/loss']:.3f}  D accuracy {row['disc/accuracy']:.2f}")
+        return (disc, disc_opt, gen, gen_opt, kept), row
+
+    state, progress, _ = run(
+        reward_block, state, progress, clock=clock, checkpoint=store, metrics=metrics,
+        schedule=Schedule(block=cfg.snapshot_every, total=blocks * cfg.snapshot_every, checkpoint_every_s=checkpoint_every_s,
+                          unit=cfg.snapshot_every),
+        describe=lambda p, row: f"D loss {row['disc/loss']:.3f}  accuracy {row['disc/accuracy']:.2f}",
+        line=ProgressLine(cfg.progress, "dynamics reward", blocks))
+
+    reward = _assemble(list(state[4]), norms, cfg=cfg, obs_dim=model.obs_dim, act_dim=model.act_dim)
     diag = reward_diagnostics(reward, model, hold_t if len(hold_t) else train_t, key=eval_key)
-    wall = clock["wall_s"] + end - start
-    rate = clock["timed_steps"] / clock["timed_s"] if clock["timed_steps"] else cfg.steps / wall
+    wall = clock.total()
+    rate = progress["timed_steps"] / progress["timed_s"] if progress["timed_steps"] else cfg.steps / wall
     report = RewardReport(steps=blocks * cfg.snapshot_every, discriminators=reward.n_discriminators, train_size=n,
                           holdout_size=diag["rows"], holdout_reward_data=diag["reward_data"], holdout_reward_model=diag["reward_model"],
-                          holdout_auc=diag["auc"], wall_s=wall, steps_per_s=rate, history=tuple(history))
+                          holdout_auc=diag["auc"], wall_s=wall, steps_per_s=rate, history=tuple(progress["history"]))
     return reward, report
 
 
@@ -638,29 +642,7 @@ def _reward_fingerprint(cfg: DynamicsRewardConfig, dataset: Dataset, model: Prob
                         fit_cfg: FitConfig) -> str:
     """What the training state depends on: a checkpoint of another reward's training is refused."""
     fields = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
-    return json_digest(fields, dataset.content_hash(), arrays_digest(model), np.asarray(jax.random.key_data(key)).tolist(), holdout_seed,
-                       fit_cfg.identity())
-
-
-def _save_reward_state(folder, state_id: str, disc, disc_opt, gen, gen_opt, kept: list, history: list[dict], clock: dict) -> None:
-    with atomic_dir(folder) as new:
-        eqx.tree_serialise_leaves(new / "state.eqx", (disc, disc_opt, gen, gen_opt, kept))
-        write_json(new / "progress.json", {"fingerprint": state_id, "kept": len(kept), "history": history, "clock": clock})
-
-
-def _load_reward_state(folder: Path, state_id: str, disc, disc_opt, gen, gen_opt):
-    if not (folder / "progress.json").is_file() or not (folder / "state.eqx").is_file():
-        raise DataError(str(folder), "is not a dynamics-reward training state (no progress.json and state.eqx).",
-                        "delete the folder (`dynlearn model reward ... --force` does) to start the training over.")
-    progress = json.loads((folder / "progress.json").read_text())
-    if progress.get("fingerprint") != state_id:
-        raise ConfigError(f"learn_reward: the checkpoint in {folder} belongs to another reward's training (other data, model, "
-                          "config or key). Fix: delete it (`dynlearn model reward ... --force` does), or train with the inputs "
-                          "that wrote it.")
-    snapshot_like = (disc, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
-    like = (disc, disc_opt, gen, gen_opt, [snapshot_like] * int(progress["kept"]))
-    disc, disc_opt, gen, gen_opt, kept = eqx.tree_deserialise_leaves(folder / "state.eqx", like)
-    return disc, disc_opt, gen, gen_opt, [tuple(k) for k in kept], progress["history"], progress["clock"]
+    return fingerprint(fields, dataset.content_hash(), arrays_digest(model), key_data(key), holdout_seed, fit_cfg.identity())
 
 
 # ----------------------------------------------------------------------------------------------
