@@ -200,3 +200,21 @@ def test_initial_weights_follow_the_configured_draw(weight_init, spread, tails):
 def test_unknown_weight_init_is_refused():
     with pytest.raises(ConfigError, match="weight_init"):
         EnsembleConfig(weight_init="xavier")
+
+
+def test_step_elite_blocks_matches_stepping_each_block_with_its_elite(model):
+    """Block k stepped by elite k alone gives what step(member=elites[k]) gives (means; noise with the same scale)."""
+    obs, act = _batch((2, 6))
+    nxt, rew, term = model.with_task(FakeTask("fake", OBS, ACT, termination_fn=first_obs_positive)).step_elite_blocks(
+        obs, act, key=jax.random.key(0), deterministic=True)
+    for k, member in enumerate(np.asarray(model.elites)):
+        _, pred = model.with_task(FakeTask("fake", OBS, ACT, termination_fn=first_obs_positive)).step(
+            model.init_state(obs[k], key=jax.random.key(1)), obs[k], act[k], key=jax.random.key(2), member=int(member),
+            deterministic=True)
+        np.testing.assert_allclose(np.asarray(nxt[k]), np.asarray(pred.next_obs), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(rew[k]), np.asarray(pred.reward), rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(np.asarray(term[k]), np.asarray(pred.terminal))
+    noisy, _, _ = model.with_task(FakeTask("fake", OBS, ACT, termination_fn=first_obs_positive)).step_elite_blocks(
+        jnp.broadcast_to(obs[:, :1], (2, 4000, OBS)), jnp.broadcast_to(act[:, :1], (2, 4000, ACT)), key=jax.random.key(3))
+    std = np.exp(0.5 * np.asarray(model.members(obs[0, 0], act[0, 0]).logvar))[np.asarray(model.elites), :OBS]
+    np.testing.assert_allclose(np.asarray(noisy).std(axis=1), std, rtol=0.08)

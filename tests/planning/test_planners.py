@@ -185,3 +185,33 @@ def test_bad_planner_settings_are_refused():
         ObjectiveConfig(propagation="ts2")
     with pytest.raises(ConfigError, match="bounds"):
         MPC(LINEAR, low=[1.0], high=[-1.0])
+
+
+def test_elite_blocks_give_the_same_expected_return_as_a_member_per_particle():
+    """TS-inf on an ensemble with (almost) no aleatoric noise: the expected return is the elites' average of their
+    deterministic returns. Particles in equal blocks per elite (the fast path) give it exactly; the generic path (a
+    random elite per particle, every member evaluated) within its binomial sampling error."""
+    import dataclasses
+
+    task = dl.tasks.get("Hopper-v5")
+    model = ProbabilisticEnsemble.init(EnsembleConfig(members=4, elites=2, hidden=(32,), weight_decay=(0.0, 0.0)),
+                                       task.obs_dim, task.act_dim, key=jax.random.key(0)).with_task(task)
+    quiet = dataclasses.replace(model.net, max_logvar=jnp.full_like(model.net.max_logvar, -24.0),
+                                min_logvar=jnp.full_like(model.net.min_logvar, -30.0))
+    model = dataclasses.replace(model, net=quiet)
+    obs = jnp.zeros(task.obs_dim).at[0].set(1.25)
+    actions = jax.random.uniform(jax.random.key(1), (3, 5, task.act_dim), jnp.float32, -1.0, 1.0)
+
+    def member_return(member, seq):
+        o, alive, ret = obs, True, 0.0
+        for a in seq:
+            _, pred = model.step(None, o, a, key=jax.random.key(0), member=member, deterministic=True)
+            ret, alive, o = ret + float(pred.reward) * alive, alive and not bool(pred.terminal), pred.next_obs
+        return ret
+
+    per_elite = np.array([[member_return(int(m), seq) for m in np.asarray(model.elites)] for seq in actions])
+    fast = sequence_returns(model, obs, actions, jax.random.key(2), particles=8)            # 2 elites divide 8
+    np.testing.assert_allclose(np.asarray(fast), per_elite.mean(axis=1), rtol=1e-4, atol=1e-5)
+    generic = sequence_returns(model, obs, actions, jax.random.key(2), particles=4001)      # they do not divide 4001
+    binomial = np.abs(per_elite[:, 0] - per_elite[:, 1]) * 0.5 / np.sqrt(4001)
+    np.testing.assert_allclose(np.asarray(generic), per_elite.mean(axis=1), atol=float(5 * binomial.max() + 1e-5))

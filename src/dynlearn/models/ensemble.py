@@ -290,6 +290,37 @@ class ProbabilisticEnsemble(AbstractTransitionModel):
                               "(EnsembleConfig.termination_head=False). Fix: model.with_task(task) or refit with the head.")
         return state, Prediction(next_obs=next_obs, reward=reward, terminal=terminal, member=member, outputs=outputs)
 
+    @eqx.filter_jit
+    def step_elite_blocks(self, obs: Float[Array, "elites n obs"], act: Float[Array, "elites n act"], *, key: Key,
+                          deterministic: bool = False):
+        """Step block ``k`` of the rows with elite ``elites[k]`` only: ``(next_obs, reward, terminal)``, each ``[elites, n, ...]``.
+
+        The trajectory-sampling planners (PETS' TS-inf) keep one member per particle; arranging the particles in one
+        block per elite lets each elite evaluate only its own rows (one batched matmul per layer), ``elites / members``
+        of the FLOPs of :meth:`step`, which evaluates every member on every row. Same distribution per row as
+        ``step(..., member=elites[k])``.
+        """
+        if obs.shape[0] != self.elites.shape[0]:
+            raise ConfigError(f"step_elite_blocks: need one block per elite ({self.elites.shape[0]}), got {obs.shape[0]}.")
+        take = lambda x: jnp.take(x, self.elites, axis=0)  # noqa: E731
+        net = eqx.tree_at(lambda n: (n.weights, n.biases), self.net, (tuple(map(take, self.net.weights)), tuple(map(take, self.net.biases))))
+        x = jnp.concatenate([obs.astype(jnp.float32), act.astype(jnp.float32)], axis=-1)
+        mean, logvar, logit = net(self.input_norm(x))
+        y = self.target_norm.inverse(mean)
+        if not deterministic:
+            y = y + jnp.exp(0.5 * logvar) * self.target_norm.std * jax.random.normal(key, y.shape, y.dtype)
+        obs32 = obs.astype(jnp.float32)
+        next_obs = obs32 + y[..., : self.obs_dim]
+        reward = y[..., self.obs_dim] if self.reward_fn is None else self.reward_fn(obs32, act, next_obs).astype(jnp.float32)
+        if self.termination_fn is not None:
+            terminal = jnp.asarray(self.termination_fn(obs32, act, next_obs), bool)
+        elif logit is not None:
+            terminal = logit > 0.0
+        else:
+            raise ConfigError("ProbabilisticEnsemble.step_elite_blocks: no termination_fn attached and no termination head. "
+                              "Fix: model.with_task(task) or refit with the head.")
+        return next_obs, reward, terminal
+
     # ------------------------------------------------------------------------------------------
     # Checkpoints
 

@@ -11,6 +11,11 @@ the horizon) and averaging their returns. Propagation is PETS' (Chua et al. 2018
 - ``"expectation"``: the elites' mean prediction, no noise (``particles`` is then 1): a deterministic
   objective, cheapest, blind to uncertainty.
 
+Under ``"tsinf"`` a :class:`~dynlearn.models.ProbabilisticEnsemble` whose elite count divides ``particles`` gets the
+particles in equal blocks per elite (PETS draws each particle's member at random; equal blocks have the same expected
+return and less variance) and evaluates each elite on its own block only
+(:meth:`~dynlearn.models.ProbabilisticEnsemble.step_elite_blocks`): ``elites / members`` of the FLOPs, 5/7 by default.
+
 Rewards are the model's (its attached ``reward_fn`` where the task has one). A particle that terminates earns
 nothing afterwards, so sequences that end an episode lose the rewards they would have collected. ``discount``
 weights step ``t`` by ``discount ** t``.
@@ -55,6 +60,9 @@ def sequence_returns(model, obs: Float[Array, " obs"], actions: Float[Array, "n 
                      propagation: str = "tsinf", particles: int = 20, discount: float = 1.0) -> Float[Array, " n"]:
     """Mean return over ``particles`` of each of the ``N`` sequences from ``obs`` (jittable; see the module doc)."""
     n, horizon, _ = actions.shape
+    elites = getattr(model, "elites", None)
+    if propagation == "tsinf" and hasattr(model, "step_elite_blocks") and particles % elites.shape[0] == 0:
+        return _blocked_returns(model, obs, actions, key, particles // elites.shape[0], discount)
     p = 1 if propagation == "expectation" else particles
     start = jnp.broadcast_to(obs.astype(jnp.float32), (n * p, obs.shape[-1]))
     acts = jnp.repeat(actions, p, axis=0).swapaxes(0, 1)                   # [H, N*P, act], particle-major per candidate
@@ -78,3 +86,25 @@ def sequence_returns(model, obs: Float[Array, " obs"], actions: Float[Array, "n 
     steps = (jnp.arange(horizon, dtype=jnp.float32), acts.astype(jnp.float32), jax.random.split(scan_key, horizon))
     (_, _, ret, _), _ = jax.lax.scan(body, carry, steps)
     return ret.reshape(n, p).mean(axis=1)
+
+
+def _blocked_returns(model, obs, actions, key, per_elite: int, discount: float):
+    """TS-inf with ``per_elite`` particles per candidate in each elite's block (see the module docstring)."""
+    n, horizon, _ = actions.shape
+    e = model.elites.shape[0]
+    rows = n * per_elite
+    start = jnp.broadcast_to(obs.astype(jnp.float32), (e, rows, obs.shape[-1]))
+    acts = jnp.broadcast_to(jnp.repeat(actions, per_elite, axis=0).swapaxes(0, 1)[:, None], (horizon, e, rows, actions.shape[-1]))
+
+    def body(carry, inputs):
+        o, alive, ret = carry
+        t, a, k = inputs
+        nxt, rew, term = model.step_elite_blocks(o, a, key=k)
+        ret = ret + jnp.where(alive, rew, 0.0) * jnp.asarray(discount, jnp.float32) ** t
+        alive = alive & ~term
+        return (jnp.where(alive[..., None], nxt, o), alive, ret), None
+
+    carry = (start, jnp.ones((e, rows), bool), jnp.zeros((e, rows), jnp.float32))
+    steps = (jnp.arange(horizon, dtype=jnp.float32), acts.astype(jnp.float32), jax.random.split(key, horizon))
+    (_, _, ret), _ = jax.lax.scan(body, carry, steps)
+    return ret.reshape(e, n, per_elite).mean(axis=(0, 2))
