@@ -303,7 +303,8 @@ class ProbabilisticEnsemble(AbstractTransitionModel):
         if obs.shape[0] != self.elites.shape[0]:
             raise ConfigError(f"step_elite_blocks: need one block per elite ({self.elites.shape[0]}), got {obs.shape[0]}.")
         take = lambda x: jnp.take(x, self.elites, axis=0)  # noqa: E731
-        net = eqx.tree_at(lambda n: (n.weights, n.biases), self.net, (tuple(map(take, self.net.weights)), tuple(map(take, self.net.biases))))
+        net = eqx.tree_at(lambda n: (n.weights, n.biases), self.net,
+                          (tuple(map(take, self.net.weights)), tuple(map(take, self.net.biases))))
         x = jnp.concatenate([obs.astype(jnp.float32), act.astype(jnp.float32)], axis=-1)
         mean, logvar, logit = net(self.input_norm(x))
         y = self.target_norm.inverse(mean)
