@@ -1,6 +1,7 @@
 """The training loops: a killed-and-resumed run equals an uninterrupted one; offline BC learns from data."""
 
 import json
+import time
 
 import jax
 import numpy as np
@@ -57,14 +58,18 @@ def test_offline_resume_matches_uninterrupted(tmp_path, pendulum_expert_data):
     agent_cfg = bc.Config(hidden=(32, 32))
     train_offline(data, task, cfg, tmp_path / "full", agent_config=agent_cfg, log=_quiet)
     train_offline(data, task, cfg, tmp_path / "killed", agent_config=agent_cfg, until=300, log=_quiet)
+    first_s = json.loads((tmp_path / "killed" / "seed_0" / "checkpoint" / "progress.json").read_text())["wall_s"]
+    started = time.perf_counter()
     train_offline(data, task, cfg, tmp_path / "killed", agent_config=agent_cfg, resume=True, log=_quiet)
+    resumed_s = time.perf_counter() - started
     for seed in (0, 1):
-        assert _same_leaves(bc.load(tmp_path / "full" / f"seed_{seed}" / "checkpoint" / "agent"),
-                            bc.load(tmp_path / "killed" / f"seed_{seed}" / "checkpoint" / "agent"))
+        assert _same_leaves(bc.load(tmp_path / "full" / f"seed_{seed}" / "agent"),
+                            bc.load(tmp_path / "killed" / f"seed_{seed}" / "agent"))
     a = json.loads((tmp_path / "full" / "results.json").read_text())
     b = json.loads((tmp_path / "killed" / "results.json").read_text())
     check_results(a)
     assert a["scores"]["per_seed"] == b["scores"]["per_seed"]
+    assert b["wall_time_s"] > first_s and b["wall_time_s"] > resumed_s  # both invocations, not the last one only
 
 
 def test_offline_bc_imitates_a_good_controller(tmp_path, pendulum_expert_data):
@@ -88,8 +93,8 @@ def test_offline_stop_request_keeps_the_finished_blocks(tmp_path, pendulum_exper
                       log=lambda line: "step      300" in line and interrupt.request())
     assert json.loads((tmp_path / "stopped" / "seed_0" / "checkpoint" / "progress.json").read_text())["step"] == 300
     train_offline(data, task, cfg, tmp_path / "stopped", agent_config=agent_cfg, resume=True, log=_quiet)
-    assert _same_leaves(bc.load(tmp_path / "full" / "seed_0" / "checkpoint" / "agent"),
-                        bc.load(tmp_path / "stopped" / "seed_0" / "checkpoint" / "agent"))
+    assert _same_leaves(bc.load(tmp_path / "full" / "seed_0" / "agent"),
+                        bc.load(tmp_path / "stopped" / "seed_0" / "agent"))
 
 
 def test_online_stop_request_checkpoints_at_the_episode_end(tmp_path):
@@ -120,20 +125,20 @@ def test_parallel_seeds_train_the_same_seeds_and_write_the_same_folders(tmp_path
     train_offline(data, task, cfg, tmp_path / "mixed", agent_config=agent_cfg, resume=True, log=_quiet)  # then in turn
     for run in ("together", "mixed"):
         for seed in (0, 1):
-            a = td3bc.load(tmp_path / "turns" / f"seed_{seed}" / "checkpoint" / "agent")
-            b = td3bc.load(tmp_path / run / f"seed_{seed}" / "checkpoint" / "agent")
+            a = td3bc.load(tmp_path / "turns" / f"seed_{seed}" / "agent")
+            b = td3bc.load(tmp_path / run / f"seed_{seed}" / "agent")
             for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
                 np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-5)
         results = json.loads((tmp_path / run / "results.json").read_text())
         check_results(results)
         assert len(results["scores"]["per_seed"]) == 2
     # the two seeds differ (their own keys), as in turn
-    s0, s1 = (td3bc.load(tmp_path / "together" / f"seed_{k}" / "checkpoint" / "agent") for k in (0, 1))
+    s0, s1 = (td3bc.load(tmp_path / "together" / f"seed_{k}" / "agent") for k in (0, 1))
     assert not np.allclose(np.asarray(jax.tree_util.tree_leaves(s0)[0]), np.asarray(jax.tree_util.tree_leaves(s1)[0]))
 
 
 def test_seeds_continue_together_only_from_one_step(tmp_path):
-    from dynlearn.algos.offline import require_same_step
+    from dynlearn.training import require_same_step
 
     require_same_step([200, 200, 200], tmp_path)
     with pytest.raises(ConfigError, match="different steps"):

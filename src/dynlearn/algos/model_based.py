@@ -47,7 +47,8 @@ from ..models.fitting import HOLDOUTS, SELECT_BY, FitConfig
 from ..results import RunFolder, dataset_record, make_results, write_final_score
 from ..rollout import AgentPolicy, Rollout, RolloutHooks, add_valid, rollout
 from ..tasks.evaluate import evaluate
-from .offline import normalized_policy, read_seed_checkpoint, require_same_step
+from ..training import require_same_step
+from .offline import normalized_policy
 from .penalty_scale import describe as describe_penalty_scale
 from .penalty_scale import penalty_on_data
 
@@ -573,6 +574,22 @@ def _train_seeds_together(method, agent, agent_cfg, spec, model, real: Transitio
         agent.save(folder / "agent", state_of(state, i))
         results.append((write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes), progress))
     return results
+
+
+def read_seed_checkpoint(folder: Path, steps: int):
+    """``(checkpoint folder, progress, final score or None)`` of a seed's run folder, or None when it has no checkpoint;
+    the final score only when the seed has done all ``steps``."""
+    import json
+
+    from ..checkpoint import latest_dir
+    from ..results import SeedScore
+
+    saved = latest_dir(folder / "checkpoint")
+    if saved is None or not (saved / "progress.json").is_file():
+        return None
+    progress = json.loads((saved / "progress.json").read_text())
+    done = progress["step"] >= steps and (folder / "final.json").is_file()
+    return saved, progress, SeedScore(**json.loads((folder / "final.json").read_text())) if done else None
 
 
 def _finished_seed(folder: Path, cfg: ModelBasedConfig):

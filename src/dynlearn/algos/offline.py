@@ -25,14 +25,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import agents, interrupt
-from ..agents.base import AgentSpec, stack_states, state_of
-from ..checkpoint import atomic_dir, latest_dir, write_json
+from ..agents.base import AgentSpec, state_of
+from ..checkpoint import write_json
 from ..data.dataset import Dataset
 from ..data.normalize import Normalizer
 from ..errors import ConfigError
 from ..results import RunFolder, SeedScore, dataset_record, make_results, write_final_score
 from ..tasks.evaluate import evaluate
 from ..tasks.policy import JaxPolicy
+from ..training import Checkpoint, Schedule, SeedCheckpoints, WallClock, fingerprint, run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,8 +107,10 @@ def train_offline(dataset: Dataset, task, cfg: OfflineConfig, out: str | Path, *
     ``resume=True`` continues every seed from its checkpoint (the config must match). ``until`` stops each
     seed after that many steps without finishing, as a kill would (tests of resumption use it).
     ``parallel_seeds``: train all seeds at once in one ``vmap``-ed program (module docstring); how the seeds run is not
-    part of the run's config.
+    part of the run's config. Each seed's blocks run in :func:`dynlearn.training.run`; its folder ``seed_K`` holds its
+    checkpoint, ``metrics.jsonl``, ``final.json`` and the final agent (``agent/``).
     """
+    started = time.perf_counter()
     out = Path(out)
     agent = agents.get(cfg.agent)
     agent_cfg = agent_config or agent.Config()
@@ -117,23 +120,20 @@ def train_offline(dataset: Dataset, task, cfg: OfflineConfig, out: str | Path, *
 
     data, norm, reward_scale = prepare(dataset, cfg)
     spec = AgentSpec(task.obs_dim, task.act_dim, task.act_low, task.act_high)
-    started = time.perf_counter()
-    scores, curves, seconds = [], {}, 0.0
+    scores, curves, seconds, wall = [], {}, 0.0, 0.0
     seeds = range(cfg.seed, cfg.seed + cfg.seeds)
+    trainer = _Run(agent, agent_cfg, spec, data, norm, task, cfg, config, until, log, started)
     with interrupt.graceful_stop():  # SIGTERM / Ctrl-C: checkpoint after the current block and raise Stopped
-        if parallel_seeds:
-            outcomes = _train_seeds_together(agent, agent_cfg, spec, data, norm, task, cfg, seeds, out, until, log)
-        else:
-            outcomes = (_train_seed(agent, agent_cfg, spec, data, norm, task, cfg, seed, out / f"seed_{seed}", until, log)
-                        for seed in seeds)
+        outcomes = (trainer.seeds_together(seeds, out) if parallel_seeds
+                    else (trainer.seed(seed, out / f"seed_{seed}") for seed in seeds))
         for seed, result in zip(seeds, outcomes):
             if result is None:
                 return out
-            score, evals, train_s = result
+            score, progress = result
             scores.append(score)
-            seconds += train_s
-            curves[f"seed {seed}"] = [(e["step"], e["return_mean"], e["return_std"]) for e in evals]
-    wall = time.perf_counter() - started
+            seconds += progress["train_s"]
+            wall += progress["wall_s"]
+            curves[f"seed {seed}"] = [(e["step"], e["return_mean"], e["return_std"]) for e in progress["evals"]]
     results = make_results(method=cfg.agent, task=task.id, dataset=dataset_record(dataset),
                            budget={"steps": cfg.steps, "seeds": cfg.seeds, "eval_episodes": cfg.eval_episodes},
                            seed_scores=scores, wall_time_s=wall, steps_per_s=cfg.steps * cfg.seeds / max(seconds, 1e-9),
@@ -154,121 +154,107 @@ def _seed_keys(seed: int):
     return jax.random.split(jax.random.key(seed), 3)
 
 
-def read_seed_checkpoint(folder: Path, steps: int):
-    """``(checkpoint folder, progress, final score or None)`` of a seed's run folder, or None when it has no checkpoint;
-    the final score only when the seed has done all ``steps``."""
-    saved = latest_dir(folder / "checkpoint")
-    if saved is None or not (saved / "progress.json").is_file():
+def seed_checkpoint(folder: Path, config: dict, seed: int) -> Checkpoint:
+    """The checkpoint of a run's seed (``folder/checkpoint``), tagged with the run's config and the seed."""
+    return Checkpoint(folder / "checkpoint", fingerprint(config, seed), owner=str(folder),
+                      other="another run (its config.json differs)", where=folder)
+
+
+def finished_seed(store: Checkpoint, folder: Path, steps: int) -> tuple[SeedScore, dict] | None:
+    """``(final score, progress)`` of a seed that has done all ``steps`` (``final.json`` written), else None."""
+    progress = store.read_progress()
+    if progress is None or progress["step"] < steps or not (folder / "final.json").is_file():
         return None
-    progress = json.loads((saved / "progress.json").read_text())
-    done = progress["step"] >= steps and (folder / "final.json").is_file()
-    return saved, progress, SeedScore(**json.loads((folder / "final.json").read_text())) if done else None
+    return SeedScore(**json.loads((folder / "final.json").read_text())), progress
 
 
-def _restore(agent, cfg: OfflineConfig, folder: Path):
-    """``(progress, state, finished)`` from a seed's checkpoint, or None when it has none."""
-    found = read_seed_checkpoint(folder, cfg.steps)
-    if found is None:
-        return None
-    saved, progress, final = found
-    finished = None if final is None else (final, progress["evals"], progress.get("train_s", 0.0))
-    return progress, agent.load(saved / "agent"), finished
+def seed_schedule(cfg, block: int, until: int | None) -> Schedule:
+    """The loop's cadence for an agent trainer's seed (offline and model-based): evaluations and checkpoints every so
+    many steps, and the final checkpoint kept (a resumed run reads its finished seeds' progress)."""
+    return Schedule(block=block, total=cfg.steps, until=until, eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
+                    checkpoint_at_end=True)
 
 
-def _evaluate(agent, state, norm, task, cfg: OfflineConfig, progress: dict, seed: int, step: int, eval_key, info, log) -> None:
-    r = evaluate(normalized_policy(agent, state, norm), task, cfg.eval_episodes, key=jax.random.fold_in(eval_key, step))
-    info = {k: float(v) for k, v in info.items()}
-    progress["evals"].append({"step": step, "return_mean": r.mean, "return_std": r.std, "normalized": r.normalized_mean, "info": info})
-    norm_txt = f" normalized {r.normalized_mean:6.1f}" if r.normalized_mean is not None else ""
-    log(f"seed {seed} step {step:>8,}  return {r.mean:8.1f} ± {r.std:6.1f}{norm_txt}")
+class _Run:
+    """What every seed of one offline run shares; :meth:`seed` trains one, :meth:`seeds_together` all at once."""
+
+    def __init__(self, agent, agent_cfg, spec, data, norm, task, cfg: OfflineConfig, config: dict, until, log, started: float):
+        self.agent, self.agent_cfg, self.spec, self.data, self.norm, self.task = agent, agent_cfg, spec, data, norm, task
+        self.cfg, self.config, self.until, self.log = cfg, config, until, log
+        self.mark = started  # where the next seed's clock starts: the call's set-up counts for the first seed it trains
 
 
-def _train_seed(agent, agent_cfg, spec, data, norm, task, cfg: OfflineConfig, seed: int, folder: Path, until, log):
-    init_key, update_key, eval_key = _seed_keys(seed)
-    restored = _restore(agent, cfg, folder)
-    if restored is not None:
-        progress, state, finished = restored
+    def _evaluate(self, state, step: int, evals: list, seed: int, eval_key, info: dict) -> dict:
+        """Evaluate the seed's policy at ``step``, append it to its ``evals`` and log it; the scores for the metrics row."""
+        r = evaluate(normalized_policy(self.agent, state, self.norm), self.task, self.cfg.eval_episodes,
+                     key=jax.random.fold_in(eval_key, step))
+        evals.append({"step": step, "return_mean": r.mean, "return_std": r.std, "normalized": r.normalized_mean, "info": info})
+        norm_txt = f" normalized {r.normalized_mean:6.1f}" if r.normalized_mean is not None else ""
+        self.log(f"seed {seed} step {step:>8,}  return {r.mean:8.1f} ± {r.std:6.1f}{norm_txt}")
+        return {"eval/return_mean": r.mean, "eval/return_std": r.std, "eval/normalized": r.normalized_mean}
+
+    def seed(self, seed: int, folder: Path):
+        """Train one seed; ``(score, progress)``, or None when stopped at ``until``."""
+        agent, cfg = self.agent, self.cfg
+        init_key, update_key, eval_key = _seed_keys(seed)
+        store = seed_checkpoint(folder, self.config, seed)
+        finished = finished_seed(store, folder, cfg.steps)
         if finished is not None:
             return finished
-    else:
-        progress = {"step": 0, "evals": [], "train_s": 0.0}
-        state = agent.init(init_key, spec, agent_cfg)
-    stop = cfg.steps if until is None else min(cfg.steps, until)
-    saved = progress["step"]  # the step the checkpoint on disk holds
-    while progress["step"] < stop:
-        step = progress["step"]
-        if interrupt.requested():  # SIGTERM / Ctrl-C: keep every finished block
-            if step != saved:
-                _write_checkpoint(folder, agent, state, progress)
-            raise interrupt.Stopped(folder, step)
-        t0 = time.perf_counter()
-        state, info = agent.update_block(state, data, key=jax.random.fold_in(update_key, step), steps=cfg.block)
-        jax.block_until_ready(state)
-        progress["train_s"] = progress.get("train_s", 0.0) + time.perf_counter() - t0
-        progress["step"] = step = step + cfg.block
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            _evaluate(agent, state, norm, task, cfg, progress, seed, step, eval_key, info, log)
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            _write_checkpoint(folder, agent, state, progress)
-            saved = step
-    if progress["step"] < cfg.steps:
-        return None
-    score = write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes)
-    return score, progress["evals"], progress["train_s"]
+        fresh = agent.init(init_key, self.spec, self.agent_cfg)
+        state, progress = store.load(lambda _: fresh) or (fresh, {"evals": []})
+        last = {}
 
+        def block(state, progress):
+            state, info = agent.update_block(state, self.data, key=jax.random.fold_in(update_key, progress["step"]),
+                                             steps=cfg.block)
+            last["info"] = {k: float(v) for k, v in jax.device_get(info).items()}  # the one host sync per block
+            return state, last["info"]
 
-def _train_seeds_together(agent, agent_cfg, spec, data, norm, task, cfg: OfflineConfig, seeds, out: Path, until, log):
-    """Every seed of the run in one ``vmap``-ed program; returns what :func:`_train_seed` returns, per seed."""
-    folders = [out / f"seed_{seed}" for seed in seeds]
-    keys = [_seed_keys(seed) for seed in seeds]
-    restored = [_restore(agent, cfg, folder) for folder in folders]
-    if all(r is None for r in restored):
-        progresses = [{"step": 0, "evals": [], "train_s": 0.0} for _ in seeds]
-        state = eqx.filter_vmap(agent.init, in_axes=(0, None, None))(jnp.stack([k[0] for k in keys]), spec, agent_cfg)
-    else:
-        require_same_step([None if r is None else r[0]["step"] for r in restored], out)
-        if all(r[2] is not None for r in restored):
-            return [r[2] for r in restored]
-        progresses = [r[0] for r in restored]
-        state = stack_states([r[1] for r in restored])
-    update_keys = jnp.stack([k[1] for k in keys])
-    block = eqx.filter_jit(eqx.filter_vmap(lambda st, key, d: agent.update_block(st, d, key=key, steps=cfg.block),
-                                           in_axes=(0, 0, None)))
-    stop = cfg.steps if until is None else min(cfg.steps, until)
-    step = saved = progresses[0]["step"]
-    while step < stop:
-        if interrupt.requested():  # SIGTERM / Ctrl-C: keep every finished block
-            if step != saved:
-                for i, folder in enumerate(folders):
-                    _write_checkpoint(folder, agent, state_of(state, i), progresses[i])
-            raise interrupt.Stopped(out, step)
-        t0 = time.perf_counter()
-        state, info = block(state, jax.vmap(jax.random.fold_in, in_axes=(0, None))(update_keys, step), data)
-        jax.block_until_ready(state)
-        share = (time.perf_counter() - t0) / len(folders)  # each seed's part of the wall time
-        step += cfg.block
-        for i, (seed, progress) in enumerate(zip(seeds, progresses)):
-            progress["train_s"] = progress.get("train_s", 0.0) + share
-            progress["step"] = step
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                _evaluate(agent, state_of(state, i), norm, task, cfg, progress, seed, step, keys[i][2], state_of(info, i), log)
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                _write_checkpoint(folders[i], agent, state_of(state, i), progress)
-                saved = step
-    if step < cfg.steps:
-        return [None for _ in seeds]
-    return [(write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes), progress["evals"], progress["train_s"])
-            for seed, folder, progress in zip(seeds, folders, progresses)]
+        state, progress, done = run(block, state, progress, schedule=seed_schedule(cfg, cfg.block, self.until),
+                                    clock=WallClock(since=self.mark), checkpoint=store, metrics=folder / "metrics.jsonl",
+                                    evaluate=lambda state, p: self._evaluate(state, p["step"], p["evals"], seed, eval_key, last["info"]))
+        self.mark = time.perf_counter()
+        if not done:
+            return None
+        agent.save(folder / "agent", state)
+        return write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes), progress
 
+    def seeds_together(self, seeds, out: Path):
+        """Every seed of the run in one ``vmap``-ed program; returns what :meth:`seed` returns, per seed."""
+        agent, cfg, n = self.agent, self.cfg, len(seeds)
+        folders = [out / f"seed_{seed}" for seed in seeds]
+        keys = [_seed_keys(seed) for seed in seeds]
+        stores = [seed_checkpoint(folder, self.config, seed) for folder, seed in zip(folders, seeds)]
+        finished = [finished_seed(store, folder, cfg.steps) for store, folder in zip(stores, folders)]
+        if all(f is not None for f in finished):
+            return finished
+        fresh = eqx.filter_vmap(agent.init, in_axes=(0, None, None))(jnp.stack([k[0] for k in keys]), self.spec, self.agent_cfg)
+        together = SeedCheckpoints(stores, out)
+        state, progress = together.load(lambda _: state_of(fresh, 0)) or (fresh, {"seeds": [{"evals": []} for _ in seeds]})
+        update_keys = jnp.stack([k[1] for k in keys])
+        vblock = eqx.filter_jit(eqx.filter_vmap(lambda st, key, d: agent.update_block(st, d, key=key, steps=cfg.block),
+                                                in_axes=(0, 0, None)))
+        last = {}
 
-def require_same_step(steps: list, out: Path) -> None:
-    """Seeds continue together only from checkpoints of one step (None: a seed without one)."""
-    if len(set(steps)) != 1:
-        raise ConfigError(f"{out}: the seeds' checkpoints are at different steps ({sorted(map(str, set(steps)))}), so they "
-                          "cannot continue together. Fix: resume without --parallel-seeds (seeds one after another).")
+        def block(state, progress):
+            state, info = vblock(state, jax.vmap(jax.random.fold_in, in_axes=(0, None))(update_keys, progress["step"]), self.data)
+            info = jax.device_get(info)
+            last["rows"] = [{k: float(v[i]) for k, v in info.items()} for i in range(n)]
+            return state, last["rows"]
 
+        def evaluate(state, progress):
+            return [self._evaluate(state_of(state, i), progress["step"], p["evals"], seed, keys[i][2], last["rows"][i])
+                    for i, (seed, p) in enumerate(zip(seeds, progress["seeds"]))]
 
-def _write_checkpoint(folder: Path, agent, state, progress: dict) -> None:
-    with atomic_dir(folder / "checkpoint") as new:
-        agent.save(new / "agent", state)
-        write_json(new / "progress.json", progress)
+        state, progress, done = run(block, state, progress, schedule=seed_schedule(cfg, cfg.block, self.until),
+                                    clock=WallClock(since=self.mark),
+                                    checkpoint=together, evaluate=evaluate, metrics=[f / "metrics.jsonl" for f in folders])
+        if not done:
+            return [None for _ in seeds]
+        results = []
+        for i, (seed, folder, p) in enumerate(zip(seeds, folders, progress["seeds"])):
+            agent.save(folder / "agent", state_of(state, i))
+            own = {**p, "step": progress["step"], "wall_s": progress["wall_s"] / n, "train_s": progress["train_s"] / n}
+            results.append((write_final_score(folder, seed, p["evals"][-1], cfg.eval_episodes), own))
+        return results

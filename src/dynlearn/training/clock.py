@@ -15,9 +15,9 @@ import time
 class WallClock:
     """``WallClock()`` at the start of an invocation; :meth:`resume_from` adds what a checkpoint recorded."""
 
-    def __init__(self, earlier_s: float = 0.0):
+    def __init__(self, earlier_s: float = 0.0, *, since: float | None = None):
         self.earlier_s = float(earlier_s)
-        self.since = time.perf_counter()
+        self.since = time.perf_counter() if since is None else since  # a perf_counter() reading: this invocation's start
 
     def resume_from(self, earlier_s: float) -> None:
         """Count ``earlier_s`` seconds of earlier invocations (a checkpoint's ``wall_s``) before this one's."""
