@@ -36,7 +36,7 @@ import numpy as np
 
 from .. import interrupt
 from ..agents.base import AgentSpec, MixedSampler, stack_states, state_of
-from ..checkpoint import atomic_dir, load_leaves, save_module, write_json
+from ..checkpoint import write_json
 from ..data.buffer import ReplayBuffer
 from ..data.dataset import Dataset
 from ..data.normalize import Normalizer
@@ -47,7 +47,7 @@ from ..models.fitting import HOLDOUTS, SELECT_BY, FitConfig
 from ..results import RunFolder, dataset_record, make_results, write_final_score
 from ..rollout import AgentPolicy, Rollout, RolloutHooks, add_valid, rollout
 from ..tasks.evaluate import evaluate
-from ..training import require_same_step
+from ..training import SeedCheckpoints, WallClock, finished_seed, run, seed_checkpoint, seed_schedule
 from .offline import normalized_policy
 from .penalty_scale import describe as describe_penalty_scale
 from .penalty_scale import penalty_on_data
@@ -372,16 +372,15 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
     if scale is not None:
         log(describe_penalty_scale(scale))
         write_json(out / "penalty_on_data.json", scale)
-    scores, curves, seconds, unfinished = [], {}, 0.0, False
+    scores, curves, seconds, wall, unfinished = [], {}, 0.0, 0.0, False
     seeds = range(cfg.seed, cfg.seed + cfg.seeds)
+    trainer = _Seeds(method, agent, agent_cfg, spec, model, real, starts, task, cfg, hooks, config, until, log, started)
     with interrupt.graceful_stop():  # SIGTERM / Ctrl-C: checkpoint after the current block and raise Stopped
         if parallel_seeds:
-            outcomes = _train_seeds_together(method, agent, agent_cfg, spec, model, real, starts, task, cfg, hooks, seeds, out, until,
-                                             log)
+            outcomes = trainer.together(seeds, out)
         else:
-            outcomes = (_train_seed(method, agent, agent_cfg, spec, model, real, starts, task, cfg, hooks, seed, out / f"seed_{seed}",
-                                    until, log) if only_seed in (None, seed) else _finished_seed(out / f"seed_{seed}", cfg)
-                        for seed in seeds)
+            outcomes = (trainer.seed(seed, out / f"seed_{seed}") if only_seed in (None, seed)
+                        else trainer.finished(seed, out / f"seed_{seed}") for seed in seeds)
         for seed, result in zip(seeds, outcomes):
             if result is None:  # stopped at ``until``: go on with the next seed, write no results
                 unfinished = True
@@ -389,10 +388,10 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
             score, progress = result
             scores.append(score)
             seconds += progress["train_s"]
+            wall += progress["wall_s"]
             curves[f"seed {seed}"] = [(e["step"], e["return_mean"], e["return_std"]) for e in progress["evals"]]
     if unfinished:
         return out
-    wall = time.perf_counter() - started
     results = make_results(method=cfg.method, task=task.id, dataset=dataset_record(dataset),
                            budget={"steps": cfg.steps, "seeds": cfg.seeds, "eval_episodes": cfg.eval_episodes,
                                    "horizon": cfg.horizon, "rollout_batch": cfg.rollout_batch, "rollout_every": cfg.rollout_every},
@@ -466,171 +465,138 @@ def run_block(agent, state, buffer: ReplayBuffer, model, starts: StartStates, re
     return state, buffer, {**info, **stats, "time/rollout_s": t1 - t0, "time/update_s": t2 - t1}
 
 
-def _train_seed(method, agent, agent_cfg, spec, model, real: Transitions, starts: StartStates, task, cfg: ModelBasedConfig,
-                hooks: RolloutHooks, seed: int, folder: Path, until, log):
-    init_key, update_key, rollout_key, eval_key = jax.random.split(jax.random.key(seed), 4)
-    n_real = int(round(cfg.real_ratio * agent_cfg.batch_size))
-    adjust = method.target_adjust(cfg, model, agent, n_real)
-    empty = ReplayBuffer.empty(cfg.buffer_capacity, spec.obs_dim, spec.act_dim)
-    restored = _restore_seed(agent, cfg, folder, empty)
-    if restored is not None:
-        progress, state, buffer, finished = restored
+class _Seeds:
+    """What every seed of one run shares; :meth:`seed` trains one seed, :meth:`together` all of them in one vmapped
+    program, both through :func:`dynlearn.training.run` (a block: one rollout, then ``rollout_every`` agent updates)."""
+
+    def __init__(self, method, agent, agent_cfg, spec, model, real: Transitions, starts: StartStates, task, cfg: ModelBasedConfig,
+                 hooks: RolloutHooks, config: dict, until, log, started: float):
+        self.method, self.agent, self.agent_cfg, self.spec, self.model = method, agent, agent_cfg, spec, model
+        self.real, self.starts, self.task, self.cfg, self.hooks = real, starts, task, cfg, hooks
+        self.config, self.until, self.log = config, until, log
+        self.mark = started  # where the next seed's clock starts: the call's set-up counts for the first seed it trains
+        n_real = int(round(cfg.real_ratio * agent_cfg.batch_size))
+        self.adjust = method.target_adjust(cfg, model, agent, n_real)
+        self.empty = ReplayBuffer.empty(cfg.buffer_capacity, spec.obs_dim, spec.act_dim)
+
+    def finished(self, seed: int, folder: Path):
+        """A seed's result as :meth:`seed` returns it, when another process has finished it; else None."""
+        return finished_seed(seed_checkpoint(folder, self.config, seed), folder, self.cfg.steps)
+
+    def _record(self, progress: dict, row: dict, step: int, folder: Path) -> None:
+        """Book a finished block into a seed's ``progress``: its history row and a divergence check."""
+        progress["history"].append({"step": step, **row})
+        if not np.isfinite(row.get("q/mean", 0.0)):
+            write_json(folder / "diverged.json", {**progress, "step": step})  # the history up to the divergence, for diagnosis
+            raise DataError(str(folder), f"the critic diverged (Q = {row.get('q/mean')}) at step {step}.",
+                            "lower the learning rates, raise the penalty, or shorten the horizon.")
+
+    def _evaluate(self, agent_state, step: int, evals: list, seed: int, eval_key, row: dict) -> dict:
+        """Evaluate a seed's policy at ``step``, append it to its ``evals`` and log it; the scores for the metrics row."""
+        policy = normalized_policy(self.agent, agent_state, Normalizer.identity(self.task.obs_dim))
+        r = evaluate(policy, self.task, self.cfg.eval_episodes, key=jax.random.fold_in(eval_key, step))
+        evals.append({"step": step, "return_mean": r.mean, "return_std": r.std, "normalized": r.normalized_mean,
+                      "q_mean": row.get("q/mean"), "penalty": row["rollout/penalty"]})
+        norm_txt = f" normalized {r.normalized_mean:6.1f}" if r.normalized_mean is not None else ""
+        self.log(f"seed {seed} step {step:>8,}  return {r.mean:8.1f} ± {r.std:6.1f}{norm_txt}  Q {row.get('q/mean', 0):8.1f}  "
+                 f"penalty {row['rollout/penalty']:.3f}  rollout {row['rollout/length']:.2f} steps")
+        return {"eval/return_mean": r.mean, "eval/return_std": r.std, "eval/normalized": r.normalized_mean}
+
+    def seed(self, seed: int, folder: Path):
+        """Train one seed; ``(score, progress)``, or None when stopped at ``until``."""
+        agent, cfg = self.agent, self.cfg
+        init_key, update_key, rollout_key, eval_key = jax.random.split(jax.random.key(seed), 4)
+        store = seed_checkpoint(folder, self.config, seed)
+        finished = finished_seed(store, folder, cfg.steps)
         if finished is not None:
             return finished
-    else:
-        progress = {"step": 0, "evals": [], "history": [], "train_s": 0.0}
-        state, buffer = agent.init(init_key, spec, agent_cfg), empty
-    stop = cfg.steps if until is None else min(cfg.steps, until)
-    saved = progress["step"]  # the step the checkpoint on disk holds
-    while progress["step"] < stop:
-        step = progress["step"]
-        if interrupt.requested():  # SIGTERM / Ctrl-C: keep every finished block
-            if step != saved:
-                _write_checkpoint(folder, agent, state, buffer, progress)
-            raise interrupt.Stopped(folder, step)
-        state, buffer, row = run_block(agent, state, buffer, model, starts, real, hooks, adjust, cfg, agent_cfg.batch_size,
-                                       rollout_key=jax.random.fold_in(rollout_key, step), update_key=jax.random.fold_in(update_key, step))
-        step += cfg.rollout_every
-        _record_block(agent, state, progress, row, step, task, cfg, seed, folder, eval_key, log)
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            _write_checkpoint(folder, agent, state, buffer, progress)
-            saved = step
-    if progress["step"] < cfg.steps:
-        if progress["step"] != saved:  # stopped at ``until`` between checkpoints: keep that work
-            _write_checkpoint(folder, agent, state, buffer, progress)
-        return None
-    score = write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes)
-    agent.save(folder / "agent", state)
-    return score, progress
+        fresh = (agent.init(init_key, self.spec, self.agent_cfg), self.empty)
+        state, progress = store.load(lambda _: fresh) or (fresh, {"evals": [], "history": []})
+        last = {}
 
+        def block(state, progress):
+            agent_state, buffer = state
+            step = progress["step"]
+            agent_state, buffer, row = run_block(agent, agent_state, buffer, self.model, self.starts, self.real, self.hooks,
+                                                 self.adjust, cfg, self.agent_cfg.batch_size,
+                                                 rollout_key=jax.random.fold_in(rollout_key, step),
+                                                 update_key=jax.random.fold_in(update_key, step))
+            self._record(progress, row, step + cfg.rollout_every, folder)
+            last["row"] = row
+            return (agent_state, buffer), row
 
-def _train_seeds_together(method, agent, agent_cfg, spec, model, real: Transitions, starts: StartStates, task,
-                          cfg: ModelBasedConfig, hooks: RolloutHooks, seeds, out: Path, until, log):
-    """Every seed at once: what :func:`_train_seed` does, with the agents' states and model buffers stacked on a leading
-    axis and each block one vmapped rollout and one vmapped update; returns :func:`_train_seed`'s result per seed."""
-    folders = [out / f"seed_{seed}" for seed in seeds]
-    keys = [jax.random.split(jax.random.key(seed), 4) for seed in seeds]  # init, update, rollout, eval: as _train_seed
-    n_real = int(round(cfg.real_ratio * agent_cfg.batch_size))
-    adjust = method.target_adjust(cfg, model, agent, n_real)
-    empty = ReplayBuffer.empty(cfg.buffer_capacity, spec.obs_dim, spec.act_dim)
-    restored = [_restore_seed(agent, cfg, folder, empty) for folder in folders]
-    if all(r is None for r in restored):
-        progresses = [{"step": 0, "evals": [], "history": [], "train_s": 0.0} for _ in seeds]
-        state = eqx.filter_vmap(agent.init, in_axes=(0, None, None))(jnp.stack([k[0] for k in keys]), spec, agent_cfg)
-        buffer = stack_states([empty] * len(folders))
-    else:
-        require_same_step([None if r is None else r[0]["step"] for r in restored], out)
-        if all(r[3] is not None for r in restored):
-            return [r[3] for r in restored]
-        progresses = [r[0] for r in restored]
-        state, buffer = stack_states([r[1] for r in restored]), stack_states([r[2] for r in restored])
-    update_keys, rollout_keys = jnp.stack([k[1] for k in keys]), jnp.stack([k[2] for k in keys])
+        state, progress, done = run(
+            block, state, progress, schedule=seed_schedule(cfg, cfg.rollout_every, self.until),
+            clock=WallClock(since=self.mark), checkpoint=store, metrics=folder / "metrics.jsonl",
+            evaluate=lambda state, p: self._evaluate(state[0], p["step"], p["evals"], seed, eval_key, last["row"]))
+        self.mark = time.perf_counter()
+        if not done:
+            return None
+        agent.save(folder / "agent", state[0])
+        return write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes), progress
 
-    def seed_rollout(state, buffer, key, model, obs, hooks):
-        start_key, ro_key = jax.random.split(key)  # as run_block
-        start_obs = StartStates.draw_obs(obs, cfg.rollout_batch, key=start_key)
-        return rollout_into(agent, state, buffer, model, start_obs, hooks, cfg.horizon, key=ro_key)
+    def together(self, seeds, out: Path):
+        """Every seed at once: what :meth:`seed` does, with the agents' states and model buffers stacked on a leading
+        axis and each block one vmapped rollout and one vmapped update; returns :meth:`seed`'s result per seed."""
+        agent, cfg, n = self.agent, self.cfg, len(seeds)
+        folders = [out / f"seed_{seed}" for seed in seeds]
+        keys = [jax.random.split(jax.random.key(seed), 4) for seed in seeds]  # init, update, rollout, eval: as seed()
+        stores = [seed_checkpoint(folder, self.config, seed) for folder, seed in zip(folders, seeds)]
+        finished = [finished_seed(store, folder, cfg.steps) for store, folder in zip(stores, folders)]
+        if all(f is not None for f in finished):
+            return finished
+        fresh = eqx.filter_vmap(agent.init, in_axes=(0, None, None))(jnp.stack([k[0] for k in keys]), self.spec, self.agent_cfg)
+        checkpoints = SeedCheckpoints(stores, out)
+        state, progress = checkpoints.load(lambda _: (state_of(fresh, 0), self.empty)) or (
+            (fresh, stack_states([self.empty] * n)), {"seeds": [{"evals": [], "history": []} for _ in seeds]})
+        update_keys, rollout_keys = jnp.stack([k[1] for k in keys]), jnp.stack([k[2] for k in keys])
 
-    def seed_update(state, buffer, key, real, adjust):
-        return update_on_mix(agent, state, buffer, real, adjust, cfg, agent_cfg.batch_size, key=key)
+        def seed_rollout(state, buffer, key, model, obs, hooks):
+            start_key, ro_key = jax.random.split(key)  # as run_block
+            start_obs = StartStates.draw_obs(obs, cfg.rollout_batch, key=start_key)
+            return rollout_into(agent, state, buffer, model, start_obs, hooks, cfg.horizon, key=ro_key)
 
-    rollouts = eqx.filter_jit(eqx.filter_vmap(seed_rollout, in_axes=(0, 0, 0, None, None, None)))
-    updates = eqx.filter_jit(eqx.filter_vmap(seed_update, in_axes=(0, 0, 0, None, None)))
-    at_step = jax.vmap(jax.random.fold_in, in_axes=(0, None))
+        def seed_update(state, buffer, key, real, adjust):
+            return update_on_mix(agent, state, buffer, real, adjust, cfg, self.agent_cfg.batch_size, key=key)
 
-    def checkpoint_all():
-        for i, folder in enumerate(folders):
-            _write_checkpoint(folder, agent, state_of(state, i), state_of(buffer, i), progresses[i])
+        rollouts = eqx.filter_jit(eqx.filter_vmap(seed_rollout, in_axes=(0, 0, 0, None, None, None)))
+        updates = eqx.filter_jit(eqx.filter_vmap(seed_update, in_axes=(0, 0, 0, None, None)))
+        at_step = jax.vmap(jax.random.fold_in, in_axes=(0, None))
+        last = {}
 
-    stop = cfg.steps if until is None else min(cfg.steps, until)
-    step = saved = progresses[0]["step"]
-    while step < stop:
-        if interrupt.requested():  # SIGTERM / Ctrl-C: keep every finished block
-            if step != saved:
-                checkpoint_all()
-            raise interrupt.Stopped(out, step)
-        t0 = time.perf_counter()
-        buffer, stats = rollouts(state, buffer, at_step(rollout_keys, step), model, starts.obs, hooks)
-        stats = jax.device_get(stats)
-        t1 = time.perf_counter()
-        state, info = updates(state, buffer, at_step(update_keys, step), real, adjust)
-        info, sizes = jax.device_get((info, buffer.size))
-        t2 = time.perf_counter()
-        step += cfg.rollout_every
-        share = {"time/rollout_s": (t1 - t0) / len(folders), "time/update_s": (t2 - t1) / len(folders)}  # each seed's part
-        for i, (seed, folder, progress) in enumerate(zip(seeds, folders, progresses)):
-            row = {**{k: float(v[i]) for k, v in info.items()}, **{k: float(v[i]) for k, v in stats.items()}, **share}
-            _check_model_data(row, int(sizes[i]))
-            _record_block(agent, state_of(state, i), progress, row, step, task, cfg, seed, folder, keys[i][3], log)
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            checkpoint_all()
-            saved = step
-    if step < cfg.steps:
-        if step != saved:  # stopped at ``until`` between checkpoints: keep that work
-            checkpoint_all()
-        return [None for _ in seeds]
-    results = []
-    for i, (seed, folder, progress) in enumerate(zip(seeds, folders, progresses)):
-        agent.save(folder / "agent", state_of(state, i))
-        results.append((write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes), progress))
-    return results
+        def block(state, progress):
+            agent_state, buffer = state
+            step = progress["step"]
+            t0 = time.perf_counter()
+            buffer, stats = rollouts(agent_state, buffer, at_step(rollout_keys, step), self.model, self.starts.obs, self.hooks)
+            stats = jax.device_get(stats)
+            t1 = time.perf_counter()
+            agent_state, info = updates(agent_state, buffer, at_step(update_keys, step), self.real, self.adjust)
+            info, sizes = jax.device_get((info, buffer.size))
+            t2 = time.perf_counter()
+            share = {"time/rollout_s": (t1 - t0) / n, "time/update_s": (t2 - t1) / n}  # each seed's part
+            rows = []
+            for i, (folder, p) in enumerate(zip(folders, progress["seeds"])):
+                row = {**{k: float(v[i]) for k, v in info.items()}, **{k: float(v[i]) for k, v in stats.items()}, **share}
+                _check_model_data(row, int(sizes[i]))
+                self._record(p, row, step + cfg.rollout_every, folder)
+                rows.append(row)
+            last["rows"] = rows
+            return (agent_state, buffer), rows
 
+        def evaluate_all(state, progress):
+            return [self._evaluate(state_of(state[0], i), progress["step"], p["evals"], seed, keys[i][3], last["rows"][i])
+                    for i, (seed, p) in enumerate(zip(seeds, progress["seeds"]))]
 
-def read_seed_checkpoint(folder: Path, steps: int):
-    """``(checkpoint folder, progress, final score or None)`` of a seed's run folder, or None when it has no checkpoint;
-    the final score only when the seed has done all ``steps``."""
-    import json
-
-    from ..checkpoint import latest_dir
-    from ..results import SeedScore
-
-    saved = latest_dir(folder / "checkpoint")
-    if saved is None or not (saved / "progress.json").is_file():
-        return None
-    progress = json.loads((saved / "progress.json").read_text())
-    done = progress["step"] >= steps and (folder / "final.json").is_file()
-    return saved, progress, SeedScore(**json.loads((folder / "final.json").read_text())) if done else None
-
-
-def _finished_seed(folder: Path, cfg: ModelBasedConfig):
-    """A seed's result as :func:`_train_seed` returns it, when another process has finished it; else None."""
-    found = read_seed_checkpoint(folder, cfg.steps)
-    return None if found is None or found[2] is None else (found[2], found[1])
-
-
-def _restore_seed(agent, cfg: ModelBasedConfig, folder: Path, empty: ReplayBuffer):
-    """``(progress, state, buffer, finished)`` from a seed's checkpoint (``finished``: its result, when it is done), or
-    None when it has none."""
-    found = read_seed_checkpoint(folder, cfg.steps)
-    if found is None:
-        return None
-    saved, progress, final = found
-    finished = None if final is None else (final, progress)
-    return progress, agent.load(saved / "agent"), load_leaves(saved / "model_buffer", empty), finished
-
-
-def _record_block(agent, state, progress: dict, row: dict, step: int, task, cfg: ModelBasedConfig, seed: int, folder: Path,
-                  eval_key, log) -> None:
-    """Book a finished block into ``progress``: its history row, a divergence check, and the evaluation when one is due."""
-    progress["step"] = step
-    progress["train_s"] += row["time/rollout_s"] + row["time/update_s"]
-    progress["history"].append({"step": step, **row})
-    if not np.isfinite(row.get("q/mean", 0.0)):
-        write_json(folder / "diverged.json", progress)  # the history up to the divergence, for diagnosis
-        raise DataError(str(folder), f"the critic diverged (Q = {row.get('q/mean')}) at step {step}.",
-                        "lower the learning rates, raise the penalty, or shorten the horizon.")
-    if step % cfg.eval_every == 0 or step == cfg.steps:
-        policy = normalized_policy(agent, state, Normalizer.identity(task.obs_dim))
-        r = evaluate(policy, task, cfg.eval_episodes, key=jax.random.fold_in(eval_key, step))
-        progress["evals"].append({"step": step, "return_mean": r.mean, "return_std": r.std, "normalized": r.normalized_mean,
-                                  "q_mean": row.get("q/mean"), "penalty": row["rollout/penalty"]})
-        norm_txt = f" normalized {r.normalized_mean:6.1f}" if r.normalized_mean is not None else ""
-        log(f"seed {seed} step {step:>8,}  return {r.mean:8.1f} ± {r.std:6.1f}{norm_txt}  Q {row.get('q/mean', 0):8.1f}  "
-            f"penalty {row['rollout/penalty']:.3f}  rollout {row['rollout/length']:.2f} steps")
-
-
-def _write_checkpoint(folder: Path, agent, state, buffer: ReplayBuffer, progress: dict) -> None:
-    with atomic_dir(folder / "checkpoint") as new:
-        agent.save(new / "agent", state)
-        save_module(new / "model_buffer", buffer, {"capacity": buffer.capacity}, kind="model_buffer")
-        write_json(new / "progress.json", progress)
+        state, progress, done = run(block, state, progress, schedule=seed_schedule(cfg, cfg.rollout_every, self.until),
+                                    clock=WallClock(since=self.mark), checkpoint=checkpoints, evaluate=evaluate_all,
+                                    metrics=[f / "metrics.jsonl" for f in folders])
+        self.mark = time.perf_counter()
+        if not done:
+            return [None for _ in seeds]
+        results = []
+        for i, (seed, folder, p) in enumerate(zip(seeds, folders, progress["seeds"])):
+            agent.save(folder / "agent", state_of(state[0], i))
+            own = {**p, "step": progress["step"], "wall_s": progress["wall_s"] / n, "train_s": progress["train_s"] / n}
+            results.append((write_final_score(folder, seed, p["evals"][-1], cfg.eval_episodes), own))
+        return results

@@ -14,7 +14,6 @@ checkpoint ends with the same parameters as one that was not.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Callable
@@ -30,10 +29,10 @@ from ..checkpoint import write_json
 from ..data.dataset import Dataset
 from ..data.normalize import Normalizer
 from ..errors import ConfigError
-from ..results import RunFolder, SeedScore, dataset_record, make_results, write_final_score
+from ..results import RunFolder, dataset_record, make_results, write_final_score
 from ..tasks.evaluate import evaluate
 from ..tasks.policy import JaxPolicy
-from ..training import Checkpoint, Schedule, SeedCheckpoints, WallClock, fingerprint, run
+from ..training import SeedCheckpoints, WallClock, finished_seed, run, seed_checkpoint, seed_schedule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,27 +151,6 @@ def train_offline(dataset: Dataset, task, cfg: OfflineConfig, out: str | Path, *
 def _seed_keys(seed: int):
     """``(init_key, update_key, eval_key)`` of a seed: the same whichever way the seeds run."""
     return jax.random.split(jax.random.key(seed), 3)
-
-
-def seed_checkpoint(folder: Path, config: dict, seed: int) -> Checkpoint:
-    """The checkpoint of a run's seed (``folder/checkpoint``), tagged with the run's config and the seed."""
-    return Checkpoint(folder / "checkpoint", fingerprint(config, seed), owner=str(folder),
-                      other="another run (its config.json differs)", where=folder)
-
-
-def finished_seed(store: Checkpoint, folder: Path, steps: int) -> tuple[SeedScore, dict] | None:
-    """``(final score, progress)`` of a seed that has done all ``steps`` (``final.json`` written), else None."""
-    progress = store.read_progress()
-    if progress is None or progress["step"] < steps or not (folder / "final.json").is_file():
-        return None
-    return SeedScore(**json.loads((folder / "final.json").read_text())), progress
-
-
-def seed_schedule(cfg, block: int, until: int | None) -> Schedule:
-    """The loop's cadence for an agent trainer's seed (offline and model-based): evaluations and checkpoints every so
-    many steps, and the final checkpoint kept (a resumed run reads its finished seeds' progress)."""
-    return Schedule(block=block, total=cfg.steps, until=until, eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
-                    checkpoint_at_end=True)
 
 
 class _Run:

@@ -7,9 +7,10 @@ training checkpoint or tests for a stop request.
 
 from .checkpoints import FORMAT, Checkpoint, fingerprint, key_data
 from .clock import WallClock
-from .loop import Schedule, run
+from .loop import run
 from .metrics import MetricsLog
-from .seeds import SeedCheckpoints, require_same_step
+from .schedule import Schedule
+from .seeds import SeedCheckpoints, finished_seed, require_same_step, seed_checkpoint, seed_schedule
 
-__all__ = ["FORMAT", "Checkpoint", "MetricsLog", "Schedule", "SeedCheckpoints", "WallClock", "fingerprint", "key_data",
-           "require_same_step", "run"]
+__all__ = ["FORMAT", "Checkpoint", "MetricsLog", "Schedule", "SeedCheckpoints", "WallClock", "finished_seed", "fingerprint",
+           "key_data", "require_same_step", "run", "seed_checkpoint", "seed_schedule"]

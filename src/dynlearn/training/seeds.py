@@ -1,4 +1,9 @@
-"""Seeds trained together: one stacked state, one checkpoint per seed.
+"""A run's seeds: each seed's checkpoint in its own folder, and seeds trained together with one stacked state.
+
+An agent trainer's run folder (offline, model-based) has one folder per seed, ``seed_K``, holding its checkpoint
+(:func:`seed_checkpoint`), its ``metrics.jsonl`` and, once it has done all its steps, ``final.json``
+(:func:`finished_seed` reads a finished seed back instead of training it again).
+
 
 With ``parallel_seeds`` a trainer vmaps its block over the seeds' states stacked on a leading axis. Each seed still
 has its own folder and checkpoint (so a run can be resumed either way, seeds in turn or together): :class:`SeedCheckpoints`
@@ -11,16 +16,40 @@ run's whichever way it ran.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..agents.base import stack_states, state_of
 from ..errors import ConfigError
-from .checkpoints import Checkpoint
+from ..results import SeedScore
+from .checkpoints import Checkpoint, fingerprint
+from .schedule import Schedule
 
 SHARED = ("step", "wall_s", "train_s")
 """Progress keys the loop keeps; the rest of a seed's progress is its own."""
+
+
+def seed_checkpoint(folder: Path, config: dict, seed: int) -> Checkpoint:
+    """The checkpoint of a run's seed (``folder/checkpoint``), tagged with the run's config and the seed."""
+    return Checkpoint(folder / "checkpoint", fingerprint(config, seed), owner=str(folder),
+                      other="another run (its config.json differs)", where=folder)
+
+
+def finished_seed(store: Checkpoint, folder: Path, steps: int) -> tuple[SeedScore, dict] | None:
+    """``(final score, progress)`` of a seed that has done all ``steps`` (``final.json`` written), else None."""
+    progress = store.read_progress()
+    if progress is None or progress["step"] < steps or not (folder / "final.json").is_file():
+        return None
+    return SeedScore(**json.loads((folder / "final.json").read_text())), progress
+
+
+def seed_schedule(cfg, block: int, until: int | None) -> Schedule:
+    """The loop's cadence for an agent trainer's seed (offline and model-based): evaluations and checkpoints every so
+    many steps, and the final checkpoint kept (a resumed run reads its finished seeds' progress)."""
+    return Schedule(block=block, total=cfg.steps, until=until, eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
+                    checkpoint_at_end=True)
 
 
 def require_same_step(steps: Sequence[int | None], out: str | os.PathLike) -> None:
