@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pytest
 
+import dynlearn as dl
 from dynlearn.cli import main
 from dynlearn.results import check_results
 from tests.helpers import episodes_arrays, write_h5
@@ -119,7 +120,7 @@ def test_train_passes_the_ensemble_fit_options_and_refuses_misplaced_ones(tmp_pa
     assert main(["data", "generate", "Pendulum-v1", "--out", str(data), "--steps", "400", "--policy", "controller"]) == 0
     capsys.readouterr()
     assert main(["train", "mopo", str(data), "--model-min-epochs", "350", "--out", str(tmp_path / "a")]) == 2
-    assert "model_min_epochs 350 is above model_max_epochs 60" in capsys.readouterr().err
+    assert "--model-min-epochs 350 is above --model-max-epochs 60" in capsys.readouterr().err  # the flags, not the fields
     seen, options = [], []
     monkeypatch.setattr(model_based, "train_model_based", lambda data, task, cfg, out, **kw: seen.append(cfg) or options.append(kw))
     assert main(["train", "mopo", str(data), "--model-min-epochs", "350", "--model-max-epochs", "0",
@@ -135,3 +136,108 @@ def test_train_passes_the_ensemble_fit_options_and_refuses_misplaced_ones(tmp_pa
                  "--out", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
     assert "--model-holdout, --horizon, --only-seed only apply to the offline model-based methods" in err and "td3bc" in err
+
+
+# ----- issue 21, item 3: CSV through the CLI -------------------------------------------------------------------------
+_CSV_COLS = ["--obs-cols", "o1,o2", "--act-cols", "a", "--rew-col", "r", "--terminal-col", "d", "--json"]
+_CSV_ROWS = [f"{i},{i * 2},{0.1 * i},1.0,{int(i == 9)}" for i in range(10)]
+
+
+def test_data_info_reads_bom_quoted_latin1_and_delimited_csv(tmp_path, capsys):
+    (tmp_path / "plain.csv").write_text("\n".join(["o1,o2,a,r,d", *_CSV_ROWS]))
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + "\n".join(["o1,o2,a,r,d", *_CSV_ROWS]).encode())
+    (tmp_path / "quoted.csv").write_text("\n".join(['"o1","o2","a","r","d"', *('"' + r.replace(",", '","') + '"' for r in _CSV_ROWS)]))
+    (tmp_path / "semi.csv").write_text("\n".join(["o1;o2;a;r;d", *(r.replace(",", ";") for r in _CSV_ROWS)]))
+    hashes = []
+    for name, extra in (("plain.csv", []), ("bom.csv", []), ("quoted.csv", []), ("semi.csv", ["--delimiter", ";"])):
+        assert main(["data", "info", str(tmp_path / name), *_CSV_COLS, *extra]) == 0, capsys.readouterr().err
+        info = json.loads(capsys.readouterr().out)
+        assert info["obs_dim"] == 2 and info["transitions"] == 10
+        hashes.append(info["content_hash"])
+    assert len(set(hashes)) == 1  # the same numbers, whatever the encoding, quoting or separator
+    (tmp_path / "latin.csv").write_bytes("\n".join(["t\u00e9mp,o2,a,r,d", *_CSV_ROWS]).encode("latin-1"))
+    assert main(["data", "info", str(tmp_path / "latin.csv"), *_CSV_COLS[:-1], "--obs-cols", "t\u00e9mp,o2", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["content_hash"] == hashes[0]
+    assert captured.err.startswith("warning: ") and captured.err.count("\n") == 1 and "read as latin-1" in captured.err
+
+
+def test_data_convert_csv_with_delimiter(tmp_path, capsys):
+    (tmp_path / "semi.csv").write_text("\n".join(["o1;o2;a;r;d", *(r.replace(",", ";") for r in _CSV_ROWS)]))
+    out = tmp_path / "out.hdf5"
+    assert main(["data", "convert", str(tmp_path / "semi.csv"), *_CSV_COLS[:-1], "--delimiter", "semicolon", "--out", str(out)]) == 0
+    assert "10 transitions" in capsys.readouterr().out and out.is_file()
+
+
+# ----- issue 21, item 8: no usable transition --------------------------------------------------------------------------
+def test_data_info_reports_a_dataset_without_usable_transitions(tmp_path, capsys):
+    arrays = episodes_arrays(lengths=(1,) * 8, obs_dim=3, act_dim=1, ends=("timeout",) * 8)
+    del arrays["next_observations"]
+    write_h5(tmp_path / "t.hdf5", arrays)
+    assert main(["data", "info", str(tmp_path / "t.hdf5"), "--json"]) == 0
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert any("no usable transition" in p and "flagged terminal or timeout" in p for p in problems), problems
+    assert main(["data", "info", str(tmp_path / "t.hdf5")]) == 0
+    assert "problems          none found" not in capsys.readouterr().out
+
+
+# ----- issue 21, item 16: suite datasets are compared with their recorded hashes -----------------------------------------
+def test_suite_records_match_suite_md():
+    """Every recorded suite dataset is in benchmarks/suite.md's table with the same hash, episodes and mean return."""
+    from pathlib import Path
+
+    from dynlearn.tasks import suite
+
+    text = (Path(__file__).parents[1] / "benchmarks" / "suite.md").read_text()
+    seen = 0
+    for name in suite.names():
+        record = suite.recorded(name)
+        if record is None:
+            continue
+        seen += 1
+        row = next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
+        assert record["content_hash"] in row and f"{record['episodes']:,}" in row and f"{record['return_mean']:.1f}" in row, (name, row)
+    assert seen >= 2 and suite.recorded("hopper-medium-v5")["content_hash"] == "2e2fd2c27e021b18"
+    assert suite.recorded("hopper-medium-v5", seed=1) is None and suite.recorded("walker2d-random-v5") is None
+
+
+def test_suite_tolerance():
+    """Two draws of the same behaviour agree within the tolerance (the other machine's hopper-medium-v5 from issue 21);
+    a different behaviour does not."""
+    from dynlearn.tasks.suite import recorded, within_tolerance
+
+    record = recorded("hopper-medium-v5")
+    other_machine = {"transitions": 200_000, "episodes": 740, "return_mean": 833.1}
+    assert within_tolerance(record, other_machine)
+    assert not within_tolerance(record, other_machine | {"return_mean": 986.5})  # the policy's own evaluated return
+    assert not within_tolerance(record, other_machine | {"episodes": 209})  # an expert's episodes
+    assert not within_tolerance(record, other_machine | {"transitions": 100_000})
+
+
+def test_data_generate_warns_when_a_suite_dataset_differs_from_its_record(tmp_path, capsys, monkeypatch):
+    """The regenerated dataset is written either way; a hash other than the recorded one gets a one-line warning that
+    says whether the difference is within the tolerance."""
+    from dynlearn.tasks import suite
+
+    arrays = episodes_arrays(lengths=(40, 40), obs_dim=11, act_dim=3, ends=("timeout", "terminal"))
+    fake = dl.data.from_arrays(obs=arrays["observations"], act=arrays["actions"], rew=arrays["rewards"], terminal=arrays["terminals"],
+                               timeout=arrays["timeouts"], next_obs=arrays["next_observations"], task=dl.tasks.get("Hopper-v5"),
+                               name="hopper-medium-v5")
+    monkeypatch.setattr(suite, "generate", lambda name, *, seed=0, steps=suite.STEPS: fake)
+    monkeypatch.setenv("DYNLEARN_DATA_DIR", str(tmp_path / "datasets"))
+    record = suite.recorded("hopper-medium-v5")
+    out = tmp_path / "h.hdf5"
+    assert main(["data", "generate", "hopper-medium-v5", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: hopper-medium-v5 (seed 0) was generated with content hash") and err.count("\n") == 1
+    assert record["content_hash"] in err and "beyond the tolerance" in err and out.is_file()
+    # the recorded data itself: no warning
+    monkeypatch.setattr(suite, "dataset_record", lambda dataset: dict(record))
+    assert main(["data", "generate", "hopper-medium-v5", "--out", str(out), "--force"]) == 0
+    assert capsys.readouterr().err == ""
+    # within the tolerance (another machine): a milder warning
+    monkeypatch.setattr(suite, "dataset_record", lambda dataset: record | {"content_hash": "6233d65f52d3292a", "episodes": 740,
+                                                                              "return_mean": 833.1})
+    assert main(["data", "generate", "hopper-medium-v5", "--out", str(out), "--force"]) == 0
+    err = capsys.readouterr().err
+    assert "6233d65f52d3292a" in err and "within the tolerance" in err and err.count("\n") == 1

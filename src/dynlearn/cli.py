@@ -8,12 +8,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Callable
 
 import tyro
 
+from .data._csv import DataWarning
 from .errors import DynlearnError, check_minimums
 from .interrupt import Stopped
 
@@ -38,16 +41,24 @@ class SourceArgs:
     """.npz/.csv: successor-observation columns (default: derived inside episodes)"""
     episode_col: str | None = None
     """.npz/.csv: episode-id column (default: episodes end at terminal/timeout flags)"""
+    delimiter: str | None = None
+    """.csv/.tsv: the column separator, one character (tab, semicolon, ... by name); default , (.csv) or tab (.tsv)"""
 
     def load(self):
         from .data import Columns, load
+        from .data._csv import parse_delimiter
 
+        delimiter = parse_delimiter(self.delimiter)
+        if delimiter is not None and not self.path.lower().endswith((".csv", ".tsv")):
+            from .errors import ConfigError
+
+            raise ConfigError(f"--delimiter applies to .csv/.tsv files; {self.path} is not one. Fix: drop --delimiter.")
         columns = None
         if any(v is not None for v in (self.obs_cols, self.act_cols, self.rew_col, self.terminal_col, self.timeout_col,
                                        self.next_obs_cols, self.episode_col)) or self.path.lower().endswith((".csv", ".tsv")):
             columns = Columns.parse(obs=self.obs_cols, act=self.act_cols, rew=self.rew_col, terminal=self.terminal_col,
                                     timeout=self.timeout_col, next_obs=self.next_obs_cols, episode=self.episode_col)
-        return load(self.path, task=self.task, columns=columns)
+        return load(self.path, task=self.task, columns=columns, delimiter=delimiter)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,8 +284,8 @@ def _task_of(dataset):
 def _cmd_data_generate(cfg: DataGenerate) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .checkpoint import check_writable
     from .data import summarize, write_d4rl
+    from .data.d4rl import check_output_file
     from .tasks import NoisyPolicy, collect, get
     from .tasks.policies import policy_from_name
 
@@ -282,18 +293,23 @@ def _cmd_data_generate(cfg: DataGenerate) -> None:
     from .tasks import suite
 
     check_minimums(cfg, {"steps": 1, "num_envs": 1}, command="data generate")
+    if cfg.noise < 0:
+        raise ConfigError(f"data generate: --noise must be at least 0, got {cfg.noise}. Fix: pass --noise 0 or more (0: none).")
     if suite.parse(cfg.task) is not None:
         out = cfg.out if cfg.out is not None else suite.path_of(cfg.task, cfg.seed)
-        check_writable(out, force=cfg.force)
+        check_output_file(out, force=cfg.force)
         dataset = suite.generate(cfg.task, seed=cfg.seed)
+        note = suite.reproduction_warning(cfg.task, dataset, cfg.seed)
         write_d4rl(out, dataset, force=cfg.force)
         print(f"wrote {out}")
         print(summarize(dataset, get(dataset.task)).render())
+        if note is not None:
+            print(f"warning: {note}", file=sys.stderr)
         return
     if cfg.out is None:
-        raise ConfigError("data generate TASK needs --out FILE.hdf5.")
+        raise ConfigError("data generate TASK needs --out FILE.hdf5. Fix: pass --out, e.g. --out data/pendulum.hdf5.")
     task = get(cfg.task)
-    check_writable(cfg.out, force=cfg.force)
+    check_output_file(cfg.out, force=cfg.force)
     policy = policy_from_name(cfg.policy, task)
     if cfg.noise > 0:
         policy = NoisyPolicy(policy, task, noise=cfg.noise)
@@ -308,7 +324,9 @@ def _cmd_data_generate(cfg: DataGenerate) -> None:
 
 def _cmd_data_convert(cfg: DataConvert) -> None:
     from .data import write_d4rl
+    from .data.d4rl import check_output_file
 
+    check_output_file(cfg.out, force=cfg.force)  # before reading: a long conversion must not fail at the end
     dataset = cfg.load()
     write_d4rl(cfg.out, dataset, force=cfg.force)
     print(f"wrote {cfg.out} ({len(dataset):,} transitions, {dataset.n_episodes} episodes)")
@@ -348,6 +366,7 @@ def _cmd_train(cfg: Train) -> None:
 
     check_minimums(cfg, {"steps": 1, "seeds": 1, "eval_every": 1, "eval_episodes": 1, "horizon": 1, "rollout_batch": 1,
                          "rollout_every": 1, "model_max_epochs": 0, "model_min_epochs": 0}, command="train")
+    _check_algorithm(cfg.algo, online=cfg.online)
     defaults = Train(algo=cfg.algo)
     ignored = [f"--{k.replace('_', '-')}" for k in _MODEL_BASED_OPTIONS if getattr(cfg, k) != getattr(defaults, k)]
     if ignored and (cfg.online or cfg.algo.lower() not in METHODS):
@@ -374,8 +393,14 @@ def _cmd_train(cfg: Train) -> None:
     if task_id is None:
         raise ConfigError(f"{cfg.data} does not record its task. Fix: pass --task (e.g. --task Hopper-v5).")
     from .algos.model_based import METHODS, ModelBasedConfig, train_model_based
+    from .data.dataset import check_trainable
 
+    check_trainable(dataset, successors=cfg.algo.lower() in METHODS and cfg.model == "ensemble")
     if cfg.algo.lower() in METHODS:
+        if cfg.model not in ("ensemble", "oracle") and (Path(cfg.model) / "config.json").is_file():
+            from .models import load as load_model
+
+            _check_model_finite(load_model(cfg.model, task=get(task_id)), cfg.model, flag="--model")
         max_epochs = {} if cfg.model_max_epochs is None else {"model_max_epochs": cfg.model_max_epochs or None}  # 0: no cap
         mb = ModelBasedConfig(method=cfg.algo.lower(), preset=cfg.preset, steps=100_000 if cfg.steps is None else cfg.steps,
                               seeds=cfg.seeds, seed=cfg.seed, model=cfg.model, model_holdout=cfg.model_holdout,
@@ -400,6 +425,9 @@ def _cmd_model_train(cfg: ModelTrain) -> None:
 
     check_minimums(cfg, {"members": 1, "elites": 1, "max_epochs": 1, "min_epochs": 0}, command="model train")
     dataset = load(cfg.data, task=cfg.task)
+    from .data.dataset import check_trainable
+
+    check_trainable(dataset, successors=True)
     job = ModelTrainConfig(members=cfg.members, elites=cfg.elites, hidden=cfg.hidden, max_epochs=cfg.max_epochs, holdout=cfg.holdout,
                            min_epochs=cfg.min_epochs, seed=cfg.seed)
     train_model(dataset, _task_for(cfg.task, dataset), job, cfg.out, force=cfg.force, resume=cfg.resume)
@@ -438,8 +466,11 @@ def _cmd_model_eval(cfg: ModelEval) -> None:
     if str(run) == "cached":  # the ensemble the model-based methods use for DATA (fitted now if it is not cached)
         run, dataset = _cached_ensemble(cfg.data, cfg.model_holdout, fix="pass a run folder of `dynlearn model train` as DIR")
     elif cfg.model_holdout is not None:
-        raise ConfigError("--model-holdout chooses among the cached ensembles: it applies to DIR `cached` only.")
-    _, task, _, _ = load_run(run)
+        raise ConfigError("--model-holdout chooses among the cached ensembles: it applies to DIR `cached` only. "
+                          "Fix: drop --model-holdout, or pass DIR cached.")
+    _check_run_files(run, what="DIR")
+    model, task, _, _ = load_run(run)
+    _check_model_finite(model, run, flag="DIR")
     job = ModelEvalConfig(horizon=cfg.horizon, windows=cfg.windows, seed=cfg.seed)
     if dataset is None:
         dataset = load(cfg.data, task=task)
@@ -476,7 +507,9 @@ def _cmd_model_reward(cfg: ModelReward) -> None:
                           "Fix: drop one of them.")
     else:
         run = cfg.model
+        _check_run_files(run, what="--model")
     model, task, config, fit_report = load_run(run)  # a model train folder or a cache entry: both record the FitConfig
+    _check_model_finite(model, run, flag="--model" if cfg.model is not None else "the cached ensemble")
     fit_cfg = FitConfig.from_dict(config["fit"], source=str(run))
     reward_cfg = DynamicsRewardConfig()
     if cfg.steps is not None:  # keep the number of snapshots: spread them over the shorter training
@@ -510,7 +543,87 @@ def _dsr_status(out) -> None:
 def _cmd_dsr_fit(cfg) -> None:
     from .dsr.jobs import run_fit
 
+    _check_dsr_data(cfg)
     _dsr_status(run_fit(cfg))
+
+
+def _check_dsr_data(cfg) -> None:
+    """Refuse a file series that is constant, or has a constant channel, before any fitting: a reconstruction model has
+    nothing to learn from it, and the fit would fail in misleading ways (z-scoring maps it to 0; "diverged at step 1")."""
+    from .data.timeseries import load_timeseries
+    from .dsr.data_sources import parse_source
+
+    kind, name = parse_source(cfg.data)
+    if kind != "file":
+        return
+    series = load_timeseries(name, dt=cfg.dt)
+    series.check_varies(what="series")
+    if cfg.test is not None:
+        load_timeseries(cfg.test, dt=series.dt if cfg.dt is None else cfg.dt).check_varies(
+            what="test series (--test)", fix="pass a test series that varies, or drop --test to test on the end of DATA.")
+    else:
+        series.split(cfg.train_fraction)[0].check_varies(
+            what=f"training part (the first {cfg.train_fraction:g} of each trajectory)",
+            fix="pass a series that varies in its training part, a larger --train-fraction, or a separate --test series.")
+
+
+def _check_algorithm(algo: str, *, online: bool) -> None:
+    """``dynlearn train ALGO``: an unknown name lists every algorithm, model-based and model-free."""
+    from . import agents
+    from .algos.model_based import METHODS
+    from .errors import ConfigError
+
+    if algo.lower() in METHODS:
+        if online:
+            raise ConfigError(f"train: {algo} is an offline model-based method; --online trains a model-free agent. Fix: drop "
+                              f"--online and pass DATA, or train one of {', '.join(agents.names())} online.")
+        return
+    try:
+        agents.get(algo)
+    except ConfigError:
+        raise ConfigError(f"train: unknown algorithm {algo!r}. Fix: choose a model-based method ({', '.join(METHODS)}) or a "
+                          f"model-free agent ({', '.join(agents.names())}).") from None
+
+
+def _check_run_files(run, *, what: str) -> None:
+    """The JSON files of a model folder the user named (a run of ``model train`` or a cached ensemble) parse: a corrupt
+    one is a one-line error naming it, not a JSONDecodeError."""
+    from .checkpoint import latest_dir
+    from .errors import DataError
+
+    run = Path(run)
+    folders = [run, *([latest_dir(run)] if (run / "key.json").is_file() or not (run / "config.json").is_file() else [])]
+    for folder in (f for f in folders if f is not None):
+        for name in ("config.json", "fit_report.json", "key.json", "model/config.json"):
+            path = folder / name
+            if not path.is_file():
+                continue
+            try:
+                json.loads(path.read_bytes().decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                detail = e.msg if isinstance(e, json.JSONDecodeError) else "not UTF-8"
+                raise DataError(str(path), f"is not valid JSON ({detail}): the file is damaged or was cut short.",
+                                f"refit the model (dynlearn model train) and pass its folder as {what}; a cached ensemble: "
+                                "delete its folder, and the next job on its dataset fits it again.") from None
+
+
+def _check_model_finite(model, folder, *, flag: str) -> None:
+    """Refuse a loaded model whose weights hold NaN or inf, naming the folder: training on its rollouts would fail later
+    with a misleading cause (e.g. "the critic diverged ... lower the learning rates")."""
+    import equinox as eqx
+    import jax
+    import numpy as np
+
+    from .errors import DataError
+
+    leaves = jax.tree_util.tree_leaves_with_path(eqx.filter(model, eqx.is_inexact_array))
+    bad = [(jax.tree_util.keystr(path), int((~np.isfinite(np.asarray(leaf))).sum())) for path, leaf in leaves
+           if not np.all(np.isfinite(np.asarray(leaf)))]
+    if bad:
+        count = sum(n for _, n in bad)
+        raise DataError(str(folder), f"the model's weights hold {count:,} NaN or infinite value(s) in {len(bad)} of {len(leaves)} "
+                        f"arrays (first: {bad[0][0]}): it was saved from a diverged fit, or the file is damaged.",
+                        f"refit it (dynlearn model train) and pass the new folder as {flag}.")
 
 
 def _cmd_dsr_eval(cfg) -> None:
@@ -563,6 +676,55 @@ def _parse(cls: type, args: list[str], *, prog: str):
     return cls(**{f.name: getattr(raw, f.name) for f in dataclasses.fields(cls) if f.init})
 
 
+_CONFIG_FIELD = re.compile(r"\b[A-Z]\w*Config\.(\w+)")
+_CONFIG_PREFIX = re.compile(r"^[A-Z]\w*Config: ")
+
+
+def _user_message(error: DynlearnError, cls: type, command: str) -> str:
+    """The one line printed for ``error``. A configuration error raised by a config class deeper down names its fields
+    (``OfflineConfig.steps``, ``eval_every (10)``); here they become the flags the user typed (``--steps``), and a
+    message without a fix gets one."""
+    from .errors import ConfigError
+
+    message = " ".join(str(error).split("\n"))
+    if isinstance(error, ConfigError):
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        positional = {n for n, f in fields.items() if "Positional" in repr(f.type)}
+
+        def flag(name: str) -> str:
+            if name in ("agent", "method") and "algo" in fields:
+                return "ALGO"
+            return name.upper() if name in positional else "--" + name.replace("_", "-") if name in fields else name
+
+        message = _CONFIG_PREFIX.sub("", _CONFIG_FIELD.sub(lambda m: flag(m[1]), message))
+        named = [n for n in sorted(fields, key=len, reverse=True) if n not in positional]
+        if named:  # bare field names: "steps (10)"; any snake_case one ("model_min_epochs 350", "eval_every must ...")
+            bare = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, named)) + r")(?=\s+\(-?\d)")
+            message = bare.sub(lambda m: flag(m[1]), message)
+            underscored = [re.escape(n) for n in named if "_" in n]
+            if underscored:
+                message = re.sub(r"(?<![\w-])(" + "|".join(underscored) + r")(?![\w-])", lambda m: flag(m[1]), message)
+    if "Fix:" not in message:
+        message = message.rstrip()
+        message += "" if message.endswith((".", ")")) else "."
+        multiple = re.search(r"multiples? of [\w-]+ \((\d+)\)", message)
+        flags = re.findall(r"(?<![\w-])--[a-z][\w-]*", message)
+        if multiple:
+            message += f" Fix: pass values that are multiples of {multiple[1]}."
+        elif flags:
+            message += f" Fix: change {flags[0]} (dynlearn {command} --help says what it takes)."
+        else:
+            message += f" Fix: see dynlearn {command} --help."
+    return message
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, DataWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = _commands()
@@ -573,12 +735,15 @@ def main(argv: list[str] | None = None) -> int:
     cls, handler = commands[name]
     try:
         cfg = _parse(cls, argv[len(name.split()):], prog=f"dynlearn {name}")
-        handler(cfg)
+        with warnings.catch_warnings():  # a dataset warning (e.g. a guessed encoding): one line
+            warnings.simplefilter("always", DataWarning)
+            warnings.showwarning = _show_warning
+            handler(cfg)
     except Stopped as e:  # SIGTERM / Ctrl-C during training: checkpointed, resumable
         print(f"dynlearn: {e}", file=sys.stderr)
         return 130
     except DynlearnError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_user_message(e, cls, name)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -132,3 +132,44 @@ def test_infos_qpos_kept_and_checked(tmp_path):
     write_h5(tmp_path / "bad.hdf5", arrays)
     with pytest.raises(DataError, match=r"\[infos/qvel\]"):
         dl.data.load(tmp_path / "bad.hdf5")
+
+
+# ----- issue 21, item 9: links and text that h5py would turn into a bare KeyError / UnicodeDecodeError -----------------
+def _links_file(tmp_path, **change):
+    arrays = episodes_arrays(lengths=(5, 7), ends=("timeout", "timeout"))
+    with h5py.File(tmp_path / "d.hdf5", "w") as f:
+        for k, v in arrays.items():
+            if k not in change:
+                f[k] = v
+        for k, v in change.items():
+            f[k] = v
+    return tmp_path / "d.hdf5"
+
+
+def test_broken_links_and_non_utf8_text_are_data_errors(tmp_path):
+    with pytest.raises(DataError, match=r"\[terminals\]: is a soft link to /gone, which does not exist"):
+        dl.data.load(_links_file(tmp_path, terminals=h5py.SoftLink("/gone")))
+    with pytest.raises(DataError, match=r"\[next_observations\]: is an external link to /x in .*nowhere.h5"):
+        dl.data.load(_links_file(tmp_path, next_observations=h5py.ExternalLink(str(tmp_path / "nowhere.h5"), "/x")))
+    with pytest.raises(DataError, match=r"\[metadata/name\]: holds bytes that are not UTF-8"):
+        dl.data.load(_links_file(tmp_path, **{"metadata/name": np.bytes_(b"caf\xe9")}))
+
+
+def test_working_links_are_followed(tmp_path):
+    arrays = episodes_arrays(lengths=(5, 7), ends=("timeout", "timeout"))
+    write_h5(tmp_path / "other.h5", {"timeouts": arrays["timeouts"]})
+    external = h5py.ExternalLink(str(tmp_path / "other.h5"), "/timeouts")
+    path = _links_file(tmp_path, terminals=h5py.SoftLink("/stored/terminals"), timeouts=external,
+                       **{"stored/terminals": arrays["terminals"], "metadata/name": "linked"})
+    ds = dl.data.load(path)
+    assert ds.n_episodes == 2 and ds.transitions.timeout.sum() == 2 and ds.metadata["metadata/name"] == "linked"
+
+
+def test_write_refuses_a_folder_and_an_unmakeable_folder(tmp_path):
+    ds = dl.data.load(_links_file(tmp_path))
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(DataError, match="is a folder"):
+        dl.data.write_d4rl(tmp_path / "folder", ds, force=True)
+    with pytest.raises(DataError, match="d.hdf5 is a file, not a folder"):
+        dl.data.write_d4rl(tmp_path / "d.hdf5" / "x.hdf5", ds)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.hdf5", "folder"] and not any((tmp_path / "folder").iterdir())

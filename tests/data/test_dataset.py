@@ -70,3 +70,28 @@ def test_summary_finds_problems():
     assert "last episode" in text and "not the next row" in text and "row 4" in text
     clean = dl.data.summarize(_dataset(5))
     assert clean.problems == [] and clean.without_successor == 0
+
+
+# ----- issue 21, item 8: a dataset with no usable transition -----------------------------------------------------------
+@pytest.mark.parametrize("n, timeouts, cause", [(1, False, "one row"), (6, True, "flagged terminal or timeout")])
+def test_no_usable_transition_is_reported_and_refused(n, timeouts, cause):
+    from dynlearn.data.dataset import check_trainable
+
+    rng = np.random.default_rng(0)
+    ds = dl.data.from_arrays(obs=rng.normal(size=(n, 2)), act=rng.normal(size=(n, 1)), rew=np.ones(n), terminal=np.zeros(n, bool),
+                             timeout=np.full(n, timeouts), source="few.hdf5")
+    problems = dl.data.summarize(ds).problems
+    assert any(p.startswith("no usable transition, so nothing can be trained on it") and cause in p for p in problems), problems
+    with pytest.raises(DataError, match=f"few.hdf5: has no usable transition: .*{cause}.*Fix:"):
+        check_trainable(ds)
+
+
+def test_terminal_rows_are_usable_but_fit_no_model():
+    from dynlearn.data.dataset import check_trainable
+
+    ds = dl.data.from_arrays(obs=np.arange(6.0).reshape(3, 2), act=np.zeros((3, 1)), rew=np.ones(3), terminal=np.ones(3, bool))
+    check_trainable(ds)  # a terminal row needs no successor: model-free agents can learn from it
+    with pytest.raises(DataError, match="has no usable transition: none of its 3 step"):
+        check_trainable(ds, successors=True)
+    assert any(p.startswith("no dynamics model can be fitted to it") for p in dl.data.summarize(ds).problems)
+    assert not any("usable" in p for p in dl.data.summarize(_dataset()).problems)

@@ -74,3 +74,57 @@ def test_truncated_npz(tmp_path):
     (tmp_path / "cut.npz").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(DataError, match="truncated"):
         dl.data.load(tmp_path / "cut.npz")
+
+
+# ----- issue 21, item 3: a real CSV reader -----------------------------------------------------------------------------
+_COLS = dict(obs="o1,o2", act="a", rew="r", terminal="d")
+_ROWS = [f"{i},{i * 2},{0.1 * i},1.0,{int(i == 9)}" for i in range(10)]
+
+
+def _load(path, **kw):
+    return dl.data.load(path, columns=dl.data.Columns.parse(**_COLS), **kw)
+
+
+def test_csv_byte_order_mark_keeps_the_first_column(tmp_path):
+    (tmp_path / "plain.csv").write_text("\n".join(["o1,o2,a,r,d", *_ROWS]))
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + "\n".join(["o1,o2,a,r,d", *_ROWS]).encode())
+    (tmp_path / "utf16.csv").write_bytes("\n".join(["o1,o2,a,r,d", *_ROWS]).encode("utf-16"))  # with its BOM
+    plain = _load(tmp_path / "plain.csv")
+    for name in ("bom.csv", "utf16.csv"):
+        ds = _load(tmp_path / name)
+        np.testing.assert_array_equal(ds.transitions.obs, plain.transitions.obs)
+        assert ds.content_hash() == plain.content_hash()
+
+
+def test_csv_quoted_numbers_spaces_and_blank_lines(tmp_path):
+    rows = [f'"{i}", "{i * 2}",{0.1 * i},"1.0",{int(i == 9)}' for i in range(10)]
+    (tmp_path / "q.csv").write_text("\n".join(['"o1","o2",a,r,d', *rows[:5], "", *rows[5:], ""]))
+    ds = _load(tmp_path / "q.csv")
+    assert len(ds) == 10 and ds.transitions.obs[3].tolist() == [3.0, 6.0]
+
+
+def test_csv_duplicate_header_is_refused(tmp_path):
+    (tmp_path / "dup.csv").write_text("\n".join(["o1,o2,a,o2,d", *_ROWS]))
+    with pytest.raises(DataError, match=r"names column 'o2' twice \(columns 2 and 4\).*Fix: give every column a unique name"):
+        _load(tmp_path / "dup.csv")
+
+
+def test_csv_latin1_is_read_with_a_warning(tmp_path):
+    (tmp_path / "l.csv").write_bytes("\n".join(["température,o2,a,r,d", *_ROWS]).encode("latin-1"))
+    with pytest.warns(dl.data.DataWarning, match=r"l.csv: is not UTF-8 \(byte 0xe9 on line 1\); read as latin-1"):
+        ds = dl.data.load(tmp_path / "l.csv", columns=dl.data.Columns.parse(**(_COLS | {"obs": "température,o2"})))
+    assert ds.transitions.obs.shape == (10, 2)
+
+
+def test_csv_delimiter(tmp_path):
+    (tmp_path / "s.csv").write_text("\n".join(["o1;o2;a;r;d", *(r.replace(",", ";") for r in _ROWS)]))
+    with pytest.raises(DataError, match=r"separate columns with ';': pass --delimiter ';'"):
+        _load(tmp_path / "s.csv")
+    assert len(_load(tmp_path / "s.csv", delimiter=";")) == 10
+    (tmp_path / "t.tsv").write_text("\n".join(["o1\to2\ta\tr\td", *(r.replace(",", "\t") for r in _ROWS)]))
+    assert len(_load(tmp_path / "t.tsv")) == 10  # .tsv: tab by default
+    from dynlearn.data._csv import parse_delimiter
+
+    assert parse_delimiter("tab") == "\t" and parse_delimiter(";") == ";" and parse_delimiter(None) is None
+    with pytest.raises(dl.ConfigError, match="--delimiter"):
+        parse_delimiter("x")

@@ -221,3 +221,30 @@ def test_gtf_data_location_is_root_then_the_variable_and_accepts_the_repository_
     np.testing.assert_array_equal(gtf_dataset("lorenz63", "test").values[0], x)
     assert gtf_data_root(tmp_path / "repo") == tmp_path / "repo"  # root= wins over the variable
     np.testing.assert_array_equal(gtf_dataset("lorenz63", "test", root=tmp_path / "repo").values[0], 2 * x)
+
+
+# ----- issue 21, item 12: a constant series or channel is refused as constant ------------------------------------------
+def test_constant_series_and_channels():
+    t = np.arange(200) * 0.1
+    varied = TimeSeries(values=np.stack([np.sin(t), np.cos(t)], 1))
+    assert varied.constant_channels() == []
+    varied.check_varies()
+    flat = TimeSeries(values=np.full((200, 2), 1e4), provenance={"source": "flat.npy"})
+    assert flat.constant_channels() == [0, 1]
+    with pytest.raises(DataError, match=r"flat.npy: the series is constant \(every channel holds one value, e.g. x0 = 10000\)"):
+        flat.check_varies()
+    mixed = TimeSeries(values=np.stack([np.sin(t), np.full(200, -2.0), 1e-3 * np.cos(t)], 1), names=("a", "b", "c"))
+    assert mixed.constant_channels() == [1]  # a small but varying channel is not constant
+    with pytest.raises(DataError, match=r"1 constant channel\(s\) out of 3: b \(= -2\)"):
+        mixed.check_varies()
+
+
+def test_csv_series_reader_handles_bom_quotes_and_duplicates(tmp_path):
+    (tmp_path / "s.csv").write_bytes(b'\xef\xbb\xbft,"a",b\n0,"1.5",2\n0.5,2,3\n1,3,4\n')
+    ts = load_timeseries(tmp_path / "s.csv")
+    assert ts.names == ("a", "b") and ts.dt == 0.5 and ts.values[0, 0].tolist() == [1.5, 2.0]
+    (tmp_path / "d.csv").write_text("a,a\n1,2\n3,4\n")
+    with pytest.raises(DataError, match="names column 'a' twice"):
+        load_timeseries(tmp_path / "d.csv")
+    (tmp_path / "semi.csv").write_text("a;b\n1;2\n3;4\n")
+    assert load_timeseries(tmp_path / "semi.csv", delimiter=";").dim == 2

@@ -5,6 +5,7 @@
 >>> train, holdout = ds.split()
 """
 
+from ._csv import DataWarning
 from .buffer import ReplayBuffer
 from .d4rl import load_d4rl, write_d4rl
 from .dataset import Dataset, concat_datasets, derive_next_obs, from_arrays
@@ -18,7 +19,7 @@ from .timeseries import TimeSeries, gtf_dataset, load_timeseries
 from .transitions import Transitions, concatenate, sample
 
 __all__ = [
-    "Columns", "Dataset", "DatasetSummary", "ReplayBuffer", "Normalizer", "Transitions", "concat_datasets", "concatenate",
+    "Columns", "DataWarning", "Dataset", "DatasetSummary", "ReplayBuffer", "Normalizer", "Transitions", "concat_datasets", "concatenate",
     "derive_next_obs", "from_arrays", "load", "load_csv", "load_d4rl", "load_minari", "load_npz", "minari_root", "register_named",
     "sample", "summarize", "systems", "TimeSeries", "gtf_dataset", "load_timeseries", "write_d4rl",
 ]

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from ..errors import DataError
 
@@ -27,11 +28,40 @@ def open_hdf5(path: str | os.PathLike) -> h5py.File:
                         "re-download or re-generate it.") from None
 
 
+def node_at(f: h5py.File | h5py.Group, key: str, source: str):
+    """``f[key]``; a dangling soft link or an external link whose file or target cannot be opened is a DataError
+    naming the key and where the link points (h5py would raise a bare KeyError)."""
+    try:
+        return f[key]
+    except (KeyError, OSError, ValueError) as e:
+        try:
+            link = f.get(key, getlink=True)
+        except (KeyError, OSError, ValueError):
+            link = None
+        if isinstance(link, h5py.SoftLink):
+            raise DataError(source, f"is a soft link to {link.path}, which does not exist in the file.",
+                            "store the array itself under this key, or fix the link.", key=key) from None
+        if isinstance(link, h5py.ExternalLink):
+            raise DataError(source, f"is an external link to {link.path} in {link.filename}, which cannot be opened ({_short(e)}).",
+                            "store the array in this file (h5py: f[key] = other[path][()]), or put the linked file in place.",
+                            key=key) from None
+        raise DataError(source, f"cannot be opened ({_short(e)}); the file may be corrupt.", "re-download or re-generate it.",
+                        key=key) from None
+
+
+def has_key(f: h5py.File | h5py.Group, key: str) -> bool:
+    """Whether ``key`` names something in ``f``, a broken link included (so that reading it then says what is wrong)."""
+    try:
+        return key in f or f.get(key, getlink=True) is not None
+    except (KeyError, OSError, ValueError):
+        return False
+
+
 def read_array(f: h5py.File, key: str, source: str):
-    """Read dataset ``key`` fully; a missing key or unreadable (truncated) data is a DataError."""
-    if key not in f:
+    """Read dataset ``key`` fully; a missing key, a broken link or unreadable (truncated) data is a DataError."""
+    if not has_key(f, key):
         raise DataError(source, "is missing.", f"a D4RL-layout file needs root datasets {', '.join(D4RL_REQUIRED)}.", key=key)
-    node = f[key]
+    node = node_at(f, key, source)
     if not isinstance(node, h5py.Dataset):
         raise DataError(source, "is a group, expected an array.", "store it as an HDF5 dataset.", key=key)
     try:
@@ -39,6 +69,19 @@ def read_array(f: h5py.File, key: str, source: str):
     except (OSError, KeyError) as e:
         raise DataError(source, f"cannot be read ({_short(e)}); the file may be truncated.",
                         "re-download or re-generate it.", key=key) from None
+
+
+def text_value(value, source: str, key: str) -> str:
+    """A string attribute or scalar dataset as ``str``; bytes that are not UTF-8 are a DataError naming the key."""
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, (bytes, np.bytes_)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(source, f"holds bytes that are not UTF-8 text (0x{bytes(value)[e.start]:02x} at byte {e.start}).",
+                            "store it as a UTF-8 string (h5py: f[key] = 'text'), or delete it.", key=key) from None
+    return str(value)
 
 
 D4RL_REQUIRED = ("observations", "actions", "rewards", "terminals")

@@ -51,6 +51,11 @@ class Dataset:
         done = np.asarray(self.transitions.terminal) | np.asarray(self.transitions.timeout)
         return done[self.episode_ends - 1]
 
+    def usable(self) -> np.ndarray:
+        """For each row, whether it is a transition an agent can learn from: it has a successor observation, or it is
+        terminal (no successor needed). The last step of an episode cut by a timeout, with no stored successor, is not."""
+        return np.asarray(self.transitions.next_obs_valid, bool) | np.asarray(self.transitions.terminal, bool)
+
     def episode_returns(self) -> np.ndarray:
         """Undiscounted return of every episode (complete or not)."""
         return np.add.reduceat(np.asarray(self.transitions.rew, np.float64), self.episode_starts)
@@ -94,6 +99,33 @@ class Dataset:
             h.update(arr.tobytes())
         h.update(np.ascontiguousarray(self.episode_starts, np.int64).tobytes())
         return h.hexdigest()[:16]
+
+
+def no_transition_problem(dataset: Dataset, *, successors: bool = False) -> str | None:
+    """Why ``dataset`` holds no transition to learn from, or None when it holds one. ``successors``: count only rows
+    with a successor observation (what fitting a dynamics model needs), not terminal rows too."""
+    ok = np.asarray(dataset.transitions.next_obs_valid, bool) if successors else dataset.usable()
+    if ok.any():
+        return None
+    n = len(dataset)
+    what = "a successor observation" if successors else "a successor observation or a terminal flag"
+    if n == 1:
+        cause = "it has one row, and a row's successor is the next row of its episode"
+    elif (dataset.episode_lengths == 1).all():
+        cause = "every row is flagged terminal or timeout, so each ends its episode and none has a next row in it"
+    else:
+        cause = "no successors are stored, and no episode has a second row"
+    return f"none of its {n:,} step(s) has {what}; {cause}"
+
+
+def check_trainable(dataset: Dataset, *, successors: bool = False) -> None:
+    """Raise a :class:`DataError` naming the file when ``dataset`` holds no transition to learn from (see
+    :func:`no_transition_problem`); training on it would fail deep inside with an unhelpful error."""
+    problem = no_transition_problem(dataset, successors=successors)
+    if problem is not None:
+        raise DataError(dataset.source, f"has no usable transition: {problem}.",
+                        "pass data with episodes longer than one step (check the terminal/timeout flags), or store "
+                        "next_observations.")
 
 
 def episode_starts_from_flags(done: np.ndarray) -> np.ndarray:

@@ -23,7 +23,8 @@ def register_named(prefix_or_name: str, resolver) -> None:
     _NAMED[prefix_or_name] = resolver
 
 
-def load(path_or_id: str | os.PathLike, *, task=None, columns: Columns | None = None, name: str | None = None) -> Dataset:
+def load(path_or_id: str | os.PathLike, *, task=None, columns: Columns | None = None, name: str | None = None,
+         delimiter: str | None = None) -> Dataset:
     """Load a dataset from a D4RL-layout ``.hdf5``, a Minari dataset (folder or id), an ``.npz`` or a ``.csv``.
 
     Args:
@@ -32,6 +33,7 @@ def load(path_or_id: str | os.PathLike, *, task=None, columns: Columns | None = 
         task: a task id or :class:`dynlearn.tasks.Task`; checks observation/action sizes.
         columns: column mapping for ``.npz``/``.csv`` (required for CSV).
         name: dataset name recorded in results (default: the file stem or Minari id).
+        delimiter: ``.csv``/``.tsv`` column separator (default ``,`` for ``.csv``, tab for ``.tsv``).
 
     Raises:
         DataError: one line naming the file, the key and the fix.
@@ -51,7 +53,7 @@ def load(path_or_id: str | os.PathLike, *, task=None, columns: Columns | None = 
             if columns is None:
                 raise DataError(str(path), "is a CSV, which needs a column mapping.",
                                 "pass columns=Columns.parse(obs='obs_*', act='act_*', rew='reward', ...) or --obs-cols/--act-cols.")
-            return load_csv(path, columns, task=task, name=name, delimiter="\t" if suffix == ".tsv" else ",")
+            return load_csv(path, columns, task=task, name=name, delimiter=delimiter or ("\t" if suffix == ".tsv" else ","))
         raise DataError(str(path), f"has an unknown extension '{suffix}'.", "use .hdf5 (D4RL), .npz, .csv, or a Minari dataset folder.")
     for prefix, resolver in _NAMED.items():
         if str(path_or_id).startswith(prefix):

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from ..errors import DataError
-from ._hdf5 import open_hdf5
+from ._hdf5 import has_key, node_at, open_hdf5
 from .dataset import Dataset, from_arrays
 from .task_lookup import known_task
 
@@ -45,9 +45,13 @@ def load_minari(path_or_id: str | os.PathLike, *, task=None) -> Dataset:
     metadata: dict = {"format": "minari"}
     if meta_path.is_file():
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = json.loads(meta_path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError:
+            raise DataError(str(meta_path), "is not UTF-8 text.", "restore metadata.json from the dataset.") from None
         except json.JSONDecodeError as e:
             raise DataError(str(meta_path), f"invalid JSON ({e.msg}).", "restore metadata.json from the dataset.") from None
+        if not isinstance(meta, dict):
+            raise DataError(str(meta_path), "is not a JSON object.", "restore metadata.json from the dataset.")
         metadata.update({k: meta[k] for k in ("dataset_id", "total_episodes", "total_steps", "ref_min_score", "ref_max_score")
                          if k in meta})
         env_id = _env_id(meta.get("env_spec"))
@@ -74,16 +78,19 @@ def load_minari(path_or_id: str | os.PathLike, *, task=None) -> Dataset:
 
 def _read_episodes(source: str) -> list[dict[str, np.ndarray]]:
     with open_hdf5(source) as f:
-        names = sorted((k for k in f.keys() if k.startswith("episode_")), key=lambda k: int(k.split("_")[1]))
+        names = sorted((k for k in f.keys() if k.startswith("episode_") and k[8:].isdigit()), key=lambda k: int(k[8:]))
         if not names:
             raise DataError(source, "holds no episode_* groups.", "pass a Minari dataset written by minari>=0.4.")
         parts = []
         for name in names:
-            group = f[name]
+            group = node_at(f, name, source)
+            if not isinstance(group, h5py.Group):
+                raise DataError(source, "is an array, expected an episode group.", "re-create the dataset with minari's DataCollector.",
+                                key=name)
             for key in ("observations", "actions", "rewards", "terminations", "truncations"):
-                if key not in group:
+                if not has_key(group, key):
                     raise DataError(source, "is missing.", "re-create the dataset with minari's DataCollector.", key=f"{name}/{key}")
-                if isinstance(group[key], h5py.Group):
+                if isinstance(node_at(group, key, f"{source} [{name}]"), h5py.Group):
                     raise DataError(source, "is a dictionary space; dynlearn needs flat Box observations and actions.",
                                     "flatten the spaces (gymnasium.wrappers.FlattenObservation) when collecting.", key=f"{name}/{key}")
             try:

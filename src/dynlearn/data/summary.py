@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 
 from ..metrics.returns import normalized_score
-from .dataset import Dataset
+from .dataset import Dataset, no_transition_problem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +79,12 @@ def summarize(dataset: Dataset, task=None) -> DatasetSummary:
     returns = dataset.episode_returns()
     problems: list[str] = []
 
+    for successors in (False, True):  # nothing to learn from at all; or no dynamics model can be fitted
+        problem = no_transition_problem(dataset, successors=successors)
+        if problem is not None:
+            problems.append(("no dynamics model can be fitted to it: " if successors else "no usable transition, so nothing can be "
+                             "trained on it: ") + problem)
+            break
     if not complete[-1]:
         problems.append(f"the last episode ({dataset.episode_lengths[-1]} steps) ends without a terminal or timeout flag (cut off?)")
     if (~complete[:-1]).any():

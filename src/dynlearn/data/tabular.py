@@ -7,7 +7,6 @@ episodes contiguous; episode boundaries come from an episode-id column or from t
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import fnmatch
 import os
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ._csv import read_numeric_csv
 from .dataset import Dataset, episode_starts_from_ids, from_arrays
 
 
@@ -128,38 +128,15 @@ def load_npz(path: str | os.PathLike, columns: Columns | None = None, *, task=No
 
 
 def load_csv(path: str | os.PathLike, columns: Columns, *, task=None, name: str | None = None, delimiter: str = ",") -> Dataset:
-    """Read a CSV table with a header row; ``columns`` names the observation, action, reward, ... columns."""
+    """Read a CSV table with a header row; ``columns`` names the observation, action, reward, ... columns.
+
+    Read with the standard library's ``csv`` reader (quoted values accepted) after encoding detection (a byte-order
+    mark, else UTF-8, else latin-1 with a warning); an unnamed or repeated column name is refused.
+    """
     path = Path(path)
     source = str(path)
     if not path.is_file():
         raise DataError(source, "no such file.", "check the path.")
-    with open(path, newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter)
-        header = next(reader, None)
-        if header is None:
-            raise DataError(source, "is empty.", "pass a CSV with a header row and one row per step.")
-        header = [h.strip() for h in header]
-        try:
-            data = np.loadtxt(f, delimiter=delimiter, dtype=np.float64, ndmin=2)
-        except ValueError:
-            f.seek(0)
-            _raise_first_bad_cell(list(csv.reader(f, delimiter=delimiter))[1:], header, source)
-    if data.size == 0:
-        raise DataError(source, "has a header but no rows.", "pass a CSV with one row per step.")
-    if data.shape[1] != len(header):
-        raise DataError(source, f"rows have {data.shape[1]} fields but the header has {len(header)}.", "fix the header or the rows.")
+    header, data = read_numeric_csv(path, delimiter=delimiter, unit="step", header_required=False)
     table = {name: data[:, j] for j, name in enumerate(header)}
     return _table_to_dataset(table, header, columns, source, task=task, name=name or path.stem)
-
-
-def _raise_first_bad_cell(rows: list[list[str]], header: list[str], source: str):
-    for i, row in enumerate(rows):
-        if len(row) != len(header):
-            raise DataError(source, f"row {i + 2} has {len(row)} fields but the header has {len(header)}.", "fix that row.")
-        for j, cell in enumerate(row):
-            try:
-                float(cell)
-            except ValueError:
-                raise DataError(source, f"row {i + 2} holds '{cell}', not a number.",
-                                "fix that cell (flags as 0/1).", key=header[j]) from None
-    raise DataError(source, "cannot be parsed as numbers.", "check the delimiter (--delimiter).")

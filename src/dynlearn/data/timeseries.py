@@ -11,7 +11,6 @@ of Hess et al., ICML 2023, arXiv:2306.04406, read in place from a configurable f
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import fnmatch
 import os
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ._csv import read_numeric_csv
 from .validate import cast_finite
 
 GTF_DATA_ENV = "DYNLEARN_GTF_DATA"
@@ -108,6 +108,31 @@ class TimeSeries:
         src = self.provenance.get("source", "<arrays>")
         return f"TimeSeries(K={self.n_trajectories}, T={self.length}, N={self.dim}, dt={self.dt:g}, source={src!r})"
 
+    def constant_channels(self, *, rtol: float = 1e-6) -> list[int]:
+        """Channels whose every sample (over all trajectories) equals their mean, up to ``rtol`` of its magnitude: they
+        carry no dynamics, and z-scoring maps them to 0 (or, for a nearly constant one, magnifies float noise)."""
+        flat = self.values.reshape(-1, self.dim).astype(np.float64)
+        spread = flat.max(axis=0) - flat.min(axis=0)
+        scale = np.maximum(np.abs(flat).max(axis=0), 1.0)
+        return [int(i) for i in np.flatnonzero(spread <= rtol * scale)]
+
+    def check_varies(self, *, what: str = "series", fix: str | None = None) -> None:
+        """Raise :class:`DataError` when the series, or any of its channels, is constant (see :meth:`constant_channels`):
+        a reconstruction model has nothing to learn from it, and fitting one fails in misleading ways."""
+        constant = self.constant_channels()
+        if not constant:
+            return
+        source = str(self.provenance.get("source", "<arrays>"))
+        first = float(self.values[0, 0, constant[0]])
+        if len(constant) == self.dim:
+            raise DataError(source, f"the {what} is constant (every channel holds one value, e.g. {self.names[constant[0]]} = "
+                            f"{first:g}): there are no dynamics to reconstruct.",
+                            fix or "check that the file holds the measured signal (not a constant or flat-lined recording).")
+        shown = ", ".join(f"{self.names[i]} (= {float(self.values[0, 0, i]):g})" for i in constant[:5])
+        more = f" and {len(constant) - 5} more" if len(constant) > 5 else ""
+        raise DataError(source, f"the {what} has {len(constant)} constant channel(s) out of {self.dim}: {shown}{more}.",
+                        fix or "drop the constant channel(s) from the data; they carry no dynamics.")
+
     # ----- transformations (each returns a new series) -------------------------------------------
     def standardize(self, stats: tuple[np.ndarray, np.ndarray] | None = None, *, min_std: float = 1e-8
                     ) -> tuple[TimeSeries, tuple[np.ndarray, np.ndarray]]:
@@ -177,7 +202,7 @@ def _validated_values(value, source: str) -> np.ndarray:
 
 # ----- user files -----------------------------------------------------------------------------------
 def load_timeseries(path: str | os.PathLike, *, dt: float | None = None, columns: str | Sequence[str] | Sequence[int] | None = None,
-                    name: str | None = None) -> TimeSeries:
+                    name: str | None = None, delimiter: str = ",") -> TimeSeries:
     """Read a user's series from ``.npy``, ``.npz`` or ``.csv``.
 
     - ``.npy``: one array ``[T]``, ``[T, N]`` or ``[K, T, N]``; ``columns`` may pick channels by index.
@@ -185,6 +210,8 @@ def load_timeseries(path: str | os.PathLike, *, dt: float | None = None, columns
       order; ``columns`` names the arrays (shell patterns such as ``x*`` allowed). A scalar ``dt`` array and a
       ``t`` / ``time`` array are read as the sampling interval / sample times.
     - ``.csv``: a header row, one row per sample; ``columns`` names the columns (default: all but ``t`` / ``time``).
+      Read with the ``csv`` module (``delimiter``; quoted values accepted) after encoding detection (byte-order
+      mark, UTF-8, else latin-1 with a warning); unnamed or repeated column names are refused.
 
     ``dt``: the sampling interval. When None it comes from the file (a ``dt`` entry or evenly spaced
     ``t`` / ``time`` values), else 1.0 with ``provenance['time_unit'] = 'sample'``. Irregular sample times are
@@ -202,7 +229,7 @@ def load_timeseries(path: str | os.PathLike, *, dt: float | None = None, columns
     elif suffix == ".npz":
         values, names, file_dt, times = _read_npz(path, source, columns)
     elif suffix == ".csv":
-        values, names, file_dt, times = _read_csv(path, source, columns)
+        values, names, file_dt, times = _read_csv(path, source, columns, delimiter)
     else:
         raise DataError(source, f"has unknown extension '{path.suffix}'.", "save the series as .npy, .npz or .csv.")
     if times is not None:
@@ -305,28 +332,8 @@ def _read_npz(path: Path, source: str, columns):
     return np.concatenate(parts, axis=1), names, file_dt, times
 
 
-def _read_csv(path: Path, source: str, columns):
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None or not any(h.strip() for h in header):
-            raise DataError(source, "is empty.", "pass a CSV with a header row and one row per sample.")
-        header = [h.strip() for h in header]
-        if all(_is_number(h) for h in header):
-            raise DataError(source, "has no header row (its first row is numbers).", "add a header row naming the columns.")
-        rows = list(reader)
-    rows = [r for r in rows if any(c.strip() for c in r)]
-    if not rows:
-        raise DataError(source, "has a header but no rows.", "pass a CSV with one row per sample.")
-    data = np.empty((len(rows), len(header)), np.float64)
-    for i, row in enumerate(rows):
-        if len(row) != len(header):
-            raise DataError(source, f"row {i + 2} has {len(row)} fields but the header has {len(header)}.", "fix that row.")
-        for j, cell in enumerate(row):
-            try:
-                data[i, j] = float(cell)
-            except ValueError:
-                raise DataError(source, f"row {i + 2} holds '{cell}', not a number.", "fix or drop that row.", key=header[j]) from None
+def _read_csv(path: Path, source: str, columns, delimiter: str = ","):
+    header, data = read_numeric_csv(path, delimiter=delimiter, unit="sample", header_required=True)
     times = None
     time_col = next((h for h in header if h.lower() in _TIME_COLUMNS), None)
     if time_col is not None and (columns is None or time_col not in columns):
@@ -336,14 +343,6 @@ def _read_csv(path: Path, source: str, columns):
     if not chosen:
         raise DataError(source, "has only a time column.", "add the measured channels as columns.")
     return data[:, [header.index(c) for c in chosen]], chosen, None, times
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
 
 
 def _dt_from_times(times, source: str) -> float:
