@@ -69,3 +69,25 @@ def test_config_differences_name_the_keys_and_allow_options_added_later():
     assert config_differences(saved, {"run": {"steps": 100, "horizon": 5, "members": "elites"}, "task": "Hopper-v5"}, legacy=legacy) == []
     assert config_differences(saved, {"run": {"steps": 100, "horizon": 5, "members": "all"}, "task": "Hopper-v5"}, legacy=legacy) == [
         "run.members"]
+
+
+def test_saved_module_records_the_leaves_sha256_and_older_folders_still_load(tmp_path, key):
+    model = eqx.nn.MLP(3, 2, 8, 2, key=key)
+    folder = checkpoint.save_module(tmp_path / "m", model, {"width": 8}, kind="mlp")
+    header = checkpoint.read_header(folder)
+    assert header["leaves_sha256"] == checkpoint.file_sha256(folder / "leaves.eqx")
+    del header["leaves_sha256"]  # a folder saved before the hash was recorded: read unchecked
+    (folder / "config.json").write_text(json.dumps(header))
+    like = eqx.nn.MLP(3, 2, 8, 2, key=jax.random.key(1))
+    np.testing.assert_array_equal(checkpoint.load_leaves(folder, like)(np.ones(3, np.float32)), model(np.ones(3, np.float32)))
+    (folder / "leaves.eqx").write_bytes((folder / "leaves.eqx").read_bytes()[:100])  # truncated: unreadable, said so
+    with pytest.raises(DataError, match=r"leaves.eqx: is unreadable .*Fix:"):
+        checkpoint.load_leaves(folder, like)
+
+
+def test_run_folder_is_a_context_manager_holding_its_lock(tmp_path):
+    from dynlearn.locking import RUN_LOCK
+
+    with RunFolder.open(tmp_path / "r", {"a": 1}) as run:
+        assert (run.path / RUN_LOCK).is_file() and (run.path / checkpoint.RUN_MARKER).is_file()
+    assert not (run.path / RUN_LOCK).exists()

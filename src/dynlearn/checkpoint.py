@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 from pathlib import Path
@@ -24,13 +25,111 @@ from ._version import __version__
 CHECKPOINT_FORMAT = 1
 
 
-def check_writable(path: str | os.PathLike, *, force: bool) -> Path:
-    """Refuse to overwrite ``path`` unless ``force``; create its parent folder."""
+RUN_MARKER = ".dynlearn-run"
+"""The file that marks a folder as a dynlearn run folder (written by :class:`dynlearn.results.RunFolder`): ``--force``
+replaces such a folder, and no other without ``--force-replace-folder``."""
+_TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")  # what _temp_file names
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_REPLACEABLE: set[str] = set()
+
+
+@contextlib.contextmanager
+def replacing(*paths: str | os.PathLike) -> Iterator[None]:
+    """Within the block, ``force`` may replace these folders even though dynlearn did not write them (the CLI's
+    ``--force-replace-folder PATH``: the user named the folder twice)."""
+    added = {os.path.realpath(p) for p in paths} - _REPLACEABLE
+    _REPLACEABLE.update(added)
+    try:
+        yield
+    finally:
+        _REPLACEABLE.difference_update(added)
+
+
+def is_leftover(path: Path) -> bool:
+    """Whether ``path`` is a lock file or a temporary file of dynlearn's (nothing a user would lose)."""
+    return (path.name.startswith(".dynlearn.") and path.name.endswith(".lock")) or bool(_TEMP_NAME.match(path.name))
+
+
+def is_dynlearn_output(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` is something dynlearn wrote (or holds nothing but dynlearn's leftovers): a run folder (its
+    :data:`RUN_MARKER`, or a ``results.json`` of dynlearn's schema from before the marker), or a saved model, agent or
+    reward (``config.json`` with dynlearn's header)."""
+    folder = Path(folder)
+    entries = [p for p in folder.iterdir() if not is_leftover(p)]
+    if not entries or (folder / RUN_MARKER).is_file():
+        return True
+    for name, test in (("config.json", lambda d: {"kind", "format", "dynlearn_version"} <= set(d)),
+                       ("results.json", lambda d: str(d.get("schema", "")).startswith("dynlearn.results/"))):
+        try:
+            data = json.loads((folder / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and test(data):
+            return True
+    return False
+
+
+def check_replaceable(path: str | os.PathLike, *, folder: bool) -> None:
+    """Refuse to let ``--force`` replace ``path`` unless it is an output of the same kind that dynlearn wrote.
+
+    ``folder``: the output is a folder (a run folder, a saved model): an existing folder must be dynlearn's
+    (:func:`is_dynlearn_output`) or named by :func:`replacing`; a file is never deleted. Else the output is a file:
+    a folder is refused, and a ``.hdf5``/``.h5`` file must be an HDF5 file."""
+    from .errors import NotDynlearnOutputError
+
     path = Path(path)
-    if path.exists() and not force:
-        raise OutputExistsError(path)
+    if folder:
+        if not path.is_dir():
+            raise NotDynlearnOutputError(f"{path}: is a file, not a folder, and --force never deletes a file. Fix: choose "
+                                         "another --out, or move the file away yourself.")
+        if not is_dynlearn_output(path) and os.path.realpath(path) not in _REPLACEABLE:
+            raise NotDynlearnOutputError(
+                f"{path}: is a folder that dynlearn did not write (no {RUN_MARKER} or dynlearn config.json in it), and "
+                f"--force replaces only dynlearn's own outputs. Fix: choose another --out, or add --force-replace-folder "
+                f"{path} to delete it and everything in it.")
+        return
+    if path.is_dir():
+        raise NotDynlearnOutputError(f"{path}: is a folder; this output is a file. Fix: name a file, e.g. "
+                                     f"--out {path / 'data.hdf5'}, or choose another --out.")
+    if path.suffix.lower() in (".hdf5", ".h5"):
+        try:
+            with open(path, "rb") as f:
+                head = f.read(len(_HDF5_SIGNATURE))
+        except OSError:
+            head = b""
+        if head != _HDF5_SIGNATURE:
+            raise NotDynlearnOutputError(f"{path}: is not an HDF5 file, and --force replaces only a dataset file "
+                                         "(never another file). Fix: choose another --out, or move the file away yourself.")
+
+
+def check_writable(path: str | os.PathLike, *, force: bool, folder: bool = False) -> Path:
+    """Refuse to overwrite ``path`` unless ``force`` (and then only an output of dynlearn's: :func:`check_replaceable`;
+    ``folder``: the output is a folder); create its parent folder."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not force:
+            raise OutputExistsError(path)
+        check_replaceable(path, folder=folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def clean_leftovers(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files and unfinished ``atomic_dir`` folders (``*.new``) that a killed writer left in
+    ``folder`` (recursively); call it only while holding the folder's lock. Returns what was deleted."""
+    removed = []
+    for root, dirs, files in os.walk(folder):
+        for name in files:
+            if _TEMP_NAME.match(name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(root, name))
+                removed.append(Path(root, name))
+        for name in list(dirs):
+            if name.endswith(".new") and name[:-4]:
+                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+                removed.append(Path(root, name))
+                dirs.remove(name)
+    return removed
 
 
 _TEMP_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -151,18 +250,41 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+class _HashingWriter:
+    """A write-only file that hashes what passes through it (the leaves' sha256, computed while they are written)."""
+
+    def __init__(self, f):
+        self.f, self.sha = f, hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.sha.update(data)
+        return self.f.write(data)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes (read in chunks)."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
 def save_module(folder: str | os.PathLike, module: eqx.Module, config: dict, *, kind: str, force: bool = True) -> Path:
     """Save ``module``'s array leaves and the ``config`` that rebuilds its structure.
 
-    ``folder/config.json`` holds ``{"kind", "format", "dynlearn_version", "config"}``;
-    ``folder/leaves.eqx`` holds the leaves (``eqx.tree_serialise_leaves``). No pickle.
+    ``folder/config.json`` holds ``{"kind", "format", "dynlearn_version", "config", "leaves_sha256"}``;
+    ``folder/leaves.eqx`` holds the leaves (``eqx.tree_serialise_leaves``), whose sha256 :func:`load_leaves`
+    checks. No pickle.
     """
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_write(folder / "leaves.eqx", "wb", force=force) as f:
-        eqx.tree_serialise_leaves(f, module)
-    header = {"kind": kind, "format": CHECKPOINT_FORMAT, "dynlearn_version": __version__, "config": config}
+        writer = _HashingWriter(f)
+        eqx.tree_serialise_leaves(writer, module)
+    header = {"kind": kind, "format": CHECKPOINT_FORMAT, "dynlearn_version": __version__, "config": config,
+              "leaves_sha256": writer.sha.hexdigest()}
     write_json(folder / "config.json", header, force=force)
     return folder
 
@@ -196,15 +318,27 @@ def check_same_minor_version(header: dict, source: str, what: str = "model") -> 
 
 
 def load_leaves(folder: str | os.PathLike, like: eqx.Module) -> eqx.Module:
-    """Fill the structure ``like`` with the leaves saved in ``folder``; shapes and dtypes must match."""
-    path = Path(folder) / "leaves.eqx"
+    """Fill the structure ``like`` with the leaves saved in ``folder``; shapes and dtypes must match, and the file's
+    sha256 the one ``config.json`` records (folders saved before the hash was recorded are read unchecked)."""
+    folder = Path(folder)
+    path = folder / "leaves.eqx"
     try:
+        expected = json.loads((folder / "config.json").read_text()).get("leaves_sha256")
+    except (OSError, ValueError, AttributeError):
+        expected = None
+    try:
+        if expected is not None and file_sha256(path) != expected:
+            raise DataError(str(path), "is damaged: its content does not match the sha256 that config.json records (the "
+                            "file was truncated or changed after it was saved).",
+                            "restore the folder from a copy, or save (fit, train) it again.")
         return eqx.tree_deserialise_leaves(path, like)
     except FileNotFoundError:
         raise DataError(str(path), "missing.", "pass the folder that save() wrote.") from None
-    except (RuntimeError, ValueError) as e:
-        raise DataError(str(path), f"does not match the structure in config.json ({e}).",
-                        "load it with the dynlearn version and config that wrote it.") from None
+    except (RuntimeError, ValueError, EOFError, OSError, TypeError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(str(path), f"is unreadable or does not match the structure in config.json ({type(e).__name__}: "
+                        f"{str(e)[:200]}).", "restore the folder from a copy, or save (fit, train) it again.") from None
 
 
 @contextlib.contextmanager

@@ -490,7 +490,7 @@ def _cmd_model_reward(cfg: ModelReward) -> None:
     from .models.dynamics_reward import DynamicsRewardConfig, learn_reward, save_reward
 
     check_minimums(cfg, {"steps": 1}, command="model reward")
-    check_writable(cfg.out, force=cfg.force)
+    check_writable(cfg.out, force=cfg.force, folder=True)
     partial = cfg.out.with_name(cfg.out.name + ".learning")  # the training state: a stopped run continues from it
     if latest_dir(partial) is not None and not cfg.resume:
         if not cfg.force:
@@ -665,6 +665,8 @@ commands:
   model reward    learn MOREC's dynamics reward for a fitted model (used by train morec-mopo|morec-mobile)
   dsr fit         fit a reconstruction model (shPLRNN/AL-RNN + teacher forcing, or SINDy/neural ODE/ESN) to a time series
   dsr eval        re-measure a saved dsr fit run on its test series or new data
+
+--force replaces only what dynlearn wrote; --force --force-replace-folder PATH also replaces a folder it did not write.
 """
 
 
@@ -674,6 +676,26 @@ def _parse(cls: type, args: list[str], *, prog: str):
     unchecked = type(cls.__name__, (cls,), {"__post_init__": lambda self: None, "__module__": cls.__module__, "__doc__": cls.__doc__})
     raw = tyro.cli(unchecked, args=args, prog=prog, description=cls.__doc__)
     return cls(**{f.name: getattr(raw, f.name) for f in dataclasses.fields(cls) if f.init})
+
+
+def _force_replace_folders(args: list[str]) -> tuple[list[str], list[str]]:
+    """``args`` without ``--force-replace-folder PATH`` (any command: with ``--force``, replace PATH even though dynlearn
+    did not write it), and those PATHs."""
+    from .errors import ConfigError
+
+    rest, paths = [], []
+    it = iter(args)
+    for arg in it:
+        if arg == "--force-replace-folder":
+            path = next(it, None)
+            if path is None:
+                raise ConfigError("--force-replace-folder needs the folder's path. Fix: pass --force-replace-folder PATH.")
+            paths.append(path)
+        elif arg.startswith("--force-replace-folder="):
+            paths.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    return rest, paths
 
 
 _CONFIG_FIELD = re.compile(r"\b[A-Z]\w*Config\.(\w+)")
@@ -733,12 +755,19 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     cls, handler = commands[name]
+    from .checkpoint import replacing
+    from .errors import RunFinished
+
     try:
-        cfg = _parse(cls, argv[len(name.split()):], prog=f"dynlearn {name}")
-        with warnings.catch_warnings():  # a dataset warning (e.g. a guessed encoding): one line
+        args, replace = _force_replace_folders(argv[len(name.split()):])
+        cfg = _parse(cls, args, prog=f"dynlearn {name}")
+        with replacing(*replace), warnings.catch_warnings():  # a dataset warning (e.g. a guessed encoding): one line
             warnings.simplefilter("always", DataWarning)
             warnings.showwarning = _show_warning
             handler(cfg)
+    except RunFinished as e:  # --resume of a finished run: nothing to do, its results are kept
+        print(f"dynlearn: {e}")
+        return 0
     except Stopped as e:  # SIGTERM / Ctrl-C during training: checkpointed, resumable
         print(f"dynlearn: {e}", file=sys.stderr)
         return 130

@@ -52,3 +52,42 @@ class OutputExistsError(DynlearnError, FileExistsError):
 
 class TrainingFailedError(DynlearnError):
     """Training ran but produced no valid result (e.g. a NaN or infinite final score); nothing is written as a result."""
+
+
+class LockedError(DynlearnError):
+    """Another process is writing the run folder (or model-cache entry): one writer at a time (:mod:`dynlearn.locking`)."""
+
+    def __init__(self, lock_file, what: str, holder=None, *, other_host: bool = False, others: int = 0):
+        self.lock_file, self.what, self.holder = lock_file, what, holder
+        who = holder.describe() if holder is not None else "another process"
+        if others:
+            who += f" and {others} other process{'es' if others > 1 else ''}"
+        if other_host:
+            super().__init__(f"{what} is locked by {who}, and whether that process still runs cannot be checked from "
+                             f"this host. Fix: if no dynlearn process on {holder.host} writes it any more, delete "
+                             f"{lock_file} and run again; otherwise wait for it or write elsewhere (another --out).")
+        else:
+            stop = f" (kill {holder.pid})" if holder is not None and holder.pid else ""
+            super().__init__(f"{what} is being written by {who}. Fix: wait for it to finish, stop it{stop}, or write "
+                             "elsewhere (another --out).")
+
+
+class NotDynlearnOutputError(DynlearnError, FileExistsError):
+    """``--force`` replaces only what dynlearn wrote: refused for a folder or file dynlearn did not write."""
+
+
+class RunFinished(DynlearnError):
+    """``--resume`` of a run that is finished: nothing to do, and its results are kept as they are (the CLI exits 0)."""
+
+    def __init__(self, path):
+        self.path = path
+        super().__init__(f"{path}: the run is finished (results.json); there is nothing to resume and its results are "
+                         "unchanged. To train it again, pass --force instead of --resume (this replaces the run).")
+
+
+def warn(message: str) -> None:
+    """Print a one-line warning on stderr: something was wrong and dynlearn dealt with it (e.g. a damaged cache entry,
+    refitted); not a Python warning, so that it reads the same in scripts, tests and the CLI."""
+    import sys
+
+    print(f"dynlearn: warning: {message}", file=sys.stderr, flush=True)

@@ -166,43 +166,103 @@ def config_differences(saved: dict, new: dict, prefix: str = "", *, legacy: dict
 
 
 class RunFolder:
-    """A run's output folder. Refuses an existing non-empty folder unless ``force`` (then replaces it)."""
+    """A run's output folder, locked for this process while it writes (:mod:`dynlearn.locking`).
 
-    def __init__(self, path: str | os.PathLike, *, force: bool = False):
+    Refuses an existing non-empty folder unless ``force``, and then replaces only a dynlearn run folder (its
+    :data:`~dynlearn.checkpoint.RUN_MARKER`) or a folder the user named again (:func:`dynlearn.checkpoint.replacing`,
+    the CLI's ``--force-replace-folder``); never a file. The lock is held until :meth:`close` (or the end of a ``with``
+    block, or the process's exit): a second writer of the folder gets :class:`~dynlearn.errors.LockedError`.
+    ``part`` (e.g. ``"seed_1"``): one of several processes writing one run together, each its own part (``only_seed``).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, force: bool = False, part: str | None = None):
+        from .checkpoint import RUN_MARKER, check_replaceable, is_leftover
+
         self.path = Path(path)
-        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+        if self.path.exists() and not self.path.is_dir():
             if not force:
                 raise OutputExistsError(self.path)
-            if self.path.is_dir():
-                shutil.rmtree(self.path)
-            else:
-                self.path.unlink()
+            check_replaceable(self.path, folder=True)  # refuses: a file is never deleted
         self.path.mkdir(parents=True, exist_ok=True)
+        self.lock = self._lock(part)
+        try:
+            contents = [p for p in self.path.iterdir() if not is_leftover(p)]
+            if contents:
+                if not force:
+                    raise OutputExistsError(self.path)
+                check_replaceable(self.path, folder=True)
+                for p in contents:
+                    if p.is_dir() and not p.is_symlink():
+                        shutil.rmtree(p)
+                    else:
+                        p.unlink()
+            write_json(self.path / RUN_MARKER, {"dynlearn_run_folder": 1})
+        except BaseException:
+            self.close()
+            raise
+
+    def _lock(self, part: str | None):
+        from .locking import RUN_LOCK, acquire
+
+        return acquire(self.path / RUN_LOCK, f"the run folder {self.path}", part=part)
 
     @classmethod
     def open(cls, path: str | os.PathLike, config: dict, *, resume: bool = False, force: bool = False,
-             legacy: dict[str, Any] | None = None) -> "RunFolder":
+             legacy: dict[str, Any] | None = None, part: str | None = None) -> "RunFolder":
         """A new run folder with ``config.json`` written, or (``resume``) an existing one whose config must match
-        (``legacy``: see :func:`config_differences`)."""
+        (``legacy``: see :func:`config_differences`), locked for this process (see the class).
+
+        Resuming a finished run (its ``results.json`` written) raises :class:`~dynlearn.errors.RunFinished` and changes
+        nothing; resuming a stopped one first deletes the temporary files its writer left when it was killed."""
         import json
 
-        from .errors import ConfigError, DataError
+        from .checkpoint import clean_leftovers
+        from .errors import ConfigError, DataError, RunFinished
 
         if not resume:
-            run = cls(path, force=force)
-            run.write_config(config)
+            run = cls(path, force=force, part=part)
+            try:
+                run.write_config(config)
+            except BaseException:
+                run.close()
+                raise
             return run
         path = Path(path)
         if not (path / "config.json").is_file():
             raise DataError(str(path), "has no run to resume.", "start a new run without --resume.")
-        differs = config_differences(json.loads((path / "config.json").read_text()), json.loads(json_text(config)),
-                                     legacy=legacy)
-        if differs:
-            raise ConfigError(f"{path}/config.json differs from this run's config ({', '.join(differs[:5])}). Fix: resume with "
-                              "the same options and data, or use a new --out.")
         run = cls.__new__(cls)
         run.path = path
+        run.lock = run._lock(part)
+        try:
+            try:
+                saved = json.loads((path / "config.json").read_text())
+            except (OSError, ValueError) as e:
+                raise DataError(str(path / "config.json"), f"is unreadable ({e}).",
+                                "restore it from a copy of the run folder, or start a new run (another --out).") from None
+            differs = config_differences(saved, json.loads(json_text(config)), legacy=legacy)
+            if differs:
+                raise ConfigError(f"{path}/config.json differs from this run's config ({', '.join(differs[:5])}). Fix: "
+                                  "resume with the same options and data, or use a new --out.")
+            if (path / "results.json").is_file():
+                raise RunFinished(path)
+            if part is None:  # (the parts of a run write at the same time: none may delete another's temporary files)
+                clean_leftovers(path)
+        except BaseException:
+            run.close()
+            raise
         return run
+
+    def close(self) -> None:
+        """Release the folder's lock (also done at the process's exit)."""
+        lock, self.lock = getattr(self, "lock", None), None
+        if lock is not None:
+            lock.release()
+
+    def __enter__(self) -> "RunFolder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def file(self, name: str) -> Path:
         return self.path / name

@@ -276,5 +276,8 @@ def test_a_stopped_fit_resumes_with_resume_and_matches_an_uninterrupted_one(tmp_
     assert a["metrics"] == b["metrics"]
     assert not (tmp_path / "stopped" / "checkpoint").exists()
     before = (tmp_path / "stopped" / "results.json").stat().st_mtime_ns  # resuming a finished run changes nothing
-    run_fit(_small_fit(tmp_path / "stopped", select_every=100, resume=True), log=lambda s: None)
+    from dynlearn.errors import RunFinished
+
+    with pytest.raises(RunFinished, match="finished"):  # (the CLI says so and exits 0)
+        run_fit(_small_fit(tmp_path / "stopped", select_every=100, resume=True), log=lambda s: None)
     assert (tmp_path / "stopped" / "results.json").stat().st_mtime_ns == before
