@@ -2,14 +2,14 @@
 
 A scheduler that preempts a job (SLURM sends SIGTERM, then SIGKILL after a grace period), a terminal's Ctrl-C, or
 ``kill PID`` should not cost the work done since the last periodic checkpoint. Inside :func:`graceful_stop` the first
-SIGTERM or SIGINT only sets a flag; the training loops (:func:`dynlearn.algos.model_based.train_model_based`,
-:func:`dynlearn.algos.offline.train_offline`, :func:`dynlearn.algos.online.train_online`) and the fits given a
-checkpoint folder (:func:`dynlearn.models.fit`, :func:`dynlearn.models.dynamics_reward.learn_reward`,
-:func:`dynlearn.dsr.fit_dsr`) test it between blocks, write their
-checkpoint for the step they have reached and raise :class:`Stopped`. The run then continues exactly as if it had
-never stopped: the training loops with ``resume=True`` (``--resume``), the fits when called again with the same
-inputs and checkpoint folder. A second Ctrl-C stops at once
-(``KeyboardInterrupt``), losing the work since the last checkpoint.
+SIGTERM or SIGINT only sets a flag; the one training loop, :func:`dynlearn.training.run`, which every trainer runs
+(:func:`dynlearn.algos.model_based.train_model_based`, :func:`dynlearn.algos.offline.train_offline`,
+:func:`dynlearn.algos.online.train_online`, and the fits given a checkpoint folder: :func:`dynlearn.models.fit`,
+:func:`dynlearn.models.dynamics_reward.learn_reward`, :func:`dynlearn.dsr.fit_dsr`), tests it after each block, writes
+its checkpoint for the step it has reached and raises :class:`Stopped`; nothing else tests it. The run then continues
+exactly as if it had never stopped: the training runs with ``resume=True`` (``--resume``), the fits when called again
+with the same inputs and checkpoint folder. A second Ctrl-C stops at once (``KeyboardInterrupt``), losing the work since
+the last checkpoint.
 
 >>> with graceful_stop():
 ...     train_model_based(data, task, cfg, "runs/mopo")   # raises Stopped(folder, step) after a SIGTERM

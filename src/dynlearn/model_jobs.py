@@ -291,9 +291,9 @@ def train_model(dataset: Dataset, task, cfg: ModelTrainConfig, out: str | Path, 
         log(f"{out} is finished; nothing to resume")
         return out
     log(f"fitting a {cfg.members}-member ensemble on {dataset.name} ({len(dataset):,} transitions)")
-    start = time.perf_counter()
-    model, report = fit(ecfg, dataset, key=jax.random.key(cfg.seed), cfg=fcfg, task=task, checkpoint=out / "checkpoint")
-    wall = time.perf_counter() - start
+    model, report = fit(ecfg, dataset, key=jax.random.key(cfg.seed), cfg=fcfg, task=task, checkpoint=out / "checkpoint",
+                        metrics=out / "metrics.jsonl")
+    wall = report.wall_s  # every invocation's, when the fit was stopped and resumed
     remove_dir(out / "checkpoint")  # the fit is done: its training state is spent
     save(out / "model", model)
     write_json(out / "fit_report.json", dataclasses.asdict(report))

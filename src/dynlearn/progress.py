@@ -1,6 +1,7 @@
-"""One progress line for the library's long loops (ensemble fit, dynamics reward, DSR fit): a rich bar updated between
-compiled blocks in a terminal; plain timestamped lines, at most one every ``log_every_s`` seconds, when the output is a
-file or a pipe (a job under ``nohup`` or a scheduler), so a log shows how far a long fit has got; nothing when quiet."""
+"""One progress line for the library's long loops (ensemble fit, dynamics reward, DSR fit; shown by the training loop,
+:func:`dynlearn.training.run`): a rich bar updated between compiled blocks in a terminal; plain timestamped lines, at
+most one every ``log_every_s`` seconds, when the output is a file or a pipe (a job under ``nohup`` or a scheduler), so a
+log shows how far a long fit has got; nothing when quiet."""
 
 from __future__ import annotations
 

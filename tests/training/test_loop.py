@@ -133,3 +133,15 @@ def test_seeds_together_split_into_one_checkpoint_per_seed(tmp_path):
     stores[1].remove()
     with pytest.raises(ConfigError, match="different steps"):
         seeds.load(lambda _: jnp.zeros(3))
+
+
+def test_only_the_loop_tests_for_a_stop_request():
+    """Every trainer stops through :func:`dynlearn.training.run`: no other module of the package reads the request."""
+    from pathlib import Path
+
+    import dynlearn
+
+    root = Path(dynlearn.__file__).parent
+    readers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
+                     if "requested()" in p.read_text() and p.parent.name != "training" and p.name != "interrupt.py")
+    assert readers == []
