@@ -8,9 +8,9 @@ in the environment is at most ``update_every`` steps stale).
 Reproducible and resumable: episode ``i`` is reset with a seed derived from ``(seed, i)``, the warm-up's
 random actions and every JAX key are derived from ``(seed, step)``, and a checkpoint (agent state, replay
 buffer, pending block, counters, evaluation history) is written atomically by :func:`dynlearn.training.run` at the
-first episode end after every multiple of ``checkpoint_every`` steps. A run killed and resumed therefore ends with the same parameters as one
-that was not. Policy snapshots are kept every ``snapshot_every`` steps (the benchmark suite draws its
-medium and medium-replay behaviour policies from them).
+first episode end after every multiple of ``checkpoint_every`` steps. A run killed and resumed therefore ends with
+the same parameters as one that was not. Policy snapshots are kept every ``snapshot_every`` steps (the benchmark
+suite draws its medium and medium-replay behaviour policies from them).
 """
 
 from __future__ import annotations
