@@ -428,3 +428,10 @@ def test_a_normal_run_writes_no_warnings_to_stderr(tmp_path):
         done = subprocess.run([sys.executable, "-W", "default", "-m", "dynlearn.cli", *argv], capture_output=True, text=True,
                               env=env, timeout=300)
         assert done.returncode == 0 and done.stderr == "", (argv, done.stderr)
+
+
+def test_run_folder_that_cannot_be_created_is_one_line(tmp_path, capsys, fake_trainer, pendulum_file):
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "file" / "run"  # under a file
+    assert main(["train", "bc", str(pendulum_file), "--task", "Pendulum-v1", "--out", str(out)]) == 2
+    _one_line_error(capsys, str(out), "cannot be created", "Fix:")

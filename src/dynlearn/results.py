@@ -1,7 +1,8 @@
 """Run folders and the versioned ``results.json`` schema every run writes.
 
 A run folder holds ``config.json`` (what was asked), ``results.json`` (what happened, schema below) and
-figures. Scores are of the *final* policy of each seed, never the best seen during training; a non-finite final score
+figures, with ``.dynlearn-run`` (what marks it as dynlearn's: ``--force`` replaces only such a folder) and, while a
+process writes it, ``.dynlearn.lock`` (who: :mod:`dynlearn.locking`). Scores are of the *final* policy of each seed, never the best seen during training; a non-finite final score
 is a failed run (:class:`~dynlearn.errors.TrainingFailedError`), never written as a result. The files are strict JSON:
 a number that is not finite (NaN, inf) anywhere in them is written as ``null``.
 """
@@ -183,7 +184,13 @@ class RunFolder:
             if not force:
                 raise OutputExistsError(self.path)
             check_replaceable(self.path, folder=True)  # refuses: a file is never deleted
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            from .errors import DataError
+
+            raise DataError(str(self.path), f"cannot be created ({e.strerror or e}).",
+                            "pass --out a path in a folder you can write to.") from None
         self.lock = self._lock(part)
         try:
             contents = [p for p in self.path.iterdir() if not is_leftover(p)]
@@ -202,9 +209,14 @@ class RunFolder:
             raise
 
     def _lock(self, part: str | None):
+        from .errors import DataError
         from .locking import RUN_LOCK, acquire
 
-        return acquire(self.path / RUN_LOCK, f"the run folder {self.path}", part=part)
+        try:
+            return acquire(self.path / RUN_LOCK, f"the run folder {self.path}", part=part)
+        except OSError as e:  # (a LockedError is no OSError)
+            raise DataError(str(self.path / RUN_LOCK), f"cannot be written ({e.strerror or e}), so the run folder cannot be "
+                            "locked for this run.", "pass --out a folder you can write to.") from None
 
     @classmethod
     def open(cls, path: str | os.PathLike, config: dict, *, resume: bool = False, force: bool = False,
