@@ -406,10 +406,11 @@ def test_resume_deletes_what_a_killed_writer_left(tmp_path):
     assert (out / "seed_0" / "notes.tmp").is_file()
 
 
-def test_negative_noise_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize("flag, value", [("--noise", "-1"), ("--seed", "-1")])
+def test_negative_generate_options_are_refused(tmp_path, capsys, flag, value):
     out = tmp_path / "d.hdf5"
-    assert main(["data", "generate", "Pendulum-v1", "--noise", "-1", "--steps", "50", "--out", str(out)]) == 2
-    _one_line_error(capsys, "--noise", "Fix:")
+    assert main(["data", "generate", "Pendulum-v1", flag, value, "--steps", "50", "--out", str(out)]) == 2
+    _one_line_error(capsys, flag, "Fix:")
     assert not out.exists()
 
 

@@ -292,7 +292,7 @@ def _cmd_data_generate(cfg: DataGenerate) -> None:
     from .errors import ConfigError
     from .tasks import suite
 
-    check_minimums(cfg, {"steps": 1, "num_envs": 1}, command="data generate")
+    check_minimums(cfg, {"steps": 1, "num_envs": 1, "seed": 0}, command="data generate")  # (numpy seeds are >= 0)
     if cfg.noise < 0:
         raise ConfigError(f"data generate: --noise must be at least 0, got {cfg.noise}. Fix: pass --noise 0 or more (0: none).")
     if suite.parse(cfg.task) is not None:
