@@ -3,8 +3,9 @@
 A planner improves a distribution over ``H``-step action sequences for one start observation, given
 ``returns_fn(actions [N, H, act], key) -> [N]`` (:func:`~dynlearn.planning.objective.sequence_returns` bound to a
 model), and returns the sequence to execute. Model-predictive control executes its first action, then at the next step
-warm-starts from the same distribution shifted by one step (:func:`shift`), the freed last step reset to the middle of
-the action range with the initial spread.
+warm-starts from the mean shifted by one step (:func:`shift`), the freed last step at the middle of the action range,
+and the spread reset to its initial value everywhere (as PETS' and mbrl-lib's CEM: a std that shrank around one
+state's plan would keep the search from leaving it when the state changes, e.g. after an episode restarts).
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ def initial_state(horizon: int, low, high, init_std: float, keep: int = 0) -> Pl
 
 
 def shift(state: PlanState, low, high, init_std: float) -> PlanState:
-    """Warm start for the next control step: drop step 0, append the initial distribution as the new last step."""
-    fresh = initial_state(1, low, high, init_std, keep=state.elites.shape[0])
-    roll = lambda x, new: jnp.concatenate([x[..., 1:, :], new], axis=-2)  # noqa: E731
-    return PlanState(mean=roll(state.mean, fresh.mean), std=roll(state.std, fresh.std), elites=roll(state.elites, fresh.elites))
+    """Warm start for the next control step: the mean and elites without step 0, the initial mean appended as the new
+    last step; the std back at its initial value."""
+    fresh = initial_state(state.mean.shape[-2], low, high, init_std, keep=state.elites.shape[0])
+    roll = lambda x, new: jnp.concatenate([x[..., 1:, :], new[..., -1:, :]], axis=-2)  # noqa: E731
+    return PlanState(mean=roll(state.mean, fresh.mean), std=fresh.std, elites=roll(state.elites, fresh.elites))
 
 
 def clip(actions, low, high):
