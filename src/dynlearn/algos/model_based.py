@@ -44,10 +44,10 @@ from ..data.transitions import Transitions
 from ..errors import ConfigError, DataError
 from ..models.ensemble import EnsembleConfig
 from ..models.fitting import HOLDOUTS, SELECT_BY, FitConfig
-from ..results import RunFolder, dataset_record, make_results, write_final_score
+from ..results import RunFolder, dataset_record, make_results
 from ..rollout import AgentPolicy, Rollout, RolloutHooks, add_valid, rollout
 from ..tasks.evaluate import evaluate
-from ..training import SeedCheckpoints, WallClock, finished_seed, run, seed_checkpoint, seed_schedule
+from ..training import SeedFolders, WallClock, run, seed_schedule
 from .offline import normalized_policy
 from .penalty_scale import describe as describe_penalty_scale
 from .penalty_scale import penalty_on_data
@@ -379,8 +379,7 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
         if parallel_seeds:
             outcomes = trainer.together(seeds, out)
         else:
-            outcomes = (trainer.seed(seed, out / f"seed_{seed}") if only_seed in (None, seed)
-                        else trainer.finished(seed, out / f"seed_{seed}") for seed in seeds)
+            outcomes = (trainer.seed(seed, out) if only_seed in (None, seed) else trainer.finished(seed, out) for seed in seeds)
         for seed, result in zip(seeds, outcomes):
             if result is None:  # stopped at ``until``: go on with the next seed, write no results
                 unfinished = True
@@ -479,9 +478,10 @@ class _Seeds:
         self.adjust = method.target_adjust(cfg, model, agent, n_real)
         self.empty = ReplayBuffer.empty(cfg.buffer_capacity, spec.obs_dim, spec.act_dim)
 
-    def finished(self, seed: int, folder: Path):
+    def finished(self, seed: int, out: Path):
         """A seed's result as :meth:`seed` returns it, when another process has finished it; else None."""
-        return finished_seed(seed_checkpoint(folder, self.config, seed), folder, self.cfg.steps)
+        done = SeedFolders(out, [seed], self.config, self.cfg.steps).finished()
+        return None if done is None else done[0]
 
     def _record(self, progress: dict, row: dict, step: int, folder: Path) -> None:
         """Book a finished block into a seed's ``progress``: its history row and a divergence check."""
@@ -502,14 +502,14 @@ class _Seeds:
                  f"penalty {row['rollout/penalty']:.3f}  rollout {row['rollout/length']:.2f} steps")
         return {"eval/return_mean": r.mean, "eval/return_std": r.std, "eval/normalized": r.normalized_mean}
 
-    def seed(self, seed: int, folder: Path):
+    def seed(self, seed: int, out: Path):
         """Train one seed; ``(score, progress)``, or None when stopped at ``until``."""
         agent, cfg = self.agent, self.cfg
         init_key, update_key, rollout_key, eval_key = jax.random.split(jax.random.key(seed), 4)
-        store = seed_checkpoint(folder, self.config, seed)
-        finished = finished_seed(store, folder, cfg.steps)
+        folders = SeedFolders(out, [seed], self.config, cfg.steps)
+        finished, folder, store = folders.finished(), folders.folders[0], folders.stores[0]
         if finished is not None:
-            return finished
+            return finished[0]
         fresh = (agent.init(init_key, self.spec, self.agent_cfg), self.empty)
         state, progress = store.load(lambda _: fresh) or (fresh, {"evals": [], "history": []})
         last = {}
@@ -530,23 +530,19 @@ class _Seeds:
             clock=WallClock(since=self.mark), checkpoint=store, metrics=folder / "metrics.jsonl",
             evaluate=lambda state, p: self._evaluate(state[0], p["step"], p["evals"], seed, eval_key, last["row"]))
         self.mark = time.perf_counter()
-        if not done:
-            return None
-        agent.save(folder / "agent", state[0])
-        return write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes), progress
+        return folders.finish(0, agent, state[0], progress, cfg.eval_episodes) if done else None
 
     def together(self, seeds, out: Path):
         """Every seed at once: what :meth:`seed` does, with the agents' states and model buffers stacked on a leading
         axis and each block one vmapped rollout and one vmapped update; returns :meth:`seed`'s result per seed."""
         agent, cfg, n = self.agent, self.cfg, len(seeds)
-        folders = [out / f"seed_{seed}" for seed in seeds]
         keys = [jax.random.split(jax.random.key(seed), 4) for seed in seeds]  # init, update, rollout, eval: as seed()
-        stores = [seed_checkpoint(folder, self.config, seed) for folder, seed in zip(folders, seeds)]
-        finished = [finished_seed(store, folder, cfg.steps) for store, folder in zip(stores, folders)]
-        if all(f is not None for f in finished):
+        folders = SeedFolders(out, seeds, self.config, cfg.steps)
+        finished = folders.finished()
+        if finished is not None:
             return finished
         fresh = eqx.filter_vmap(agent.init, in_axes=(0, None, None))(jnp.stack([k[0] for k in keys]), self.spec, self.agent_cfg)
-        checkpoints = SeedCheckpoints(stores, out)
+        checkpoints = folders.checkpoints()
         state, progress = checkpoints.load(lambda _: (state_of(fresh, 0), self.empty)) or (
             (fresh, stack_states([self.empty] * n)), {"seeds": [{"evals": [], "history": []} for _ in seeds]})
         update_keys, rollout_keys = jnp.stack([k[1] for k in keys]), jnp.stack([k[2] for k in keys])
@@ -576,7 +572,7 @@ class _Seeds:
             t2 = time.perf_counter()
             share = {"time/rollout_s": (t1 - t0) / n, "time/update_s": (t2 - t1) / n}  # each seed's part
             rows = []
-            for i, (folder, p) in enumerate(zip(folders, progress["seeds"])):
+            for i, (folder, p) in enumerate(zip(folders.folders, progress["seeds"])):
                 row = {**{k: float(v[i]) for k, v in info.items()}, **{k: float(v[i]) for k, v in stats.items()}, **share}
                 _check_model_data(row, int(sizes[i]))
                 self._record(p, row, step + cfg.rollout_every, folder)
@@ -590,13 +586,6 @@ class _Seeds:
 
         state, progress, done = run(block, state, progress, schedule=seed_schedule(cfg, cfg.rollout_every, self.until),
                                     clock=WallClock(since=self.mark), checkpoint=checkpoints, evaluate=evaluate_all,
-                                    metrics=[f / "metrics.jsonl" for f in folders])
+                                    metrics=folders.metrics())
         self.mark = time.perf_counter()
-        if not done:
-            return [None for _ in seeds]
-        results = []
-        for i, (seed, folder, p) in enumerate(zip(seeds, folders, progress["seeds"])):
-            agent.save(folder / "agent", state_of(state[0], i))
-            own = {**p, "step": progress["step"], "wall_s": progress["wall_s"] / n, "train_s": progress["train_s"] / n}
-            results.append((write_final_score(folder, seed, p["evals"][-1], cfg.eval_episodes), own))
-        return results
+        return folders.finish_together(agent, state[0], progress, cfg.eval_episodes) if done else [None for _ in seeds]

@@ -29,10 +29,10 @@ from ..checkpoint import write_json
 from ..data.dataset import Dataset
 from ..data.normalize import Normalizer
 from ..errors import ConfigError
-from ..results import RunFolder, dataset_record, make_results, write_final_score
+from ..results import RunFolder, dataset_record, make_results
 from ..tasks.evaluate import evaluate
 from ..tasks.policy import JaxPolicy
-from ..training import SeedCheckpoints, WallClock, finished_seed, run, seed_checkpoint, seed_schedule
+from ..training import SeedFolders, WallClock, run, seed_schedule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +124,7 @@ def train_offline(dataset: Dataset, task, cfg: OfflineConfig, out: str | Path, *
     trainer = _Run(agent, agent_cfg, spec, data, norm, task, cfg, config, until, log, started)
     with interrupt.graceful_stop():  # SIGTERM / Ctrl-C: checkpoint after the current block and raise Stopped
         outcomes = (trainer.seeds_together(seeds, out) if parallel_seeds
-                    else (trainer.seed(seed, out / f"seed_{seed}") for seed in seeds))
+                    else (trainer.seed(seed, out) for seed in seeds))
         for seed, result in zip(seeds, outcomes):
             if result is None:
                 return out
@@ -161,7 +161,6 @@ class _Run:
         self.cfg, self.config, self.until, self.log = cfg, config, until, log
         self.mark = started  # where the next seed's clock starts: the call's set-up counts for the first seed it trains
 
-
     def _evaluate(self, state, step: int, evals: list, seed: int, eval_key, info: dict) -> dict:
         """Evaluate the seed's policy at ``step``, append it to its ``evals`` and log it; the scores for the metrics row."""
         r = evaluate(normalized_policy(self.agent, state, self.norm), self.task, self.cfg.eval_episodes,
@@ -171,16 +170,16 @@ class _Run:
         self.log(f"seed {seed} step {step:>8,}  return {r.mean:8.1f} ± {r.std:6.1f}{norm_txt}")
         return {"eval/return_mean": r.mean, "eval/return_std": r.std, "eval/normalized": r.normalized_mean}
 
-    def seed(self, seed: int, folder: Path):
+    def seed(self, seed: int, out: Path):
         """Train one seed; ``(score, progress)``, or None when stopped at ``until``."""
         agent, cfg = self.agent, self.cfg
         init_key, update_key, eval_key = _seed_keys(seed)
-        store = seed_checkpoint(folder, self.config, seed)
-        finished = finished_seed(store, folder, cfg.steps)
+        folders = SeedFolders(out, [seed], self.config, cfg.steps)
+        finished = folders.finished()
         if finished is not None:
-            return finished
+            return finished[0]
         fresh = agent.init(init_key, self.spec, self.agent_cfg)
-        state, progress = store.load(lambda _: fresh) or (fresh, {"evals": []})
+        state, progress = folders.stores[0].load(lambda _: fresh) or (fresh, {"evals": []})
         last = {}
 
         def block(state, progress):
@@ -190,26 +189,22 @@ class _Run:
             return state, last["info"]
 
         state, progress, done = run(block, state, progress, schedule=seed_schedule(cfg, cfg.block, self.until),
-                                    clock=WallClock(since=self.mark), checkpoint=store, metrics=folder / "metrics.jsonl",
+                                    clock=WallClock(since=self.mark), checkpoint=folders.stores[0], metrics=folders.metrics()[0],
                                     evaluate=lambda state, p: self._evaluate(state, p["step"], p["evals"], seed, eval_key, last["info"]))
         self.mark = time.perf_counter()
-        if not done:
-            return None
-        agent.save(folder / "agent", state)
-        return write_final_score(folder, seed, progress["evals"][-1], cfg.eval_episodes), progress
+        return folders.finish(0, agent, state, progress, cfg.eval_episodes) if done else None
 
     def seeds_together(self, seeds, out: Path):
         """Every seed of the run in one ``vmap``-ed program; returns what :meth:`seed` returns, per seed."""
         agent, cfg, n = self.agent, self.cfg, len(seeds)
-        folders = [out / f"seed_{seed}" for seed in seeds]
         keys = [_seed_keys(seed) for seed in seeds]
-        stores = [seed_checkpoint(folder, self.config, seed) for folder, seed in zip(folders, seeds)]
-        finished = [finished_seed(store, folder, cfg.steps) for store, folder in zip(stores, folders)]
-        if all(f is not None for f in finished):
+        folders = SeedFolders(out, seeds, self.config, cfg.steps)
+        finished = folders.finished()
+        if finished is not None:
             return finished
         fresh = eqx.filter_vmap(agent.init, in_axes=(0, None, None))(jnp.stack([k[0] for k in keys]), self.spec, self.agent_cfg)
-        together = SeedCheckpoints(stores, out)
-        state, progress = together.load(lambda _: state_of(fresh, 0)) or (fresh, {"seeds": [{"evals": []} for _ in seeds]})
+        checkpoints = folders.checkpoints()
+        state, progress = checkpoints.load(lambda _: state_of(fresh, 0)) or (fresh, {"seeds": [{"evals": []} for _ in seeds]})
         update_keys = jnp.stack([k[1] for k in keys])
         vblock = eqx.filter_jit(eqx.filter_vmap(lambda st, key, d: agent.update_block(st, d, key=key, steps=cfg.block),
                                                 in_axes=(0, 0, None)))
@@ -221,18 +216,12 @@ class _Run:
             last["rows"] = [{k: float(v[i]) for k, v in info.items()} for i in range(n)]
             return state, last["rows"]
 
-        def evaluate(state, progress):
+        def evaluate_all(state, progress):
             return [self._evaluate(state_of(state, i), progress["step"], p["evals"], seed, keys[i][2], last["rows"][i])
                     for i, (seed, p) in enumerate(zip(seeds, progress["seeds"]))]
 
         state, progress, done = run(block, state, progress, schedule=seed_schedule(cfg, cfg.block, self.until),
-                                    clock=WallClock(since=self.mark),
-                                    checkpoint=together, evaluate=evaluate, metrics=[f / "metrics.jsonl" for f in folders])
-        if not done:
-            return [None for _ in seeds]
-        results = []
-        for i, (seed, folder, p) in enumerate(zip(seeds, folders, progress["seeds"])):
-            agent.save(folder / "agent", state_of(state, i))
-            own = {**p, "step": progress["step"], "wall_s": progress["wall_s"] / n, "train_s": progress["train_s"] / n}
-            results.append((write_final_score(folder, seed, p["evals"][-1], cfg.eval_episodes), own))
-        return results
+                                    clock=WallClock(since=self.mark), checkpoint=checkpoints, evaluate=evaluate_all,
+                                    metrics=folders.metrics())
+        self.mark = time.perf_counter()
+        return folders.finish_together(agent, state, progress, cfg.eval_episodes) if done else [None for _ in seeds]

@@ -10,7 +10,7 @@ from .clock import WallClock
 from .loop import run
 from .metrics import MetricsLog
 from .schedule import Schedule
-from .seeds import SeedCheckpoints, finished_seed, require_same_step, seed_checkpoint, seed_schedule
+from .seeds import SeedCheckpoints, SeedFolders, finished_seed, require_same_step, seed_checkpoint, seed_schedule
 
-__all__ = ["FORMAT", "Checkpoint", "MetricsLog", "Schedule", "SeedCheckpoints", "WallClock", "finished_seed", "fingerprint",
+__all__ = ["FORMAT", "Checkpoint", "MetricsLog", "Schedule", "SeedCheckpoints", "SeedFolders", "WallClock", "finished_seed", "fingerprint",
            "key_data", "require_same_step", "run", "seed_checkpoint", "seed_schedule"]

@@ -131,7 +131,8 @@ def run(block: Callable[[Any, Progress], tuple[Any, Metrics]], state: Any, progr
                 if saved != new:  # keep every finished block
                     save()
                 raise interrupt.Stopped(checkpoint.where, new)
-    progress["wall_s"] = clock.total()
+    if saved != progress["step"]:  # else the final checkpoint's time stands, so a finished run reads back the same
+        progress["wall_s"] = clock.total()
     return state, progress, True
 
 

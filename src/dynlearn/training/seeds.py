@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 from ..agents.base import stack_states, state_of
 from ..errors import ConfigError
-from ..results import SeedScore
+from ..results import SeedScore, write_final_score
 from .checkpoints import Checkpoint, fingerprint
 from .schedule import Schedule
 
@@ -83,3 +83,40 @@ class SeedCheckpoints:
         for i, c in enumerate(self.checkpoints):
             c.save(state_of(state, i), {**progress["seeds"][i], "step": progress["step"],
                                         "wall_s": progress.get("wall_s", 0.0) / n, "train_s": progress.get("train_s", 0.0) / n})
+
+
+class SeedFolders:
+    """The seeds of one run folder, ``out/seed_K`` each: its checkpoint, ``metrics.jsonl``, and once it has done all
+    ``steps``, ``final.json`` (its final policy's score) and the final agent (``agent/``).
+
+    What the agent trainers (offline, model-based) share around :func:`dynlearn.training.run`, whether their seeds train
+    in turn (one :attr:`stores` entry at a time) or together (:meth:`checkpoints`)."""
+
+    def __init__(self, out: str | os.PathLike, seeds: Sequence[int], config: dict, steps: int):
+        self.out, self.seeds, self.steps = Path(out), list(seeds), steps
+        self.folders = [self.out / f"seed_{seed}" for seed in self.seeds]
+        self.stores = [seed_checkpoint(folder, config, seed) for folder, seed in zip(self.folders, self.seeds)]
+
+    def finished(self) -> list[tuple[SeedScore, dict]] | None:
+        """Every seed's ``(score, progress)`` when all are finished, else None."""
+        done = [finished_seed(store, folder, self.steps) for store, folder in zip(self.stores, self.folders)]
+        return done if all(d is not None for d in done) else None
+
+    def checkpoints(self) -> SeedCheckpoints:
+        """The seeds' checkpoints as one, for seeds trained together."""
+        return SeedCheckpoints(self.stores, self.out)
+
+    def metrics(self) -> list[Path]:
+        return [folder / "metrics.jsonl" for folder in self.folders]
+
+    def finish(self, i: int, agent, agent_state, progress: dict, episodes: int) -> tuple[SeedScore, dict]:
+        """Seed ``i`` has done its steps: save its final agent and score (its last evaluation); ``(score, progress)``."""
+        agent.save(self.folders[i] / "agent", agent_state)
+        return write_final_score(self.folders[i], self.seeds[i], progress["evals"][-1], episodes), progress
+
+    def finish_together(self, agent, agent_states, progress: dict, episodes: int) -> list[tuple[SeedScore, dict]]:
+        """:meth:`finish` for every seed of a stacked state and joint progress (each seed gets its share of the times)."""
+        n = len(self.seeds)
+        return [self.finish(i, agent, state_of(agent_states, i), {**p, "step": progress["step"], "wall_s": progress["wall_s"] / n,
+                                                                   "train_s": progress["train_s"] / n}, episodes)
+                for i, p in enumerate(progress["seeds"])]
