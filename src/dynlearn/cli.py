@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+import typing
 import warnings
 from pathlib import Path
 from typing import Annotated, Callable
@@ -633,6 +634,7 @@ def _cmd_dsr_eval(cfg) -> None:
 
 
 def _commands() -> dict[str, tuple[type, Callable]]:
+    from .algos.pets import PETSJob, run_job as run_pets
     from .default_job import DefaultJobConfig
     from .dsr.jobs import DSREval, DSRFit
 
@@ -642,6 +644,7 @@ def _commands() -> dict[str, tuple[type, Callable]]:
         "data generate": (DataGenerate, _cmd_data_generate),
         "data convert": (DataConvert, _cmd_data_convert),
         "train": (Train, _cmd_train),
+        "train pets": (PETSJob, run_pets),
         "tasks": (TasksList, _cmd_tasks),
         "model train": (ModelTrain, _cmd_model_train),
         "model eval": (ModelEval, _cmd_model_eval),
@@ -659,6 +662,7 @@ commands:
   data generate   collect a dataset in a task with a behaviour policy (D4RL layout)
   data convert    convert Minari / .npz / .csv data to the D4RL layout
   train           train offline on a dataset (mopo, mobile, ravl, td3bc, iql, ...) or online in a task (--online)
+  train pets      PETS online in a task: CEM over an ensemble refitted as data comes in
   tasks           list the registered tasks
   model train     fit a dynamics ensemble to a dataset (run folder: model, fit curve, one-step errors)
   model eval      a fitted model's one-step and k-step errors and penalty calibration (--ood other data)
@@ -702,6 +706,30 @@ _CONFIG_FIELD = re.compile(r"\b[A-Z]\w*Config\.(\w+)")
 _CONFIG_PREFIX = re.compile(r"^[A-Z]\w*Config: ")
 
 
+def _flag_names(cls: type, prefix: str = "") -> dict[str, str | None]:
+    """Each field of the command's dataclass (and of the config dataclasses nested in it) -> the flag that sets it
+    (None for a positional argument). A nested config's fields are ``--PARENT.FIELD``, or ``--FIELD`` where the parent
+    is annotated ``tyro.conf.arg(name="")``; the outer name wins where two levels share a name."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    flags: dict[str, str | None] = {}
+    nested = []
+    for f in dataclasses.fields(cls):
+        hint = hints.get(f.name, f.type)
+        meta = getattr(hint, "__metadata__", ())
+        if "Positional" in repr(hint):
+            flags[f.name] = None
+            continue
+        base = typing.get_args(hint)[0] if meta else hint
+        if dataclasses.is_dataclass(base):
+            unnamed = any(getattr(m, "name", None) == "" for m in meta)
+            nested.append((base, prefix if unnamed else f"{prefix}{f.name}."))
+        flags[f.name] = "--" + (prefix + f.name).replace("_", "-")
+    for base, sub in nested:
+        for name, flag in _flag_names(base, sub).items():
+            flags.setdefault(name, flag)
+    return flags
+
+
 def _user_message(error: DynlearnError, cls: type, command: str) -> str:
     """The one line printed for ``error``. A configuration error raised by a config class deeper down names its fields
     (``OfflineConfig.steps``, ``eval_every (10)``); here they become the flags the user typed (``--steps``), and a
@@ -710,13 +738,13 @@ def _user_message(error: DynlearnError, cls: type, command: str) -> str:
 
     message = " ".join(str(error).split("\n"))
     if isinstance(error, ConfigError):
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        positional = {n for n, f in fields.items() if "Positional" in repr(f.type)}
+        fields = _flag_names(cls)
+        positional = {n for n, f in fields.items() if f is None}
 
         def flag(name: str) -> str:
             if name in ("agent", "method") and "algo" in fields:
                 return "ALGO"
-            return name.upper() if name in positional else "--" + name.replace("_", "-") if name in fields else name
+            return name.upper() if name in positional else fields[name] if name in fields else name
 
         message = _CONFIG_PREFIX.sub("", _CONFIG_FIELD.sub(lambda m: flag(m[1]), message))
         named = [n for n in sorted(fields, key=len, reverse=True) if n not in positional]

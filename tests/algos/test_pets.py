@@ -57,3 +57,20 @@ def test_pets_swings_the_pendulum_up_within_a_few_episodes(tmp_path):
     returns = [e["return"] for e in results["extra"]["episodes"]]
     assert returns[0] < -500  # the random episode
     assert max(returns[1:]) > -400, returns
+
+
+def test_the_cli_trains_pets_and_names_a_bad_flag(tmp_path, capsys):
+    from dynlearn.cli import main
+
+    tiny = ["--task", "Pendulum-v1", "--steps", "400", "--initial-steps", "200", "--train-every", "200", "--fit-epochs", "2",
+            "--model.members", "2", "--model.elites", "2", "--model.hidden", "8", "--model.weight-decay", "0", "0",
+            "--planner.horizon", "3", "--planner.population", "8", "--planner.elites", "2", "--planner.iterations", "1",
+            "--objective.particles", "2"]
+    assert main(["train", "pets", *tiny, "--out", str(tmp_path / "run")]) == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["method"] == "pets" and len(results["extra"]["episodes"]) == 2
+    capsys.readouterr()
+    assert main(["train", "pets", "--steps", "100", "--initial-steps", "200", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--initial-steps" in err[0] and "Fix:" in err[0]
+    assert not (tmp_path / "bad").exists()

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tyro
 
 from ..data.dataset import from_arrays
 from ..data.normalize import Normalizer
@@ -57,11 +59,16 @@ class PETSConfig:
     learned_reward: bool = False
     """plan with the ensemble's reward even where the task has a reward function"""
     seed: int = 0
+    """seed of everything: resets, random actions, model initialisation and fits, planning"""
     model: EnsembleConfig = EnsembleConfig(members=7, elites=5, hidden=(200, 200, 200), weight_decay=(3.3e-5,) * 4)
+    """the ensemble"""
     fitting: FitConfig = FitConfig(lr=1.43e-3, holdout="transitions", holdout_fraction=0.2, holdout_max_transitions=100_000,
                                    patience=50, progress=False)
+    """how each refit trains (its max_epochs is fit_epochs)"""
     planner: CEMConfig = CEMConfig(horizon=15, population=100, elites=10, iterations=5, alpha=0.134)
+    """the CEM planner"""
     objective: ObjectiveConfig = ObjectiveConfig(particles=20)
+    """how candidate action sequences are scored in the ensemble"""
 
     def __post_init__(self):
         for name in ("steps", "initial_steps", "train_every", "fit_epochs"):
@@ -206,3 +213,21 @@ def train_pets(cfg: PETSConfig, out: str | Path, *, resume: bool = False, force:
     run_folder.close()
     log(f"PETS {task.id}: last planned episodes' return {score.return_mean:.1f} after {cfg.steps:,} real steps")
     return results
+
+
+@dataclasses.dataclass(frozen=True)
+class PETSJob:
+    """dynlearn train pets: PETS online in a task (model-predictive control over a refitted ensemble); writes a run
+    folder with results.json (the planned episodes' returns), metrics.jsonl and the final ensemble."""
+
+    config: Annotated[PETSConfig, tyro.conf.arg(name="")] = PETSConfig()
+    out: Annotated[Path, tyro.conf.arg(aliases=("-o",))] = Path("runs/pets")
+    """run folder"""
+    resume: bool = False
+    """continue a stopped run in --out"""
+    force: bool = False
+    """replace an existing run folder in --out"""
+
+
+def run_job(job: PETSJob) -> None:
+    train_pets(job.config, job.out, resume=job.resume, force=job.force)
