@@ -360,52 +360,57 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
                           "simulator. Fix: run the oracle's seeds one after another (no --parallel-seeds).")
     config = {"model_based": dataclasses.asdict(cfg), "agent": {"name": agent.NAME, **dataclasses.asdict(agent_cfg)},
               "task": task.id, "dataset": dataset_record(dataset)}
-    RunFolder.open(out, config, resume=resume, force=force, legacy=LEGACY)
-    if model is None:  # the learned ensemble: fitted (or read from the cache) once the run folder is there
-        model, fit_report = build_model(dataset, task, cfg, log)
-    if fit_report is not None:
-        write_json(out / "model_fit.json", dataclasses.asdict(fit_report))
+    # one process per seed (only_seed) writes its own part of the run: seeds share the folder, a whole-run writer does not
+    run_folder = RunFolder.open(out, config, resume=resume, force=force, legacy=LEGACY,
+                                part=None if only_seed is None else f"seed_{only_seed}")
+    try:
+        if model is None:  # the learned ensemble: fitted (or read from the cache) once the run folder is there
+            model, fit_report = build_model(dataset, task, cfg, log)
+        if fit_report is not None:
+            write_json(out / "model_fit.json", dataclasses.asdict(fit_report))
 
-    spec = AgentSpec(task.obs_dim, task.act_dim, task.act_low, task.act_high)
-    real, starts = real_rows(dataset), StartStates(dataset, model)
-    scale = penalty_on_data(model, hooks.penalty, real)  # the method's reward penalty in rollouts, where it has one
-    if scale is not None:
-        log(describe_penalty_scale(scale))
-        write_json(out / "penalty_on_data.json", scale)
-    scores, curves, seconds, wall, unfinished = [], {}, 0.0, 0.0, False
-    seeds = range(cfg.seed, cfg.seed + cfg.seeds)
-    trainer = _Seeds(method, agent, agent_cfg, spec, model, real, starts, task, cfg, hooks, config, until, log, started)
-    with interrupt.graceful_stop():  # SIGTERM / Ctrl-C: checkpoint after the current block and raise Stopped
-        if parallel_seeds:
-            outcomes = trainer.together(seeds, out)
-        else:
-            outcomes = (trainer.seed(seed, out) if only_seed in (None, seed) else trainer.finished(seed, out) for seed in seeds)
-        for seed, result in zip(seeds, outcomes):
-            if result is None:  # stopped at ``until``: go on with the next seed, write no results
-                unfinished = True
-                continue
-            score, progress = result
-            scores.append(score)
-            seconds += progress["train_s"]
-            wall += progress["wall_s"]
-            curves[f"seed {seed}"] = [(e["step"], e["return_mean"], e["return_std"]) for e in progress["evals"]]
-    if unfinished:
+        spec = AgentSpec(task.obs_dim, task.act_dim, task.act_low, task.act_high)
+        real, starts = real_rows(dataset), StartStates(dataset, model)
+        scale = penalty_on_data(model, hooks.penalty, real)  # the method's reward penalty in rollouts, where it has one
+        if scale is not None:
+            log(describe_penalty_scale(scale))
+            write_json(out / "penalty_on_data.json", scale)
+        scores, curves, seconds, wall, unfinished = [], {}, 0.0, 0.0, False
+        seeds = range(cfg.seed, cfg.seed + cfg.seeds)
+        trainer = _Seeds(method, agent, agent_cfg, spec, model, real, starts, task, cfg, hooks, config, until, log, started)
+        with interrupt.graceful_stop():  # SIGTERM / Ctrl-C: checkpoint after the current block and raise Stopped
+            if parallel_seeds:
+                outcomes = trainer.together(seeds, out)
+            else:
+                outcomes = (trainer.seed(seed, out) if only_seed in (None, seed) else trainer.finished(seed, out) for seed in seeds)
+            for seed, result in zip(seeds, outcomes):
+                if result is None:  # stopped at ``until``: go on with the next seed, write no results
+                    unfinished = True
+                    continue
+                score, progress = result
+                scores.append(score)
+                seconds += progress["train_s"]
+                wall += progress["wall_s"]
+                curves[f"seed {seed}"] = [(e["step"], e["return_mean"], e["return_std"]) for e in progress["evals"]]
+        if unfinished:
+            return out
+        results = make_results(method=cfg.method, task=task.id, dataset=dataset_record(dataset),
+                               budget={"steps": cfg.steps, "seeds": cfg.seeds, "eval_episodes": cfg.eval_episodes,
+                                       "horizon": cfg.horizon, "rollout_batch": cfg.rollout_batch, "rollout_every": cfg.rollout_every},
+                               seed_scores=scores, wall_time_s=wall, steps_per_s=cfg.steps * cfg.seeds / max(seconds, 1e-9),
+                               extra={"model": cfg.model, "preset": cfg.preset, "training_s": seconds,
+                                      "model_holdout_mse": None if fit_report is None else fit_report.elite_holdout_mse,
+                                      "penalty_on_data": scale})
+        write_json(out / "results.json", results)
+        from ..report import data_mean_return, learning_curve
+
+        learning_curve(out / "learning_curve.png", curves, title=f"{cfg.method} on {dataset.name}", ylabel="evaluation return",
+                       references={"data (mean episode return)": data_mean_return(dataset)})
+        m = results["scores"]
+        log(f"{cfg.method} on {dataset.name}: {m['metric']} {m['mean']:.1f} ± {m['std']:.1f} over {cfg.seeds} seed(s), final policies")
         return out
-    results = make_results(method=cfg.method, task=task.id, dataset=dataset_record(dataset),
-                           budget={"steps": cfg.steps, "seeds": cfg.seeds, "eval_episodes": cfg.eval_episodes,
-                                   "horizon": cfg.horizon, "rollout_batch": cfg.rollout_batch, "rollout_every": cfg.rollout_every},
-                           seed_scores=scores, wall_time_s=wall, steps_per_s=cfg.steps * cfg.seeds / max(seconds, 1e-9),
-                           extra={"model": cfg.model, "preset": cfg.preset, "training_s": seconds,
-                                  "model_holdout_mse": None if fit_report is None else fit_report.elite_holdout_mse,
-                                  "penalty_on_data": scale})
-    write_json(out / "results.json", results)
-    from ..report import data_mean_return, learning_curve
-
-    learning_curve(out / "learning_curve.png", curves, title=f"{cfg.method} on {dataset.name}", ylabel="evaluation return",
-                   references={"data (mean episode return)": data_mean_return(dataset)})
-    m = results["scores"]
-    log(f"{cfg.method} on {dataset.name}: {m['metric']} {m['mean']:.1f} ± {m['std']:.1f} over {cfg.seeds} seed(s), final policies")
-    return out
+    finally:
+        run_folder.close()  # this call's lock on the folder (a later call, or another seed's process, takes it)
 
 
 def _rollout_stats(ro: Rollout) -> dict[str, jax.Array]:
