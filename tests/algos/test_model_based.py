@@ -154,12 +154,17 @@ def test_presets_resolve_from_the_dataset_name():
     with pytest.raises(ConfigError, match="model_min_epochs.*not fitted here"):
         ModelBasedConfig(method="mopo", model="oracle", model_min_epochs=10)
     # the fit's options reach the ensemble's FitConfig; without them the fit (and its cache key) is the default one
+    hopper = dl.tasks.get("Hopper-v5")
     _, fit = _ensemble_configs(ModelBasedConfig(method="ravl", model_min_epochs=350, model_max_epochs=None,
-                                                model_holdout="transitions"))
+                                                model_holdout="transitions"), hopper)
     assert (fit.min_epochs, fit.holdout, fit.max_epochs) == (350, "transitions", None)
     with pytest.raises(ConfigError, match="model_min_epochs 350 is above model_max_epochs 60"):  # the cap would end it first
         ModelBasedConfig(method="ravl", model_min_epochs=350)
-    assert _ensemble_configs(ModelBasedConfig(method="ravl"))[1].identity() == FitConfig(max_epochs=60).identity()
+    assert _ensemble_configs(ModelBasedConfig(method="ravl"), hopper)[1].identity() == FitConfig(max_epochs=60).identity()
+    # the termination head is fitted only where the task has no termination function (rollouts read the function)
+    assert not _ensemble_configs(ModelBasedConfig(method="mopo"), hopper)[0].termination_head
+    assert _ensemble_configs(ModelBasedConfig(method="mopo"), dl.tasks.get("Pendulum-v1"))[0].termination_head is False
+    assert _ensemble_configs(ModelBasedConfig(method="mopo"), None)[0].termination_head
 
 
 def test_mobile_penalty_is_zero_on_real_rows_and_grows_with_model_disagreement(pendulum):

@@ -253,7 +253,7 @@ def build_model(dataset: Dataset, task, cfg: ModelBasedConfig, log: Callable[[st
     if cfg.model == "ensemble":
         from ..models import fitted
 
-        model, report = fitted(dataset, *_ensemble_configs(cfg), seed=cfg.model_seed, task=task, log=log)
+        model, report = fitted(dataset, *_ensemble_configs(cfg, task), seed=cfg.model_seed, task=task, log=log)
         return model, report
     from ..models import load
 
@@ -264,8 +264,11 @@ def build_model(dataset: Dataset, task, cfg: ModelBasedConfig, log: Callable[[st
     return load(folder, task=task), None
 
 
-def _ensemble_configs(cfg: ModelBasedConfig):
-    return EnsembleConfig(), FitConfig(max_epochs=cfg.model_max_epochs,
+def _ensemble_configs(cfg: ModelBasedConfig, task):
+    """The learned ensemble's configs. The termination head is fitted only for a task without a termination function:
+    with one, rollouts never read the head, and training it beside the dynamics slowed the fit on hopper-medium-v5
+    (early stopping at epoch 12 instead of the reference's 30+; ``benchmarks/parity.md``, section 1)."""
+    return EnsembleConfig(termination_head=getattr(task, "termination_fn", None) is None), FitConfig(max_epochs=cfg.model_max_epochs,
                                        holdout="episodes" if cfg.model_holdout is None else cfg.model_holdout,
                                        min_epochs=0 if cfg.model_min_epochs is None else cfg.model_min_epochs,
                                        select_by="mse" if cfg.model_select_by is None else cfg.model_select_by)
@@ -275,7 +278,7 @@ def ensemble_entry(dataset: Dataset, task, cfg: ModelBasedConfig) -> Path:
     """The cache folder of the learned ensemble :func:`build_model` uses for ``dataset`` (once fitted)."""
     from ..models.cache import cache_entry
 
-    return cache_entry(dataset, *_ensemble_configs(cfg), seed=cfg.model_seed, task=task)
+    return cache_entry(dataset, *_ensemble_configs(cfg, task), seed=cfg.model_seed, task=task)
 
 
 class StartStates:
