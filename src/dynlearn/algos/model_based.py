@@ -47,7 +47,8 @@ from ..models.fitting import HOLDOUTS, SELECT_BY, FitConfig
 from ..results import RunFolder, dataset_record, make_results
 from ..rollout import AgentPolicy, Rollout, RolloutHooks, add_valid, rollout
 from ..tasks.evaluate import evaluate
-from ..training import SeedFolders, WallClock, run, seed_schedule
+from ..training import WallClock, run
+from ..training.run_folder import SeedFolders, seed_schedule
 from .offline import normalized_policy
 from .penalty_scale import describe as describe_penalty_scale
 from .penalty_scale import penalty_on_data

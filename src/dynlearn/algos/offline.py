@@ -32,7 +32,8 @@ from ..errors import ConfigError
 from ..results import RunFolder, dataset_record, make_results
 from ..tasks.evaluate import evaluate
 from ..tasks.policy import JaxPolicy
-from ..training import SeedFolders, WallClock, run, seed_schedule
+from ..training import WallClock, run
+from ..training.run_folder import SeedFolders, seed_schedule
 
 
 @dataclasses.dataclass(frozen=True)
