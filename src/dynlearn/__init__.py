@@ -31,5 +31,14 @@ _enable_compilation_cache()
 from . import agents, data, dsr, interrupt, metrics, models, penalties, planning, rollout, tasks  # noqa: E402
 from .errors import ConfigError, DataError, DynlearnError, OutputExistsError  # noqa: E402
 
-__all__ = ["ConfigError", "DataError", "DynlearnError", "OutputExistsError", "__version__", "agents", "data", "dsr", "interrupt",
-           "metrics", "models", "penalties", "planning", "rollout", "tasks"]
+__all__ = ["ConfigError", "DataError", "DynlearnError", "OutputExistsError", "__version__", "agents", "algos", "data", "dsr",
+           "interrupt", "metrics", "models", "penalties", "planning", "rollout", "tasks"]
+
+
+def __getattr__(name: str):
+    """``dl.algos`` is imported on first use: the trainers sit above every other layer (and import it themselves)."""
+    if name == "algos":
+        import importlib
+
+        return importlib.import_module(".algos", __name__)
+    raise AttributeError(f"module 'dynlearn' has no attribute {name!r}")
