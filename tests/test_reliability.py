@@ -436,3 +436,25 @@ def test_run_folder_that_cannot_be_created_is_one_line(tmp_path, capsys, fake_tr
     out = tmp_path / "file" / "run"  # under a file
     assert main(["train", "bc", str(pendulum_file), "--task", "Pendulum-v1", "--out", str(out)]) == 2
     _one_line_error(capsys, str(out), "cannot be created", "Fix:")
+
+
+def test_sigterm_before_training_is_one_line_and_exit_143(tmp_path):
+    """SIGTERM while no training loop runs (here: generating a dataset) ends the command with one line saying nothing
+    is resumable, exit 143, and no traceback (a training loop instead checkpoints and exits 130)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "data.hdf5"
+    args = ["data", "generate", "Pendulum-v1", "--policy", "random", "--steps", "5000000", "--out", str(out)]
+    code = f"import sys, dynlearn.cli; print('imported', flush=True); sys.exit(dynlearn.cli.main({args!r}))"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "imported"
+    time.sleep(2)  # in main(), collecting
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and len(lines) == 1 and "SIGTERM" in lines[0], err
+    assert not out.exists()

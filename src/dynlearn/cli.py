@@ -9,7 +9,9 @@ import dataclasses
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import typing
 import warnings
 from pathlib import Path
@@ -775,8 +777,18 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
+class _Terminated(BaseException):
+    """SIGTERM outside a training loop (whose own handler checkpoints instead): start-up, data generation, evaluation."""
+
+
+def _terminated(signum, frame) -> None:
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)  # a training loop swaps in its graceful stop while it runs
     commands = _commands()
     name = next((n for n in sorted(commands, key=len, reverse=True) if argv[: len(n.split())] == n.split()), None)
     if name is None:
@@ -793,6 +805,10 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("always", DataWarning)
             warnings.showwarning = _show_warning
             handler(cfg)
+    except _Terminated:
+        print(f"dynlearn: stopped by SIGTERM; `dynlearn {name}` had checkpointed nothing yet, so there is nothing to resume. "
+              "Run it again (with --resume if it had already created its run folder).", file=sys.stderr)
+        return 143
     except RunFinished as e:  # --resume of a finished run: nothing to do, its results are kept
         print(f"dynlearn: {e}")
         return 0
