@@ -639,6 +639,7 @@ def _commands() -> dict[str, tuple[type, Callable]]:
     from .algos.pets import PETSJob, run_job as run_pets
     from .default_job import DefaultJobConfig
     from .dsr.jobs import DSREval, DSRFit
+    from .planning.job import PlanJob, run_plan
 
     return {
         "run": (DefaultJobConfig, _cmd_run),
@@ -647,6 +648,7 @@ def _commands() -> dict[str, tuple[type, Callable]]:
         "data convert": (DataConvert, _cmd_data_convert),
         "train": (Train, _cmd_train),
         "train pets": (PETSJob, run_pets),
+        "plan": (PlanJob, run_plan),
         "tasks": (TasksList, _cmd_tasks),
         "model train": (ModelTrain, _cmd_model_train),
         "model eval": (ModelEval, _cmd_model_eval),
@@ -665,6 +667,7 @@ commands:
   data convert    convert Minari / .npz / .csv data to the D4RL layout
   train           train offline on a dataset (mopo, mobile, ravl, td3bc, iql, ...) or online in a task (--online)
   train pets      PETS online in a task: CEM over an ensemble refitted as data comes in
+  plan            model-predictive control (CEM, MPPI, random shooting) with a saved model, evaluated in the task
   tasks           list the registered tasks
   model train     fit a dynamics ensemble to a dataset (run folder: model, fit curve, one-step errors)
   model eval      a fitted model's one-step and k-step errors and penalty calibration (--ood other data)
