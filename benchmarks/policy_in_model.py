@@ -41,7 +41,9 @@ def main() -> None:
     model, _ = build_model(data, task, cfg, log=lambda s: None)
     agent = agents.get(config["agent"]["name"])
     folder = args.run / f"seed_{args.seed}"
-    state = agent.load(folder / "agent" if (folder / "agent").is_dir() else folder / "checkpoint" / "agent")
+    if not (folder / "agent").is_dir():
+        raise SystemExit(f"{folder} has no final agent (seed_K/agent): the seed has not finished; run it to its budget first")
+    state = agent.load(folder / "agent")
     # the run's reward penalty (MOPO-style methods); methods without one (MOBILE, RAVL, MBPO) show MOPO's max aleatoric
     # std as a plain uncertainty reading, labelled so
     rollout_penalty = cfg.penalty not in (None, "none")
