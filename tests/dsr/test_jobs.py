@@ -281,3 +281,16 @@ def test_a_stopped_fit_resumes_with_resume_and_matches_an_uninterrupted_one(tmp_
     with pytest.raises(RunFinished, match="finished"):  # (the CLI says so and exits 0)
         run_fit(_small_fit(tmp_path / "stopped", select_every=100, resume=True), log=lambda s: None)
     assert (tmp_path / "stopped" / "results.json").stat().st_mtime_ns == before
+
+
+def test_a_semicolon_csv_fits_with_delimiter(tmp_path):
+    """`dsr fit FILE.csv --delimiter ';'` (and `dsr eval` on it): the separator is the user's, not a guess."""
+    series = simulate(Lorenz63(), 1_500, 0.01, key=jax.random.key(0), standardize=True)
+    values = np.asarray(series.values[0])
+    path = tmp_path / "l63.csv"
+    path.write_text("x;y;z\n" + "\n".join(";".join(f"{v:.6f}" for v in row) for row in values) + "\n")
+    out = run_fit(_small_fit(tmp_path / "fit", data=str(path), delimiter=";", dt=0.01), log=lambda s: None)
+    record = json.loads((out / "results.json").read_text())
+    assert record["extra"]["data"]["train_shape"][-1] == 3
+    with pytest.raises(DataError, match="delimiter"):
+        run_fit(_small_fit(tmp_path / "comma", data=str(path), dt=0.01), log=lambda s: None)

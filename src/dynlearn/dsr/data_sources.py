@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
+from ..data._csv import parse_delimiter
 from ..errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -102,9 +103,10 @@ def load_dsr_data(cfg: DSRFit) -> DSRData:
                   "transient_time": train.provenance.get("transient_time"), "test_noise": 0.0}
         stats = None
     else:
-        train = load_timeseries(name, dt=cfg.dt)
+        delimiter = parse_delimiter(cfg.delimiter) or ","
+        train = load_timeseries(name, dt=cfg.dt, delimiter=delimiter)
         if cfg.test is not None:
-            test = load_timeseries(cfg.test, dt=train.dt if cfg.dt is None else cfg.dt)
+            test = load_timeseries(cfg.test, dt=train.dt if cfg.dt is None else cfg.dt, delimiter=delimiter)
             if test.dim != train.dim:
                 raise DataError(cfg.test, f"has {test.dim} channels, the training series {train.dim}.",
                                 "pass a test series of the same system.")
@@ -123,7 +125,8 @@ def load_dsr_data(cfg: DSRFit) -> DSRData:
     return DSRData(train=train, test=test, task=task, system=system, stats=stats, record=record)
 
 
-def load_eval_data(data: str, run_record: dict, stats, *, length: int | None, dt: float | None, data_seed: int) -> DSRData:
+def load_eval_data(data: str, run_record: dict, stats, *, length: int | None, dt: float | None, data_seed: int,
+                   delimiter: str | None = None) -> DSRData:
     """New test data for :func:`run_eval`, in the coordinates of the run (its training statistics)."""
     from ..data.systems import simulate
     from ..data.timeseries import gtf_dataset, load_timeseries
@@ -142,7 +145,7 @@ def load_eval_data(data: str, run_record: dict, stats, *, length: int | None, dt
         task = system.name
         record = {"source": f"system:{system.name}", "params": system.params(), "data_seed": data_seed, "test_noise": 0.0}
     else:
-        test = load_timeseries(name, dt=dt)
+        test = load_timeseries(name, dt=dt, delimiter=parse_delimiter(delimiter) or ",")
         task = Path(name).stem
         record = {"source": str(name)}
     if not math.isclose(test.dt, run_dt, rel_tol=1e-4):

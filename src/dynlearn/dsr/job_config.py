@@ -89,6 +89,8 @@ class DSRFit:
     """system DATA: samples in the test series (default --length)"""
     dt: float | None = None
     """sampling interval (system DATA: default the system's; file DATA: default from the file, else 1)"""
+    delimiter: str | None = None
+    """a .csv DATA or --test: the column separator, one character (tab, semicolon, ... by name); default ,"""
     noise: float = 0.05
     """system DATA: observation noise on the training series, as a fraction of each channel's std (test is noise-free)"""
     data_seed: int = 0
@@ -159,6 +161,8 @@ class DSREval:
     """system DATA: samples (default: the run's test length)"""
     dt: float | None = None
     """sampling interval of DATA (default: the run's)"""
+    delimiter: str | None = None
+    """a .csv DATA: the column separator, one character (tab, semicolon, ... by name); default ,"""
     data_seed: int = 1
     """system DATA: seed of the fresh trajectory (the fit used data_seed for its own)"""
     lyapunov_steps: int | None = None

@@ -171,7 +171,8 @@ def run_eval(cfg: DSREval, *, log: Callable[[str], None] = print) -> Path:
         data = load_dsr_data(fit_cfg)
         data = dataclasses.replace(data, record=data.record | {"note": "the run's own test series"})
     else:
-        data = load_eval_data(cfg.data, fit_record, stats, length=cfg.length, dt=cfg.dt, data_seed=cfg.data_seed)
+        data = load_eval_data(cfg.data, fit_record, stats, length=cfg.length, dt=cfg.dt, data_seed=cfg.data_seed,
+                              delimiter=cfg.delimiter)
     if data.test.dim != model.obs_dim:
         raise DataError(str(cfg.data or fit_cfg.data), f"has {data.test.dim} channels; the model observes {model.obs_dim}.",
                         "evaluate on data of the system the model was fitted to.")
