@@ -171,8 +171,8 @@ class ModelBasedConfig:
             raise ConfigError(f"ModelBasedConfig.model_min_epochs must be None or >= 0, got {self.model_min_epochs}.")
         if self.model_min_epochs and self.model_max_epochs is not None and self.model_min_epochs > self.model_max_epochs:
             raise ConfigError(f"ModelBasedConfig: model_min_epochs {self.model_min_epochs} is above model_max_epochs "
-                              f"{self.model_max_epochs} (default 60), which would end the fit first. Fix: pass "
-                              "model_max_epochs=None (no cap; --model-max-epochs 0) or at least model_min_epochs.")
+                              f"{self.model_max_epochs} (default 60), which would end the fit first. Fix: lift the cap (0 on the command "
+                              "line, None in Python) or set model_max_epochs to at least model_min_epochs.")
         for name in _FIT_OPTIONS:
             if getattr(self, name) is not None and self.model != "ensemble":
                 raise ConfigError(f"ModelBasedConfig.{name} chooses how the learned ensemble is fitted; model={self.model!r} is "
