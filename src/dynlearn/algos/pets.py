@@ -114,16 +114,16 @@ def _empty(cfg: PETSConfig, task, key) -> dict:
     return {"model": model, "data": {k: jnp.asarray(v) for k, v in data.items()}}
 
 
-def _refit(cfg: PETSConfig, state: dict, rows: int, fits: int, task) -> ProbabilisticEnsemble:
-    """Fit on the first ``rows`` transitions: a fresh ensemble the first time, else continued with a refitted normaliser."""
-    d = {k: np.asarray(v[:rows]) for k, v in state["data"].items()}
+def _refit(cfg: PETSConfig, model: ProbabilisticEnsemble, data: dict, rows: int, fits: int, task) -> ProbabilisticEnsemble:
+    """Fit on the first ``rows`` transitions: a fresh ensemble the first time, else ``model`` continued with its input
+    normaliser refitted on all the data."""
+    d = {k: v[:rows] for k, v in data.items()}
     timeout = d["timeout"].copy()
     timeout[-1] = not d["terminal"][-1]  # the last row may end mid-episode: a truncation for the dataset
     dataset = from_arrays(obs=d["obs"], act=d["act"], rew=d["rew"], next_obs=d["next_obs"], terminal=d["terminal"],
                           timeout=timeout, name=f"pets-{task.id}")
     key = jax.random.fold_in(jax.random.key(cfg.seed), 1_000 + fits)
     fit_cfg = dataclasses.replace(cfg.fitting, max_epochs=cfg.fit_epochs)
-    model = state["model"]
     if fits == 0:
         start = cfg.model
     else:
@@ -155,14 +155,12 @@ def train_pets(cfg: PETSConfig, out: str | Path, *, resume: bool = False, force:
         rng = np.random.default_rng(_seed(cfg.seed, ep))
         obs = np.asarray(env.reset(seed=_seed(cfg.seed, ep, 1))[0], np.float32)
         policy, planned = None, step0 >= cfg.initial_steps
-        data = {k: np.asarray(v) for k, v in state["data"].items()}
-        data = {k: v.copy() for k, v in data.items()}
+        data = {k: np.array(v) for k, v in state["data"].items()}  # host copies, written row by row
         ret, length, step, done = 0.0, 0, step0, False
         while not done and step < cfg.steps:
             due = step >= cfg.initial_steps and (step - cfg.initial_steps) % cfg.train_every == 0
             if due and progress.get("fitted_at") != step:
-                state = {"model": state["model"], "data": {k: jnp.asarray(v) for k, v in data.items()}}
-                state["model"] = _refit(cfg, state, step, progress["fits"], task)
+                state = {"model": _refit(cfg, state["model"], data, step, progress["fits"], task), "data": state["data"]}
                 progress["fits"] += 1
                 progress["fitted_at"] = step
                 policy = None
