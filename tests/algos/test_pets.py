@@ -74,3 +74,12 @@ def test_the_cli_trains_pets_and_names_a_bad_flag(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--initial-steps" in err[0] and "Fix:" in err[0]
     assert not (tmp_path / "bad").exists()
+
+
+def test_an_episode_cut_by_the_step_budget_is_not_scored(tmp_path):
+    import dataclasses
+
+    results = train_pets(dataclasses.replace(TINY, steps=500), tmp_path / "run", log=_quiet)
+    episodes = results["extra"]["episodes"]
+    assert [e["ended"] for e in episodes] == [True, True, False] and episodes[-1]["length"] == 100
+    assert results["scores"]["per_seed"][0]["return_mean"] == pytest.approx(episodes[1]["return"])

@@ -146,7 +146,7 @@ def train_pets(cfg: PETSConfig, out: str | Path, *, resume: bool = False, force:
     state, progress = loaded if loaded is not None else (_empty(cfg, task, jax.random.key(cfg.seed)), {})
     progress.setdefault("episode", 0)
     progress.setdefault("fits", 0)
-    progress.setdefault("episodes", [])  # [end step, return, length, planned]
+    progress.setdefault("episodes", [])  # [end step, return, length, planned, ended (not cut by the step budget)]
     env = task.make()
     low, high = np.asarray(task.act_low, np.float32), np.asarray(task.act_high, np.float32)
 
@@ -178,7 +178,7 @@ def train_pets(cfg: PETSConfig, out: str | Path, *, resume: bool = False, force:
             done = bool(terminated or truncated)
             obs = nxt
         progress["step"], progress["episode"] = step, ep + 1
-        progress["episodes"].append([step, ret, length, bool(planned)])
+        progress["episodes"].append([step, ret, length, bool(planned), done])
         new_state = {"model": state["model"], "data": {k: jnp.asarray(v) for k, v in data.items()}}
         return new_state, {"episode": ep, "return": ret, "length": length, "planned": float(planned)}
 
@@ -195,7 +195,7 @@ def train_pets(cfg: PETSConfig, out: str | Path, *, resume: bool = False, force:
     if not done:
         run_folder.close()
         return {}
-    planned = [e for e in progress["episodes"] if e[3]]
+    planned = [e for e in progress["episodes"] if e[3] and e[4]]  # planned episodes that ended, none cut by the budget
     returns = np.asarray([e[1] for e in planned[-3:]] or [np.nan], np.float64)
     normalized = task.normalized_score(returns) if task.has_reference else None
     score = SeedScore(seed=cfg.seed, return_mean=float(returns.mean()), return_std=float(returns.std()),
@@ -203,8 +203,9 @@ def train_pets(cfg: PETSConfig, out: str | Path, *, resume: bool = False, force:
     results = make_results(method="pets", task=task.id, dataset=None,
                            budget={"steps": cfg.steps, "env_steps": cfg.steps, "seeds": 1, "initial_steps": cfg.initial_steps},
                            seed_scores=[score], wall_time_s=progress["wall_s"], steps_per_s=cfg.steps / max(progress["train_s"], 1e-9),
-                           extra={"episodes": [{"end_step": e[0], "return": e[1], "length": e[2], "planned": e[3]}
-                                               for e in progress["episodes"]], "score": "mean return of the last 3 planned episodes"})
+                           extra={"episodes": [{"end_step": e[0], "return": e[1], "length": e[2], "planned": e[3], "ended": e[4]}
+                                               for e in progress["episodes"]],
+                                  "score": "mean return of the last 3 planned episodes that ended (not cut by the step budget)"})
     save(out / "model", state["model"])
     run_folder.write_results(results)
     ckpt.remove()
