@@ -421,7 +421,7 @@ def load_model(kit: dict, folder: Path, obs_dim: int, act_dim: int, prefix: str,
         src = k.replace("saved_", "") if k.split(".")[-1].startswith("saved_") else k
         if k == "elites":
             continue
-        state[k] = torch.as_tensor(z[src])
+        state[k] = torch.as_tensor(z[src]).reshape(state[k].shape)  # a dynlearn export may store flat vectors
     dyn.model.load_state_dict(state)
     dyn.model.set_elites([int(e) for e in z["elites"]])
     dyn.scaler.mu, dyn.scaler.std = np.asarray(z["scaler_mu"]), np.asarray(z["scaler_std"])
