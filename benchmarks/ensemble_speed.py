@@ -30,7 +30,7 @@ from dynlearn import models
 from dynlearn.agents.base import apply_optimizer
 from dynlearn.models import EnsembleConfig, FitConfig
 
-from dynlearn.models import fitting as fit_module
+from dynlearn.models import fit_epoch as fit_module
 
 OBS, ACT = 17, 6
 PEERS = {"OfflineRL-Kit (PyTorch)": (63, 75), "unifloral (JAX)": (73, 80)}

@@ -60,7 +60,7 @@ import dynlearn as dl
 from dynlearn.agents.base import apply_optimizer
 from dynlearn.data.normalize import Normalizer
 from dynlearn.models import EnsembleConfig, FitConfig, ProbabilisticEnsemble
-from dynlearn.models import fitting
+from dynlearn.models import fit_epoch as fitting
 
 SNAPSHOTS = (1, 10, 20, 50, 100)
 

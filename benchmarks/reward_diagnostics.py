@@ -20,7 +20,7 @@ import dynlearn as dl
 from dynlearn.algos.model_based import ModelBasedConfig, build_model
 from dynlearn.models import FitConfig
 from dynlearn.models.dynamics_reward import load_reward, reward_diagnostics
-from dynlearn.models.fitting import split_holdout
+from dynlearn.models.holdout import split_holdout
 
 
 def main() -> None:

@@ -21,29 +21,50 @@ else all of DATA. Every ``--ood`` dataset (another behaviour policy's data) is a
 
 Errors are normalised per dimension by the training split's variance: of the target ``(delta obs, reward)``
 for one-step errors (so the constant-delta baseline scores about 1), of the observation for k-step errors.
+
+This module is the job layer only: the diagnostics are :mod:`dynlearn.models.diagnostics`, their Markdown tables and
+figures :mod:`dynlearn.report.model_diagnostics` (both importable from here too).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import jax
 import numpy as np
 
-from .checkpoint import remove_dir, write_json
+from .checkpoint import latest_dir, remove_dir, write_json
 from .data.dataset import Dataset
 from .errors import ConfigError, DataError
-from .metrics import calibration as cal
-from .metrics import model_error as me
 from .models import EnsembleConfig, FitConfig, FitReport, fit, load, save, split_holdout
-from .penalties import PENALTIES
+from .models.diagnostics import (
+    ModelEvalConfig,
+    Reference,
+    diagnostics,
+    fit_split,
+    one_step_table,
+)
+from .models.dynamics_reward import load_reward, reward_diagnostics
+from .report.model_diagnostics import (
+    fit_curve_figure,
+    k_step_figure,
+    render_calibration,
+    render_k_step,
+    render_one_step,
+    render_reward,
+)
 from .results import RunFolder, dataset_record, json_safe, make_results
+from .tasks import get
+
+__all__ = [
+    "ModelEvalConfig", "ModelTrainConfig", "Reference", "diagnostics", "eval_model", "fit_curve_figure", "fit_split",
+    "k_step_figure", "load_run", "one_step_table", "render_calibration", "render_k_step", "render_one_step", "render_reward",
+    "train_model",
+]
 
 # OfflineRL-Kit's per-layer weight decay for 4 hidden layers and the output; other depths reuse its schedule
 _KIT_DECAY_HIDDEN = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5)
@@ -85,196 +106,6 @@ class ModelTrainConfig:
     def fit_config(self, progress: bool = True) -> FitConfig:
         return FitConfig(max_epochs=self.max_epochs, patience=self.patience, holdout="episodes" if self.holdout is None else self.holdout,
                          min_epochs=0 if self.min_epochs is None else self.min_epochs, progress=progress)
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelEvalConfig:
-    """``dynlearn model eval``: diagnostics of a fitted model."""
-
-    horizon: int = 20
-    """open-loop k-step error for k = 1..horizon"""
-    windows: int = 2000
-    """most open-loop windows (start rows) per test set, drawn at random"""
-    seed: int = 0
-    """seed of the window draw and of the model's sampling"""
-    part: str = "obs"
-    """target part the penalties read and the calibration error measures: obs, reward or all"""
-
-    def __post_init__(self):
-        if self.horizon < 1 or self.windows < 1:
-            raise ConfigError(f"ModelEvalConfig: horizon ({self.horizon}) and windows ({self.windows}) must be >= 1.")
-        if self.part not in ("obs", "reward", "all"):
-            raise ConfigError(f"ModelEvalConfig.part must be obs, reward or all, got {self.part!r}.")
-
-
-# ----------------------------------------------------------------------------------------------
-# Splits and targets
-
-
-def targets(t) -> np.ndarray:
-    """``(next_obs - obs, rew)`` per row, 0 where there is no successor observation (masked everywhere)."""
-    obs, nxt = np.asarray(t.obs, np.float32), np.asarray(t.next_obs, np.float32)
-    valid = np.asarray(t.next_obs_valid, bool)
-    with np.errstate(all="ignore"):
-        delta = np.where(valid[:, None], nxt - obs, 0.0).astype(np.float32)
-    return np.concatenate([delta, np.asarray(t.rew, np.float32)[:, None]], axis=1)
-
-
-def target_mask(t) -> np.ndarray:
-    """``[N, target]``: delta dims count where the row has a successor; the reward always counts."""
-    valid = np.asarray(t.next_obs_valid, bool)
-    return np.concatenate([np.repeat(valid[:, None], t.obs.shape[1], axis=1), np.ones((len(valid), 1), bool)], axis=1)
-
-
-@dataclasses.dataclass(frozen=True)
-class Reference:
-    """What errors are measured against, from the training split: per-dim target mean and variance, observation
-    variance, and the linear least-squares baseline. Saved in the run folder (``reference.npz``), so a model can be
-    evaluated on any data without its training data."""
-
-    target_mean: np.ndarray
-    target_var: np.ndarray
-    obs_var: np.ndarray
-    linear_delta: tuple[np.ndarray, np.ndarray, np.ndarray]
-    """:func:`~dynlearn.metrics.model_error.fit_linear` of the delta obs, on rows with a successor."""
-    linear_reward: tuple[np.ndarray, np.ndarray, np.ndarray]
-    """... of the reward, on every row."""
-
-    @classmethod
-    def of(cls, train: Dataset) -> Reference:
-        t = train.transitions
-        y, m = targets(t), target_mask(t)
-        x = np.concatenate([t.obs, t.act], axis=1)
-        valid = m[:, 0]
-        d = t.obs.shape[1]
-        return cls(target_mean=np.array([y[m[:, i], i].mean() for i in range(d + 1)]),
-                   target_var=np.array([y[m[:, i], i].var() for i in range(d + 1)]),
-                   obs_var=np.asarray(t.obs, np.float64).var(axis=0),
-                   linear_delta=me.fit_linear(x, y[:, :d], mask=valid), linear_reward=me.fit_linear(x, y[:, d:]))
-
-    def linear(self, obs, act) -> np.ndarray:
-        """The linear baseline's ``(delta obs, reward)`` at ``(obs, act)``."""
-        x = np.concatenate([obs, act], axis=1)
-        return np.concatenate([me.predict_linear(self.linear_delta, x), me.predict_linear(self.linear_reward, x)], axis=1)
-
-    def save(self, path: Path) -> Path:
-        arrays = {"target_mean": self.target_mean, "target_var": self.target_var, "obs_var": self.obs_var}
-        for name in ("linear_delta", "linear_reward"):
-            for key, value in zip(("mu", "sd", "w"), getattr(self, name)):
-                arrays[f"{name}_{key}"] = value
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
-        return path
-
-    @classmethod
-    def load(cls, path: Path) -> Reference:
-        with np.load(path) as z:
-            lin = lambda name: tuple(z[f"{name}_{k}"] for k in ("mu", "sd", "w"))
-            return cls(target_mean=z["target_mean"], target_var=z["target_var"], obs_var=z["obs_var"],
-                       linear_delta=lin("linear_delta"), linear_reward=lin("linear_reward"))
-
-
-def fit_split(dataset: Dataset, fit_cfg: FitConfig, holdout_seed: int) -> tuple[Dataset, Dataset | None]:
-    """The train/holdout split :func:`dynlearn.models.fit` used, as datasets (episodes kept); the holdout is None
-    when the fit held out random transitions (no whole episodes: no open-loop windows)."""
-    train_t, hold_t, mode, episodes = split_holdout(dataset, fit_cfg, seed=holdout_seed)
-    if mode != "episodes":
-        return dataclasses.replace(dataset, transitions=train_t, episode_starts=np.zeros(1, np.int64)), None
-    train, hold = dataset.split(1e-9, min_holdout_episodes=episodes, seed=holdout_seed)
-    if len(hold) != len(hold_t) or not np.array_equal(np.asarray(hold.transitions.obs), np.asarray(hold_t.obs)):
-        raise RuntimeError("fit_split: could not reproduce the fit's holdout episodes")  # a bug, not bad input
-    return train, hold
-
-
-# ----------------------------------------------------------------------------------------------
-# Diagnostics (used by the jobs and by benchmarks/model_error.py)
-
-
-def one_step_table(model, ref: Reference, test: Dataset) -> dict[str, Any]:
-    """Normalised one-step MSE per target dimension on ``test``: every member, the elites' mean, the constant
-    delta (training mean) and the linear baseline, divided by the training split's target variance."""
-    te = test.transitions
-    y, m = targets(te), target_mask(te)
-    members = _member_means(model, te.obs, te.act)  # [E, n, target]
-    elite_mean = members[np.asarray(model.elites)].mean(axis=0)
-
-    def nmse(pred):
-        err = np.where(m, np.square(np.asarray(pred, np.float64) - y), 0.0).sum(axis=0) / np.maximum(m.sum(axis=0), 1)
-        return err / np.maximum(ref.target_var, 1e-12)
-
-    return {
-        "rows": len(te), "dims": _dim_names(model.obs_dim),
-        "ensemble": nmse(elite_mean).tolist(), "members": np.stack([nmse(p) for p in members]).tolist(),
-        "elites": [int(e) for e in np.asarray(model.elites)],
-        "constant_delta": nmse(np.broadcast_to(ref.target_mean, y.shape)).tolist(), "linear": nmse(ref.linear(te.obs, te.act)).tolist(),
-    }
-
-
-def _member_means(model, obs, act, chunk: int = 16_384) -> np.ndarray:
-    """``model.members(obs, act).mean`` in chunks, on the host ``[E, n, target]``."""
-    import jax.numpy as jnp
-
-    return np.concatenate([np.asarray(model.members(jnp.asarray(obs[i:i + chunk]), jnp.asarray(act[i:i + chunk])).mean)
-                           for i in range(0, len(obs), chunk)], axis=1)
-
-
-def k_step_table(model, ref: Reference, test: Dataset, cfg: ModelEvalConfig, *, state_fn: Callable | None = None) -> dict[str, Any]:
-    """Open-loop error on ``test``'s episodes for k = 1..H: the mean of a random elite kept per window ("mean")
-    and the model's own sampling ("sample"), normalised per observation dim by the training observation variance.
-    ``state_fn(rows) -> state`` gives a model state for the window start rows (the oracle's simulator state)."""
-    t = test.transitions
-    h = cfg.horizon
-    windows = me.k_step_windows(test.episode_starts, len(test), h, max_windows=cfg.windows, seed=cfg.seed)
-    if len(windows) == 0:
-        return {"windows": 0, "horizon": h}
-    obs0, acts, tgt, mask = me.k_step_targets(t.obs, t.act, t.next_obs, t.next_obs_valid, test.episode_starts, windows, h)
-    scale = ref.obs_var
-    out: dict[str, Any] = {"windows": len(windows), "horizon": h, "steps_with_data": mask.sum(axis=1).tolist()}
-    state = None if state_fn is None else state_fn(windows)
-    for i, mode in enumerate(("mean", "sample")):
-        pred = me.open_loop(model, obs0, acts, key=jax.random.fold_in(jax.random.key(cfg.seed), i), mode=mode, state=state)
-        per_dim = np.asarray(me.k_step_error(pred, tgt, mask, scale), np.float64)
-        out[mode] = per_dim.mean(axis=1).tolist()
-        out[f"{mode}_per_dim"] = per_dim.tolist()
-    return out
-
-
-def calibration_table(model, ref: Reference, sets: dict[str, Dataset], cfg: ModelEvalConfig) -> dict[str, Any]:
-    """Spearman correlation of every penalty with the true normalised one-step error, per test set and pooled over
-    all of them (``in-distribution + others``); median penalties and errors per set."""
-    scale = ref.target_var
-    results, parts = {}, []
-    for name, data in sets.items():
-        t = data.transitions
-        c = cal.calibrate(model, t.obs, t.act, targets(t), scale, PENALTIES, part=cfg.part, mask=np.asarray(t.next_obs_valid, bool))
-        parts.append(c)
-        results[name] = _calibration_entry(c)
-    if len(parts) > 1:
-        results["pooled"] = _calibration_entry(cal.Calibration.pooled(parts))
-    return {"part": cfg.part, "penalties": list(PENALTIES), "sets": results}
-
-
-def _calibration_entry(c: cal.Calibration) -> dict:
-    return {"rows": len(c), "spearman": c.spearman, "median_penalty": c.median_penalty(), "median_error": c.median_error,
-            "mean_error": c.mean_error}
-
-
-def diagnostics(model, ref: Reference, test: Dataset, others: dict[str, Dataset], cfg: ModelEvalConfig, *,
-                test_name: str = "holdout", log: Callable[[str], None] = print) -> dict[str, Any]:
-    """One-step errors, k-step errors and penalty calibration on ``test`` and every set in ``others``."""
-    sets = {test_name: test, **others}
-    out: dict[str, Any] = {"one_step": {}, "k_step": {}}
-    for name, data in sets.items():
-        log(f"one-step and {cfg.horizon}-step errors on {name} ({len(data):,} rows)")
-        out["one_step"][name] = one_step_table(model, ref, data)
-        out["k_step"][name] = k_step_table(model, ref, data, cfg)
-    log(f"penalty calibration on {', '.join(sets)}")
-    out["calibration"] = calibration_table(model, ref, sets, cfg)
-    return out
-
-
-# ----------------------------------------------------------------------------------------------
-# Jobs
 
 
 def train_model(dataset: Dataset, task, cfg: ModelTrainConfig, out: str | Path, *, force: bool = False, resume: bool = False,
@@ -338,8 +169,6 @@ def load_run(run_dir: str | Path):
     Its ``config`` has the run folder's shape: ``task``, ``fit`` and ``dataset`` (``{"hash": ...}``; the cache does
     not record the dataset's name), plus ``"cached": True``.
     """
-    from .tasks import get
-
     run_dir = Path(run_dir)
     if (run_dir / "key.json").is_file() and not (run_dir / "config.json").is_file():
         return _load_cached(run_dir)
@@ -357,9 +186,6 @@ def load_run(run_dir: str | Path):
 
 
 def _load_cached(entry: Path):
-    from .checkpoint import latest_dir
-    from .tasks import get
-
     saved = latest_dir(entry)
     if saved is None or not (saved / "model").is_dir() or not (saved / "fit_report.json").is_file():
         raise DataError(str(entry), "is an incomplete cached ensemble (no model/ or fit_report.json).",
@@ -394,8 +220,6 @@ def eval_model(run_dir: str | Path, dataset: Dataset, ood: list[Dataset], cfg: M
                    "ood": [dataset_record(d) for d in ood], "reward": None if reward is None else str(reward)}
     dynamics_reward = None
     if reward is not None:
-        from .models.dynamics_reward import load_reward
-
         dynamics_reward = load_reward(reward)  # before any work: a wrong folder fails fast
         if (dynamics_reward.obs_dim, dynamics_reward.act_dim) != (model.obs_dim, model.act_dim):
             raise ConfigError(f"the dynamics reward in {reward} was learned for obs/act dims {dynamics_reward.obs_dim}/"
@@ -422,8 +246,6 @@ def eval_model(run_dir: str | Path, dataset: Dataset, ood: list[Dataset], cfg: M
         others[name] = d
     diag = diagnostics(model, ref, test, others, cfg, test_name=test_name, log=log)
     if dynamics_reward is not None:
-        from .models.dynamics_reward import reward_diagnostics
-
         diag["dynamics_reward"] = {name: reward_diagnostics(dynamics_reward, model, d, key=jax.random.key(cfg.seed))
                                    for name, d in {test_name: test, **others}.items()}
         (out / "reward.md").write_text(render_reward(diag["dynamics_reward"]) + "\n")
@@ -442,131 +264,3 @@ def eval_model(run_dir: str | Path, dataset: Dataset, ood: list[Dataset], cfg: M
     log(render_calibration(diag["calibration"]))
     log(f"wrote {out}")
     return out
-
-
-# ----------------------------------------------------------------------------------------------
-# Tables and figures
-
-
-def _dim_names(obs_dim: int) -> list[str]:
-    return [f"d{i}" for i in range(obs_dim)] + ["reward"]
-
-
-def _fmt(x: float | None) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "n/a"
-    return f"{x:.3g}" if abs(x) < 1e4 else f"{x:.2e}"
-
-
-def render_one_step(tables: dict[str, dict], *, title: str) -> str:
-    """Markdown: per test set, normalised MSE per dimension (and the mean over the obs dims) of the ensemble, every
-    member and the baselines."""
-    lines = [f"## {title}", "", ("Normalised MSE per target dimension (divided by the training split's variance of the target; "
-             "the constant-delta baseline is then about 1). `obs mean` averages the delta-obs dims."), ""]
-    for name, t in tables.items():
-        dims = t["dims"]
-        lines += [f"### {name} ({t['rows']:,} rows)", "", "| predictor | obs mean | " + " | ".join(dims) + " |",
-                  "|---|---|" + "---|" * len(dims)]
-        rows = [("ensemble (elites' mean)", t["ensemble"])]
-        rows += [(f"member {i}{' (elite)' if i in t['elites'] else ''}", m) for i, m in enumerate(t["members"])]
-        rows += [("constant delta", t["constant_delta"]), ("linear least squares", t["linear"])]
-        for label, v in rows:
-            lines.append(f"| {label} | {_fmt(float(np.mean(v[:-1])))} | " + " | ".join(_fmt(x) for x in v) + " |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def render_reward(tables: dict[str, dict]) -> str:
-    """Markdown: the dynamics reward of real vs model transitions per test set."""
-    lines = ["## Dynamics reward (MOREC): real transitions vs the model's", "",
-             ("Mean dynamics reward of each test set's real transitions and of the model's sampled transitions from the same "
-              "(s, a); AUC = P(real scores above model). Near 0.5 the reward cannot tell them apart; near 1 the model's "
-              "transitions look unlike the data's there (do not trust long rollouts). `below 0.6`: share of model "
-              "transitions MOREC's filter would truncate."), "",
-             "| test set | rows | reward, real | reward, model | AUC real > model | model below 0.6 |", "|---|---|---|---|---|---|"]
-    for name, t in tables.items():
-        lines.append(f"| {name} | {t['rows']:,} | {_fmt(t['reward_data'])} | {_fmt(t['reward_model'])} | {_fmt(t['auc'])} | "
-                     f"{t['low_fraction_model']:.1%} |")
-    return "\n".join(lines)
-
-
-def render_k_step(tables: dict[str, dict]) -> str:
-    lines = ["## Open-loop k-step error", "", ("Normalised MSE of the observation after k steps of replaying recorded actions "
-             "(mean over dims; divided by the training split's observation variance). `mean`: a random elite per window, its "
-             "mean prediction; `sample`: the model's own sampling (random elite and noise every step)."), ""]
-    for name, t in tables.items():
-        if not t.get("windows"):
-            lines += [f"### {name}: no windows", ""]
-            continue
-        lines += [f"### {name} ({t['windows']} windows)", "", "| k | windows with data | mean | sample |", "|---|---|---|---|"]
-        for k in range(t["horizon"]):
-            lines.append(f"| {k + 1} | {t['steps_with_data'][k]} | {_fmt(t['mean'][k])} | {_fmt(t['sample'][k])} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def render_calibration(table: dict) -> str:
-    sets = table["sets"]
-    names = table["penalties"]
-    lines = ["## Penalty calibration", "", (f"Spearman rank correlation between each penalty (part `{table['part']}`) and the true "
-             "normalised one-step error of the elites' mean, per test set; `pooled` ranks all sets' rows together."), "",
-             "| penalty | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
-    for p in names:
-        lines.append(f"| {p} | " + " | ".join(_fmt(sets[s]["spearman"][p]) for s in sets) + " |")
-    lines += ["", "Median penalty and median true error per set:", "", "| | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
-    lines.append("| true error | " + " | ".join(_fmt(sets[s]["median_error"]) for s in sets) + " |")
-    for p in names:
-        lines.append(f"| {p} | " + " | ".join(_fmt(sets[s]["median_penalty"][p]) for s in sets) + " |")
-    return "\n".join(lines)
-
-
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, plt, path: Path) -> Path:
-    from .checkpoint import atomic_path
-
-    fig.tight_layout()
-    with atomic_path(path, force=True) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
-
-
-def fit_curve_figure(path: Path, report: FitReport, *, title: str) -> Path:
-    """Holdout MSE of every member after every epoch (log scale); elites solid, others dashed."""
-    plt = _figure()
-    history = np.asarray(report.history)
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
-    epochs = np.arange(1, len(history) + 1)
-    for i in range(history.shape[1]):
-        ax.plot(epochs, history[:, i], "-" if i in report.elites else "--", label=f"member {i}")
-    ax.set(title=title, xlabel="epoch", ylabel="holdout MSE (data units)", yscale="log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    return _save(fig, plt, Path(path))
-
-
-def k_step_figure(path: Path, tables: dict[str, dict], *, title: str) -> Path:
-    """k-step normalised MSE per test set: the elite's mean (solid) and sampled rollouts (dashed), log scale."""
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
-    for i, (name, t) in enumerate(tables.items()):
-        if not t.get("windows"):
-            continue
-        k = np.arange(1, t["horizon"] + 1)
-        color = f"C{i}"
-        ax.plot(k, t["mean"], "-", color=color, label=f"{name}: mean")
-        ax.plot(k, t["sample"], "--", color=color, label=f"{name}: sample")
-    ax.set(title=title, xlabel="k (steps)", ylabel="normalised MSE", yscale="log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _save(fig, plt, Path(path))
-
-

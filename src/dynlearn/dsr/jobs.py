@@ -22,7 +22,7 @@ DATA (standardised with the run's training statistics), into ``DIR/eval`` (or ``
 
 This module is the job layer only: its configs are in :mod:`.job_config`, DATA is read by :mod:`.data_sources`, the
 model fitted by :mod:`.dispatch`, saved and loaded by :mod:`.io`, measured by :mod:`.evaluation` and drawn by
-:mod:`.figures`.
+:mod:`dynlearn.report.dsr_figures`.
 
 The evaluation protocol behind the benchmark tables is written down in ``benchmarks/dsr_protocol.md``.
 """
@@ -45,7 +45,7 @@ from .data_sources import load_dsr_data, load_eval_data
 from .dispatch import fit_model, method_name
 from .job_config import DSREval, DSRFit, canonical_model
 from .evaluation import evaluate_model, lyapunov_record, parameter_counts
-from .figures import plot_loss, write_figures
+from ..report.dsr_figures import plot_loss, write_figures
 
 # --------------------------------------------------------------------------------------------------------------------
 # Results

@@ -10,7 +10,11 @@
 
 from .base import AbstractTransitionModel, MemberOutputs, ModelState, Prediction
 from .ensemble import EnsembleConfig, EnsembleMLP, EnsembleState, ProbabilisticEnsemble
-from .fitting import FitConfig, FitReport, OneStepError, fit, one_step_error, split_holdout, split_seed, transition_holdout
+from .fit_config import FitConfig
+from .fit_report import FitReport
+from .fitting import fit
+from .holdout import split_holdout, split_seed, transition_holdout
+from .diagnostics import OneStepError, one_step_error
 from .cache import fitted
 from .io import load, save
 

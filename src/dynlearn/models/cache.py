@@ -30,7 +30,9 @@ from ..checkpoint import atomic_dir, file_sha256, latest_dir, remove_dir, write_
 from ..data.dataset import Dataset
 from ..errors import ConfigError, DataError, warn
 from .ensemble import EnsembleConfig, ProbabilisticEnsemble
-from .fitting import FitConfig, FitReport, fit
+from .fit_config import FitConfig
+from .fit_report import FitReport
+from .fitting import fit
 from .io import load, save
 from .._version import __version__
 

@@ -1,22 +1,19 @@
-"""Figures and text reports for run folders."""
+"""Learning curves of training runs: mean and spread over seeds per step, with reference lines."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
+
+from ._pyplot import pyplot, save_png
 
 
 def learning_curve(path: str | Path, points, *, title: str, ylabel: str = "return", xlabel: str = "step",
                    references: dict[str, float] | None = None) -> Path:
     """Plot ``[(x, mean, std), ...]`` (one curve) or ``{label: [(x, mean, std), ...]}`` to ``path`` (PNG), with a
     dashed horizontal line for each ``{label: y}`` in ``references`` (e.g. the behaviour data's mean return)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from .checkpoint import atomic_path
-
+    plt = pyplot()
     curves = points if isinstance(points, dict) else {None: points}
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
     for label, pts in curves.items():
@@ -32,11 +29,7 @@ def learning_curve(path: str | Path, points, *, title: str, ylabel: str = "retur
     ax.grid(alpha=0.3)
     if any(label is not None for label in curves) or any(np.isfinite(y) for y in (references or {}).values()):
         ax.legend(fontsize="small")
-    fig.tight_layout()
-    with atomic_path(path, force=True) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, plt, path)
 
 
 def data_mean_return(dataset) -> float:

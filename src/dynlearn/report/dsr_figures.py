@@ -1,8 +1,5 @@
 """Figures of a ``dsr fit`` / ``dsr eval`` run: the true vs generated attractor, their power spectra, the training loss,
-and for an AL-RNN its linear subregions and symbolic sequence (Brenner et al., NeurIPS 2024, arXiv 2410.14240).
-
-Matplotlib is imported on first use, with the non-interactive Agg backend.
-"""
+and for an AL-RNN its linear subregions and symbolic sequence (Brenner et al., NeurIPS 2024, arXiv 2410.14240)."""
 
 from __future__ import annotations
 
@@ -10,19 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from ..dsr.analysis import subregion_stats
+from ._pyplot import pyplot
 
 
 def plot_attractor(path: Path, x_true: np.ndarray, x_gen: np.ndarray, *, names: tuple[str, ...], title: str, points: int = 20_000) -> Path:
     """True vs generated trajectory: a 3-D view of the first three channels (N >= 3) and the 2-D projections."""
-    plt = _plt()
+    plt = pyplot()
     xt, xg = np.asarray(x_true)[:points], np.asarray(x_gen)[:points]
     n = xt.shape[1]
     pairs = [(0, 1), (0, 2), (1, 2)][: 3 if n >= 3 else 1]
@@ -68,7 +59,7 @@ def _smoothed_spectrum(x: np.ndarray, sigma: float = 20.0) -> np.ndarray:
 def plot_power_spectra(path: Path, x_true: np.ndarray, x_gen: np.ndarray, dt: float, *, names: tuple[str, ...], title: str,
                        max_channels: int = 5) -> Path:
     """Smoothed, normalised power spectra of the true and generated series, one panel per channel (the first few)."""
-    plt = _plt()
+    plt = pyplot()
     n = min(x_true.shape[1], max_channels)
     st, sg = _smoothed_spectrum(np.asarray(x_true, np.float64)[:, :n]), _smoothed_spectrum(np.asarray(x_gen, np.float64)[:, :n])
     freq = np.fft.rfftfreq(len(x_true), d=dt)
@@ -92,9 +83,7 @@ def plot_occupancy(path: Path, z_gen: np.ndarray, x_gen: np.ndarray, model, *, t
                    max_bars: int = 30) -> Path:
     """AL-RNN subregion analysis: occupancy of the linear subregions, the symbolic sequence over time, and the generated
     attractor coloured by subregion."""
-    from .analysis import subregion_stats
-
-    plt = _plt()
+    plt = pyplot()
     stats = subregion_stats(z_gen, model)
     shown = stats.regions[:max_bars]  # the most visited first
     labels = ["".join(map(str, stats.bits(int(r)))) for r in shown]
@@ -138,7 +127,7 @@ def plot_occupancy(path: Path, z_gen: np.ndarray, x_gen: np.ndarray, model, *, t
 
 def plot_loss(path: Path, losses: np.ndarray, *, title: str) -> Path:
     """The training loss per iteration (moving average over 1/200 of the run), log scale."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.2))
     window = max(1, len(losses) // 200)
     smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
