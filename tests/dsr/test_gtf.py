@@ -9,7 +9,7 @@ import pytest
 
 from dynlearn import ConfigError, DataError, dsr
 from dynlearn.dsr import ALRNN, FitDSRConfig, ShallowPLRNN
-from dynlearn.dsr.fit import lr_schedule
+from dynlearn.dsr.fit_block import lr_schedule
 
 
 def lorenz63(steps: int, dt: float = 0.01, burn_in: int = 1000) -> np.ndarray:

@@ -21,15 +21,10 @@ from .analysis import (
 )
 from .base import AbstractLatentModel
 from .esn import ESN, ESNConfig, ESNReport, fit_esn
-from .fit import (
-    PRESETS,
-    FitDSRConfig,
-    FitDSRReport,
-    TrainingDivergedError,
-    fit_dsr,
-    make_optimizer,
-    prepare_sequences,
-)
+from .fit import fit_dsr
+from .fit_block import make_optimizer
+from .fit_config import PRESETS, FitDSRConfig
+from .fit_report import FitDSRReport
 from .io import load, read_config, save
 from .neural_ode import NeuralODE, NeuralODEConfig, NeuralODEReport, fit_neural_ode
 from .plrnn import (
@@ -40,6 +35,7 @@ from .plrnn import (
     build_model,
     normalized_positive_definite,
 )
+from .sequences import TrainingDivergedError, prepare_sequences
 from .sindy import SINDyConfig, SINDyModel, SINDyReport, fit_sindy
 from .teacher_forcing import (
     FORCING_MODES,

@@ -13,7 +13,7 @@ arXiv 2306.04406; ``src/tf_training/training.jl``, ``settings/defaults.json``) a
 - **Optimiser**: RAdam (``optax.radam``), learning rate decaying exponentially from ``lr`` (1e-3) to ``lr_end``
   (1e-6) over ``decay_iterations`` (default: ``iterations``, the whole decay in the run; set it to the reference's
   250,000 / 100,000 to train for the first ``iterations`` of the reference schedule). The reference decays in steps
-  of one 50-batch epoch; ours is smooth (:func:`lr_schedule`). Gradient
+  of one 50-batch epoch; ours is smooth (:func:`~.fit_block.lr_schedule`). Gradient
   clipping as the reference's Flux ``ClipNorm``: each parameter array's gradient is rescaled to norm at most
   ``grad_clip`` (off by default, as in both repositories).
 - **Forcing**: ``"adaptive"`` (aGTF, the GTF paper's default: alpha re-estimated every ``alpha_interval`` = 5 batches
@@ -31,11 +31,14 @@ The reference trains 5000 epochs x 50 batches = 250,000 iterations (GTF) or 2000
   routine does (``train_sh(..., use_best_model=True)``: every 20 epochs = 1,000 iterations, a 10,000-step free run
   from the first training point scored against the training data). The test series is never looked at, so the
   selection is part of training, not a peek at the evaluation.
+
+This module is the host loop (:func:`fit_dsr`) and the model selection; the config is in :mod:`.fit_config`, the report
+in :mod:`.fit_report`, the compiled block and its learning-rate schedule in :mod:`.fit_block` and the training windows
+in :mod:`.sequences`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -45,340 +48,20 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from .._types import Array, ArrayLike, Bool, Float, Int, Key
+from .._types import ArrayLike, Key
 from ..checkpoint import arrays_digest
-from ..errors import ConfigError, DataError, DynlearnError
+from ..errors import ConfigError
+from ..metrics.dsr import is_diverged, state_space_divergence
 from ..progress import ProgressLine
 from ..training import Checkpoint, Schedule, WallClock, fingerprint, key_data, run
-from ..metrics.dsr import is_diverged, state_space_divergence
 from .base import AbstractLatentModel
-from .plrnn import MODEL_KINDS, build_model
-from .teacher_forcing import FORCING_MODES, anneal_alpha, estimate_alpha, forced_mse
+from .fit_block import _Hyper, _optimizer, _train_block
+from .fit_config import FitDSRConfig
+from .fit_report import FitDSRReport
+from .plrnn import build_model
+from .sequences import TrainingDivergedError, prepare_sequences
 
-
-class TrainingDivergedError(DynlearnError, FloatingPointError):
-    """Training produced a non-finite loss or parameter (exploding gradients)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class FitDSRConfig:
-    """How :func:`fit_dsr` builds and trains a model; defaults are the GTF paper's (clipped shPLRNN + aGTF).
-
-    ``FitDSRConfig.preset("lorenz63-alrnn")`` gives the AL-RNN repository's Lorenz-63 settings.
-    """
-
-    model: str = "clipped_shplrnn"
-    """Latent model: 'shplrnn', 'clipped_shplrnn' (bounded orbits) or 'alrnn' (almost-linear RNN)."""
-    latent_dim: int | None = None
-    """Latent units M (>= the data dimension N; the first N are read out). None: M = N."""
-    hidden_dim: int = 100
-    """Hidden width H of the shPLRNN's ReLU layer (unused by the AL-RNN)."""
-    pwl_units: int = 2
-    """Piecewise-linear (ReLU) units P of the AL-RNN, the last P of the M (unused by the shPLRNN)."""
-    forcing: str = "adaptive"
-    """Teacher forcing: 'adaptive' (aGTF), 'gtf' (constant alpha) or 'sparse' (replace readouts every tau steps)."""
-    alpha: float = 1.0
-    """GTF alpha in [0, 1]: the constant for 'gtf', the starting value for 'adaptive'."""
-    alpha_interval: int = 5
-    """aGTF: re-estimate alpha every this many iterations."""
-    alpha_decay: float = 0.999
-    """aGTF: gamma of alpha <- gamma alpha + (1 - gamma) alpha_est when the estimate is lower (in [0, 1])."""
-    tau: int = 16
-    """Sparse TF: force the readout units every tau steps."""
-    iterations: int = 250_000
-    """Gradient steps (batches)."""
-    decay_iterations: int | None = None
-    """Horizon of the learning-rate decay: the rate is ``lr (lr_end / lr)^(step / decay_iterations)``, reaching ``lr_end``
-    at step ``decay_iterations`` and held there after. None: ``iterations`` (the whole decay within this run). Set it to
-    a reference run's length (GTF 250,000; AL-RNN 100,000) to train for the first ``iterations`` steps of that schedule;
-    below ``iterations``, the rate sits at ``lr_end`` for the remaining steps."""
-    batch_size: int = 16
-    """Subsequences per batch."""
-    seq_len: int = 200
-    """Steps per subsequence (each holds seq_len + 1 points: the start and seq_len targets)."""
-    lr: float = 1e-3
-    """Initial RAdam learning rate."""
-    lr_end: float = 1e-6
-    """Final learning rate (exponential decay over the iterations)."""
-    grad_clip: float = 0.0
-    """Largest gradient norm per parameter array (0: no clipping)."""
-    regularization: float = 1e-5
-    """Weight of the latent model's penalty (shPLRNN: L2 towards A = 1 and zero weights; AL-RNN: the reference's
-    AR-convergence term)."""
-    obs_regularization: float = 0.0
-    """Weight of |L|^2 (the estimate of the unobserved latent units; only when latent_dim > N)."""
-    noise: float = 0.0
-    """Std of Gaussian noise added to each training batch (data units; the AL-RNN reference uses 0.05)."""
-    block: int = 500
-    """Iterations per compiled call (the host syncs, checks for NaNs and updates the progress bar between blocks)."""
-    seed: int = 0
-    """Seed for the initialisation and the batches when fit_dsr gets no key."""
-    select_every: int = 0
-    """Keep the best model by training-data D_stsp, scored every this many iterations and at the end (the AL-RNN
-    repository's Python routine: 1,000; blocks shrink to ``gcd(block, select_every)``). 0: return the final model."""
-    select_steps: int = 10_000
-    """Length of the free run (from the first training point) that each selection score compares with the training
-    data (the AL-RNN repository's: 10,000)."""
-
-    def __post_init__(self):
-        bad = []
-        if self.model not in MODEL_KINDS:
-            bad.append(f"model {self.model!r} is not one of {list(MODEL_KINDS)}")
-        if self.forcing not in FORCING_MODES:
-            bad.append(f"forcing {self.forcing!r} is not one of {list(FORCING_MODES)}")
-        if self.latent_dim is not None and self.latent_dim < 1:
-            bad.append(f"latent_dim must be None or >= 1, got {self.latent_dim}")
-        for name in ("hidden_dim", "alpha_interval", "tau", "iterations", "batch_size", "seq_len", "block", "select_steps"):
-            if int(getattr(self, name)) < 1:
-                bad.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.select_every < 0:
-            bad.append(f"select_every must be >= 0 (0: no selection), got {self.select_every}")
-        if self.pwl_units < 0:
-            bad.append(f"pwl_units must be >= 0, got {self.pwl_units}")
-        if self.model == "alrnn" and self.latent_dim is not None and self.pwl_units > self.latent_dim:
-            bad.append(f"pwl_units {self.pwl_units} exceeds latent_dim {self.latent_dim}")
-        if self.iterations > 2**24:
-            bad.append(f"iterations must be <= 2^24 (counted in float32), got {self.iterations}")
-        if self.decay_iterations is not None and not (isinstance(self.decay_iterations, int) and 1 <= self.decay_iterations <= 2**24):
-            bad.append(f"decay_iterations must be None or an integer in [1, 2^24], got {self.decay_iterations!r}")
-        if not 0.0 <= self.alpha <= 1.0:
-            bad.append(f"alpha must be in [0, 1], got {self.alpha}")
-        if not 0.0 <= self.alpha_decay <= 1.0:
-            bad.append(f"alpha_decay must be in [0, 1], got {self.alpha_decay}")
-        if not (self.lr > 0 and 0 < self.lr_end <= self.lr):
-            bad.append(f"need lr > 0 and 0 < lr_end <= lr, got lr {self.lr}, lr_end {self.lr_end}")
-        for name in ("grad_clip", "regularization", "obs_regularization", "noise"):
-            value = getattr(self, name)
-            if not (value >= 0 and np.isfinite(value)):
-                bad.append(f"{name} must be finite and >= 0, got {value}")
-        if bad:
-            raise ConfigError("FitDSRConfig: " + "; ".join(bad) + ".")
-
-    @classmethod
-    def preset(cls, name: str, **overrides) -> FitDSRConfig:
-        """Paper settings by name: 'lorenz63-shplrnn' (GTF) or 'lorenz63-alrnn' (AL-RNN); fields can be overridden."""
-        if name not in PRESETS:
-            raise ConfigError(f"FitDSRConfig.preset: unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
-        return cls(**(PRESETS[name] | overrides))
-
-    @classmethod
-    def from_dict(cls, d: dict, *, source: str = "config") -> FitDSRConfig:
-        """From JSON; unknown keys raise :class:`~dynlearn.DataError`."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise DataError(source, f"unknown FitDSRConfig keys {unknown}.", f"use only {sorted(names)}.")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-PRESETS: dict[str, dict] = {
-    # GTF-shPLRNN settings/defaults.json (Lorenz-63): clipped shPLRNN M = 3, H = 100, aGTF, 5000 x 50 batches.
-    "lorenz63-shplrnn": {"model": "clipped_shplrnn", "latent_dim": 3, "hidden_dim": 100, "forcing": "adaptive",
-                         "alpha": 1.0, "alpha_interval": 5, "alpha_decay": 0.999, "iterations": 250_000, "lr": 1e-3,
-                         "lr_end": 1e-6, "regularization": 1e-5, "noise": 0.0},
-    # ALRNN-DSR settings/lorenz63.json: M = 20, P = 2, sparse TF tau = 16, noise 0.05, 2000 x 50 batches.
-    "lorenz63-alrnn": {"model": "alrnn", "latent_dim": 20, "pwl_units": 2, "forcing": "sparse", "tau": 16,
-                       "iterations": 100_000, "lr": 1e-3, "lr_end": 1e-5, "regularization": 0.0, "noise": 0.05},
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class FitDSRReport:
-    """What :func:`fit_dsr` did."""
-
-    losses: np.ndarray
-    """Teacher-forced training MSE of every iteration (the data term, without the penalties)."""
-    alphas: np.ndarray
-    """GTF alpha used at every iteration ('adaptive': the annealed estimate; 'gtf': constant; 'sparse': empty)."""
-    iterations: int
-    """Gradient steps taken."""
-    wall_s: float
-    """Wall time of the whole fit, compilation included."""
-    first_block_s: float
-    """Wall time of the first block (includes compilation)."""
-    iterations_per_s: float
-    """Iterations per second after the first (compiling) block; the whole run if there was one block."""
-    block_s: tuple[float, ...]
-    """Wall time of every block of ``config.block`` iterations (the first includes compilation; the last may be padded)."""
-    n_params: int
-    """Parameters of the latent map (the papers' count)."""
-    n_observation_params: int
-    """Parameters of the observation model (L)."""
-    config: FitDSRConfig
-    """The configuration used."""
-    selection: tuple[tuple[int, float], ...] = ()
-    """``(iteration, training-data D_stsp)`` of every scored model (``select_every > 0``; inf: its free run diverged)."""
-    selected_iteration: int | None = None
-    """Iterations done by the returned model when selecting (None: the final model, no selection)."""
-
-    @property
-    def final_alpha(self) -> float | None:
-        return float(self.alphas[-1]) if len(self.alphas) else None
-
-
-# ----------------------------------------------------------------------------------------------
-# Data (host)
-
-
-def prepare_sequences(x_train: ArrayLike | Sequence[ArrayLike], seq_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(data [sum T_i, N] float32, starts [n_windows] int32)``: the trajectories end to end and every start index
-    whose window of ``seq_len + 1`` points stays inside one trajectory."""
-    trajectories = list(x_train) if isinstance(x_train, (list, tuple)) else [x_train]
-    if not trajectories:
-        raise DataError("x_train", "is an empty list.", "pass one array [T, N] or a list of them.")
-    arrays, starts, offset, dim = [], [], 0, None
-    for i, x in enumerate(trajectories):
-        source = "x_train" if len(trajectories) == 1 else f"x_train[{i}]"
-        try:
-            a = np.asarray(x, dtype=np.float32)
-        except (TypeError, ValueError) as e:
-            raise DataError(source, f"is not a numeric array ({e}).", "pass a float array [T, N].") from None
-        if a.ndim != 2 or a.shape[1] < 1:
-            raise DataError(source, f"has shape {a.shape}; expected [T, N] (time, observed dimensions).",
-                            "reshape it (a 1-D series x becomes x[:, None]).")
-        if dim is not None and a.shape[1] != dim:
-            raise DataError(source, f"has {a.shape[1]} dimensions, the first trajectory {dim}.", "pass trajectories of one system.")
-        dim = a.shape[1]
-        if not np.isfinite(a).all():
-            bad = int(np.argwhere(~np.isfinite(a))[0, 0])
-            raise DataError(source, f"holds non-finite values (first at row {bad}).", "remove or interpolate them.")
-        if len(a) < seq_len + 1:
-            raise DataError(source, f"has {len(a)} points; a training window needs seq_len + 1 = {seq_len + 1}.",
-                            "pass longer trajectories or a smaller FitDSRConfig.seq_len.")
-        arrays.append(a)
-        starts.append(offset + np.arange(len(a) - seq_len, dtype=np.int64))
-        offset += len(a)
-    if offset >= 2**31:
-        raise DataError("x_train", f"holds {offset} points; more than 2^31 is not supported.", "subsample the data.")
-    return np.concatenate(arrays), np.concatenate(starts).astype(np.int32)
-
-
-# ----------------------------------------------------------------------------------------------
-# The compiled block
-#
-# Only what shapes the program is static (batch and sequence sizes, block length, the model's structure); the forcing
-# mode, tau, learning rates, iteration count, penalties, noise and clipping are traced scalars, so runs that differ
-# only in those (a sweep, or GTF vs aGTF vs sparse TF) reuse one compiled block.
-
-
-class _Hyper(eqx.Module):
-    """The numeric hyperparameters and the forcing mode as traced scalars (not compiled in)."""
-
-    lr: Float[Array, ""]
-    lr_end: Float[Array, ""]
-    iterations: Float[Array, ""]
-    decay_iterations: Float[Array, ""]
-    adaptive: Bool[Array, ""]
-    sparse: Bool[Array, ""]
-    tau: Int[Array, ""]
-    alpha_interval: Int[Array, ""]
-    alpha_decay: Float[Array, ""]
-    grad_clip: Float[Array, ""]
-    regularization: Float[Array, ""]
-    obs_regularization: Float[Array, ""]
-    noise: Float[Array, ""]
-
-    @classmethod
-    def of(cls, cfg: FitDSRConfig) -> _Hyper:
-        f = lambda v: jnp.asarray(v, jnp.float32)
-        i = lambda v: jnp.asarray(v, jnp.int32)
-        decay = cfg.iterations if cfg.decay_iterations is None else cfg.decay_iterations
-        return cls(f(cfg.lr), f(cfg.lr_end), f(cfg.iterations), f(decay), jnp.asarray(cfg.forcing == "adaptive"),
-                   jnp.asarray(cfg.forcing == "sparse"), i(cfg.tau), i(cfg.alpha_interval), f(cfg.alpha_decay),
-                   f(cfg.grad_clip), f(cfg.regularization), f(cfg.obs_regularization), f(cfg.noise))
-
-
-def _schedule(hyper: _Hyper) -> optax.Schedule:
-    """``lr (lr_end / lr)^(step / decay_iterations)``, never below ``lr_end``."""
-
-    def schedule(count):
-        frac = count.astype(jnp.float32) / hyper.decay_iterations
-        return jnp.maximum(hyper.lr * (hyper.lr_end / hyper.lr) ** frac, hyper.lr_end)
-
-    return schedule
-
-
-def _optimizer(hyper: _Hyper) -> optax.GradientTransformation:
-    """Per-array gradient clipping (Flux's ``ClipNorm``: rescale an array whose L2 norm exceeds ``grad_clip``; off at
-    0), then RAdam with the learning rate of :func:`_schedule`."""
-
-    def clip(updates, params=None):
-        del params
-
-        def one(g):
-            scale = jnp.minimum(1.0, hyper.grad_clip / (jnp.linalg.norm(g) + 1e-12))
-            return g * jnp.where(hyper.grad_clip > 0, scale, 1.0)
-
-        return jax.tree_util.tree_map(one, updates)
-
-    return optax.chain(optax.stateless(clip), optax.radam(_schedule(hyper)))
-
-
-def make_optimizer(cfg: FitDSRConfig) -> optax.GradientTransformation:
-    """The optimiser :func:`fit_dsr` uses for ``cfg``: per-array clipping, RAdam, exponential decay ``lr -> lr_end``."""
-    return _optimizer(_Hyper.of(cfg))
-
-
-def lr_schedule(cfg: FitDSRConfig) -> optax.Schedule:
-    """The learning rate :func:`fit_dsr` uses at each step (0-based count of updates done) for ``cfg``:
-    ``lr (lr_end / lr)^(step / decay_iterations)``, never below ``lr_end`` (``decay_iterations`` None: ``iterations``)."""
-    return _schedule(_Hyper.of(cfg))
-
-
-def _loss(model: AbstractLatentModel, x, alphas, hyper: _Hyper):
-    mse = forced_mse(model, x, alphas)
-    total = mse + hyper.regularization * model.penalty() + hyper.obs_regularization * model.observation_penalty()
-    return total, mse
-
-
-def _apply(opt, model, grads, opt_state):
-    # optax mixes Python floats with its int32 step count, which strict dtype promotion rejects.
-    with jax.numpy_dtype_promotion("standard"):
-        updates, opt_state = opt.update(grads, opt_state, model)
-    return eqx.apply_updates(model, updates), opt_state
-
-
-def _train_step(model, opt_state, alpha, x, it, hyper: _Hyper, opt, *, seq_len: int):
-    """One iteration on a batch ``x``: (aGTF: alpha update), forced loss, gradient, RAdam step."""
-    alpha = jax.lax.cond(hyper.adaptive & ((it + 1) % hyper.alpha_interval == 0),
-                         lambda: anneal_alpha(alpha, estimate_alpha(model, x)[0], hyper.alpha_decay), lambda: alpha)
-    sparse = (jnp.arange(1, seq_len + 1) % hyper.tau == 0).astype(jnp.float32)  # forcing_schedule("sparse", ...)
-    alphas = jnp.where(hyper.sparse, sparse, jnp.full((seq_len,), alpha, jnp.float32))
-    (_, mse), grads = eqx.filter_value_and_grad(_loss, has_aux=True)(model, x, alphas, hyper)
-    model, opt_state = _apply(opt, model, grads, opt_state)
-    return model, opt_state, alpha, mse
-
-
-@eqx.filter_jit
-def _train_block(model, opt_state, alpha, data, starts, it0, key, hyper: _Hyper, *, batch_size: int, seq_len: int,
-                 length: int):
-    opt = _optimizer(hyper)
-    window = jnp.arange(seq_len + 1)
-
-    def body(carry, it):
-        model, opt_state, alpha = carry
-        k_batch, k_noise = jax.random.split(jax.random.fold_in(key, it))
-        rows = starts[jax.random.randint(k_batch, (batch_size,), 0, starts.shape[0])]
-        x = data[rows[:, None] + window]  # [batch, seq_len + 1, N]
-        x = x + hyper.noise * jax.random.normal(k_noise, x.shape, x.dtype)
-
-        def update(_):
-            return _train_step(model, opt_state, alpha, x, it, hyper, opt, seq_len=seq_len)
-
-        def skip(_):  # padding past the last iteration in the last block
-            return model, opt_state, alpha, jnp.zeros((), jnp.float32)
-
-        model, opt_state, alpha, mse = jax.lax.cond(it.astype(jnp.float32) < hyper.iterations, update, skip, None)
-        return (model, opt_state, alpha), (mse, alpha)
-
-    (model, opt_state, alpha), (mse, alphas) = jax.lax.scan(body, (model, opt_state, alpha), it0 + jnp.arange(length))
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree_util.tree_leaves(model)]))
-    return model, opt_state, alpha, mse, alphas, finite
 
 
 # ----------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from ..checkpoint import check_same_minor_version, load_leaves, read_header, sav
 from ..errors import ConfigError, DataError
 from .base import AbstractLatentModel
 from .esn import ESN, ESNConfig
-from .fit import FitDSRConfig
+from .fit_config import FitDSRConfig
 from .neural_ode import NeuralODE, NeuralODEConfig
 from .plrnn import MODEL_KINDS, build_model
 from .sindy import SINDyConfig, SINDyModel

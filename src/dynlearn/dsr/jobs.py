@@ -40,20 +40,20 @@ import jax
 
 from ..checkpoint import remove_dir
 from ..errors import ConfigError, DataError, DynlearnError
+from ..report.dsr_figures import plot_loss, write_figures
+from ..results import RunFolder, json_safe, make_results
 from . import io
 from .data_sources import load_dsr_data, load_eval_data
 from .dispatch import fit_model, method_name
-from .job_config import DSREval, DSRFit, canonical_model
 from .evaluation import evaluate_model, lyapunov_record, parameter_counts
-from ..report.dsr_figures import plot_loss, write_figures
+from .job_config import DSREval, DSRFit, canonical_model
+from .sequences import TrainingDivergedError
 
 # --------------------------------------------------------------------------------------------------------------------
 # Results
 
 
 def _results(*, method: str, task: str, dataset: dict, iterations: int, seed: int, wall: float, steps_per_s, extra: dict) -> dict:
-    from ..results import json_safe, make_results
-
     budget = {"steps": int(iterations), "seeds": 0, "fit_seed": int(seed),
               "note": "one model fit (fit_seed): DSR metrics are in extra.metrics, extra.lyapunov; no policy seeds or scores"}
     return json_safe(make_results(method=method, task=task, dataset=dataset, budget=budget, seed_scores=[], wall_time_s=wall,
@@ -80,9 +80,6 @@ def run_fit(cfg: DSRFit, *, log: Callable[[str], None] = print) -> Path:
     """Fit, free-run and measure one model; write the run folder ``cfg.out`` and return it (see the module docstring).
 
     A run whose training or free run diverges is still written, with ``extra.status = "diverged"``."""
-    from ..results import RunFolder
-    from .fit import TrainingDivergedError
-
     if not isinstance(cfg, DSRFit):
         raise ConfigError(f"run_fit: cfg must be a DSRFit, got {type(cfg).__name__}.")
     start = time.perf_counter()
@@ -142,8 +139,6 @@ def run_fit(cfg: DSRFit, *, log: Callable[[str], None] = print) -> Path:
 def run_eval(cfg: DSREval, *, log: Callable[[str], None] = print) -> Path:
     """Measure the model of a ``dsr fit`` run on its test series or on ``cfg.data``; write ``cfg.out`` (default
     ``DIR/eval``) with ``results.json`` and figures, and return it."""
-    from ..results import RunFolder
-
     if not isinstance(cfg, DSREval):
         raise ConfigError(f"run_eval: cfg must be a DSREval, got {type(cfg).__name__}.")
     start = time.perf_counter()

@@ -43,7 +43,7 @@ from .._types import Array, ArrayLike, Float, Key
 from ..data.timeseries import TimeSeries
 from ..errors import ConfigError, DataError
 from .base import AbstractLatentModel
-from .fit import TrainingDivergedError, prepare_sequences
+from .sequences import TrainingDivergedError, prepare_sequences
 
 SOLVERS = ("rk4", "tsit5")
 """Fixed-step solvers for :meth:`NeuralODE.step`: classical RK4 or Tsitouras' 5(4) method."""
@@ -288,7 +288,7 @@ def fit_neural_ode(series: TimeSeries | ArrayLike | Sequence[ArrayLike], cfg: Ne
 
     ``series``: a :class:`~dynlearn.data.timeseries.TimeSeries` (its ``dt``), or an array ``[T, N]`` / list of them with
     ``dt=``; standardise first (the MLP works at unit scale). ``key``: initialisation and batches (default
-    ``jax.random.key(cfg.seed)``). Raises :class:`~dynlearn.dsr.fit.TrainingDivergedError` on a non-finite loss.
+    ``jax.random.key(cfg.seed)``). Raises :class:`~dynlearn.dsr.TrainingDivergedError` on a non-finite loss.
     """
     start = time.perf_counter()
     if not isinstance(cfg, NeuralODEConfig):

@@ -34,7 +34,8 @@ The procedure is OfflineRL-Kit's ``EnsembleDynamics.train`` (the MOPO/MOBILE mod
   ``dynlearn train mopo DATA`` fits on from there when run again.
 
 This module is the host loop (:func:`fit`); the config is in :mod:`.fit_config`, the holdout rule in :mod:`.holdout`, the
-compiled epoch in :mod:`.fit_epoch` and the report in :mod:`.fit_report`. Their public names are importable from here too.
+compiled epoch in :mod:`.fit_epoch` and the report in :mod:`.fit_report`; ``FitConfig``, ``FitReport``, ``split_holdout``,
+``HOLDOUTS`` and ``SELECT_BY`` are importable from here too.
 """
 
 from __future__ import annotations
@@ -59,9 +60,9 @@ from .ensemble import EnsembleConfig, ProbabilisticEnsemble
 from .fit_config import HOLDOUTS, SELECT_BY, FitConfig
 from .fit_epoch import _adam, _arrays, _epoch, _holdout_mse, _rows, _target_variance
 from .fit_report import FitReport
-from .holdout import split_holdout, split_seed, transition_holdout
+from .holdout import split_holdout, split_seed
 
-__all__ = ["HOLDOUTS", "SELECT_BY", "FitConfig", "FitReport", "fit", "split_holdout", "split_seed", "transition_holdout"]
+__all__ = ["HOLDOUTS", "SELECT_BY", "FitConfig", "FitReport", "fit", "split_holdout"]
 
 
 def fit(model_or_config: ProbabilisticEnsemble | EnsembleConfig, dataset: Dataset, *, key: Key,
