@@ -180,7 +180,7 @@ def _fmt(values: list[float], digits: int = 3, pct: bool = False) -> str:
 def data_floor_row(system: str) -> str:
     """The metrics between the GTF paper's own training and test series of ``system``: what a model that reproduced the
     system exactly would score at best (the training series carries the data's noise; both are 100,000 points)."""
-    from dynlearn.data.timeseries import gtf_dataset
+    from dynlearn.data.gtf import gtf_dataset
     from dynlearn.metrics.dsr import power_spectrum_distance, state_space_divergence
 
     train, test = (gtf_dataset(system, split).trajectory(0) for split in ("train", "test"))

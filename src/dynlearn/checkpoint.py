@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 import secrets
@@ -18,8 +19,9 @@ from typing import IO, Any, Iterator
 
 import equinox as eqx
 import jax
+import numpy as np
 
-from .errors import DataError, OutputExistsError
+from .errors import DataError, NotDynlearnOutputError, OutputExistsError
 from ._version import __version__
 
 CHECKPOINT_FORMAT = 1
@@ -75,8 +77,6 @@ def check_replaceable(path: str | os.PathLike, *, folder: bool) -> None:
     ``folder``: the output is a folder (a run folder, a saved model): an existing folder must be dynlearn's
     (:func:`is_dynlearn_output`) or named by :func:`replacing`; a file is never deleted. Else the output is a file:
     a folder is refused, and a ``.hdf5``/``.h5`` file must be an HDF5 file."""
-    from .errors import NotDynlearnOutputError
-
     path = Path(path)
     if folder:
         if not path.is_dir():
@@ -188,10 +188,6 @@ def json_safe(x: Any) -> Any:
     """JSON-ready copy of ``x``: NaN/inf become None, NumPy arrays lists, NumPy scalars Python numbers, keys strings.
 
     Strict JSON has no NaN or Infinity; every JSON file and printout of dynlearn goes through this (``null`` instead)."""
-    import math
-
-    import numpy as np
-
     if isinstance(x, dict):
         return {str(k): json_safe(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -221,8 +217,6 @@ def write_json(path: str | os.PathLike, obj: Any, *, force: bool = True) -> Path
 
 def arrays_digest(tree: Any) -> str:
     """A hash of every array leaf of ``tree`` (e.g. a model's parameters), for checkpoint fingerprints."""
-    import numpy as np
-
     digest = hashlib.sha256()
     for x in jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_array)):
         x = np.asarray(x)
@@ -237,8 +231,6 @@ def json_digest(*parts: Any) -> str:
 
 
 def _json_default(obj: Any) -> Any:
-    import numpy as np
-
     if isinstance(obj, (np.integer,)):
         return int(obj)
     if isinstance(obj, (np.floating,)):

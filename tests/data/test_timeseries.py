@@ -4,13 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dynlearn.data.timeseries import (
-    GTF_DATA_ENV,
-    TimeSeries,
-    gtf_data_root,
-    gtf_dataset,
-    load_timeseries,
-)
+from dynlearn.data.gtf import GTF_DATA_ENV, gtf_data_root, gtf_dataset
+from dynlearn.data.timeseries import TimeSeries, load_timeseries
 from dynlearn.errors import ConfigError, DataError
 
 

@@ -15,7 +15,8 @@ from .normalize import Normalizer
 from .summary import DatasetSummary, summarize
 from . import systems
 from .tabular import Columns, load_csv, load_npz
-from .timeseries import TimeSeries, gtf_dataset, load_timeseries
+from .gtf import gtf_dataset
+from .timeseries import TimeSeries, load_timeseries
 from .transitions import Transitions, concatenate, sample
 
 __all__ = [

@@ -13,16 +13,17 @@ import dataclasses
 import hashlib
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import numpy as np
 
 from ..data._csv import parse_delimiter
+from ..data.gtf import gtf_dataset
+from ..data.systems import Lorenz63, make_system, simulate
+from ..data.timeseries import load_timeseries
 from ..errors import ConfigError, DataError
-
-if TYPE_CHECKING:
-    from .job_config import DSRFit
+from .job_config import DSRFit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,23 +63,12 @@ def parse_source(data: str) -> tuple[str, str]:
     return "file", text
 
 
-def _system_for(name: str):
-    from ..data.systems import make_system
-
-    return make_system(name)
-
-
 def _gtf_system(name: str):
-    from ..data.systems import Lorenz63
-
     return Lorenz63() if name.replace("-", "") == "lorenz63" else None
 
 
 def load_dsr_data(cfg: DSRFit) -> DSRData:
     """The training and test series that ``cfg.data`` names, standardised per ``cfg.standardize``."""
-    from ..data.systems import simulate
-    from ..data.timeseries import gtf_dataset, load_timeseries
-
     kind, name = parse_source(cfg.data)
     system = None
     if kind == "gtf":
@@ -93,7 +83,7 @@ def load_dsr_data(cfg: DSRFit) -> DSRData:
     elif kind == "system":
         if cfg.test is not None:
             raise ConfigError("dsr fit: --test is for a file DATA; a system's test series is simulated.")
-        system = _system_for(name)
+        system = make_system(name)
         data_key = jax.random.key(cfg.data_seed)
         train_key, test_key = jax.random.split(data_key)
         train = simulate(system, cfg.length, cfg.dt, key=train_key, noise=cfg.noise)
@@ -128,9 +118,6 @@ def load_dsr_data(cfg: DSRFit) -> DSRData:
 def load_eval_data(data: str, run_record: dict, stats, *, length: int | None, dt: float | None, data_seed: int,
                    delimiter: str | None = None) -> DSRData:
     """New test data for :func:`run_eval`, in the coordinates of the run (its training statistics)."""
-    from ..data.systems import simulate
-    from ..data.timeseries import gtf_dataset, load_timeseries
-
     kind, name = parse_source(data)
     run_dt = float(run_record["dt"])
     system = None
@@ -139,7 +126,7 @@ def load_eval_data(data: str, run_record: dict, stats, *, length: int | None, dt
         task, system = name.replace("-", ""), _gtf_system(name)
         record = {"source": f"gtf:{name} (test split)"}
     elif kind == "system":
-        system = _system_for(name)
+        system = make_system(name)
         test = simulate(system, int(run_record["test_shape"][1]) if length is None else length, run_dt if dt is None else dt,
                         key=jax.random.key(data_seed), noise=0.0)
         task = system.name

@@ -22,7 +22,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..data.systems import simulate
+from ..metrics.dsr import (
+    BIN_DIM_LIMIT,
+    TrajectoryDivergedError,
+    is_diverged,
+    occupancy_gap,
+    power_spectrum_distance,
+    prediction_error,
+    state_space_divergence,
+)
+from ..metrics.lyapunov import flow_max_lyapunov, max_lyapunov
+from .analysis import subregion_stats
 from .base import AbstractLatentModel
+from .plrnn import ALRNN
 
 LITERATURE_LYAPUNOV = {"lorenz63": 0.9056, "rossler": 0.0714}
 """Largest Lyapunov exponents per unit time at the default parameters (Sprott, Chaos and Time-Series Analysis, 2003, app. A)."""
@@ -44,9 +57,6 @@ _TRUE_LYAPUNOV_CACHE: dict = {}
 def true_max_lyapunov(system, dt: float, steps: int) -> float:
     """Largest Lyapunov exponent per unit time of ``system`` by the QR method on its RK4 ``dt``-map, started on the
     attractor (a state after the system's default transient); cached per (system, dt, steps)."""
-    from ..data.systems import simulate
-    from ..metrics.dsr import flow_max_lyapunov
-
     cache_key = (system.name, json.dumps(system.params(), sort_keys=True, default=str), float(dt), int(steps))
     if cache_key not in _TRUE_LYAPUNOV_CACHE:
         x0 = simulate(system, 2, dt, key=jax.random.key(12345)).values[0, -1]
@@ -57,8 +67,6 @@ def true_max_lyapunov(system, dt: float, steps: int) -> float:
 def _chunked_prediction_error(model: AbstractLatentModel, x: np.ndarray, n: int, chunk: int = 20_000) -> float:
     """PE(n) over every window of ``x`` (as the reference), computed in chunks of windows to bound memory: the mean over
     chunks weighted by their windows equals the mean over all windows."""
-    from ..metrics.dsr import prediction_error
-
     step, encode, observe = jax.vmap(model.step), jax.vmap(model.encode), jax.vmap(model.observe)
     windows = len(x) - n
     total, count = 0.0, 0
@@ -86,17 +94,6 @@ def evaluate_model(model: AbstractLatentModel, x_test: np.ndarray, dt: float, *,
     diverged), ``z_gen`` its latent states for an AL-RNN (else None). ``record["status"]`` is ``"ok"`` or
     ``"diverged"``; a diverged model gets ``null`` metrics and a ``failure`` entry.
     """
-    from ..metrics.dsr import (
-        BIN_DIM_LIMIT,
-        TrajectoryDivergedError,
-        is_diverged,
-        max_lyapunov,
-        occupancy_gap,
-        power_spectrum_distance,
-        state_space_divergence,
-    )
-    from .plrnn import ALRNN
-
     x_test = np.asarray(x_test, np.float32)
     t_len, n = x_test.shape
     drop = math.floor((FREE_RUN_FACTOR - 1.0) * t_len)
@@ -162,8 +159,6 @@ LISTED_REGIONS = 64
 
 def _subregion_record(z_gen: np.ndarray, model) -> dict:
     """AL-RNN: the linear subregions its free run visits, their occupancy and the symbolic sequence (arXiv 2410.14240)."""
-    from .analysis import subregion_stats
-
     stats = subregion_stats(z_gen, model)
     p, top = stats.pwl_units, slice(0, LISTED_REGIONS)  # the most visited first; P = 50 can visit ~10^5 of them
     return {"pwl_units": p, "max_regions": 2**p, "n_regions": stats.n_regions, "listed_regions": min(stats.n_regions, LISTED_REGIONS),
