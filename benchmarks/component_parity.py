@@ -58,8 +58,7 @@ import numpy as np
 import dynlearn as dl
 from dynlearn import agents
 from dynlearn.agents.base import AgentSpec
-from dynlearn.algos import mopo
-from dynlearn.algos.model_based import ModelBasedConfig
+from dynlearn.algos import MOPOConfig, mopo
 from dynlearn.data.transitions import Transitions
 from dynlearn.penalties import PENALTIES
 from dynlearn.rollout import Penalty, RolloutHooks, rollout
@@ -263,7 +262,7 @@ def prepare(args) -> None:
     actions = rng.uniform(low, high, (args.horizon, args.starts, task.act_dim)).astype(np.float32)
     model = kit_model(Path(args.kit_fit), task.obs_dim, task.act_dim, task)
 
-    mcfg = ModelBasedConfig(method="mopo").resolve(args.dataset)
+    mcfg = MOPOConfig.for_dataset(args.dataset)
     cfg = mopo.sac_config(mcfg)
     batches = sac_batches(t, rng, args.updates, cfg.batch_size, args.batch_terminals)
     sac_in, sac_out = sac_updates(task, cfg, batches, args.seed)

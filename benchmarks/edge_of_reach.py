@@ -28,14 +28,14 @@ HERE = Path(__file__).resolve().parent
 
 def run(name: str, args) -> None:
     import dynlearn as dl
-    from dynlearn.algos.model_based import ModelBasedConfig, train_model_based
+    from dynlearn.algos import method as method_config, train_model_based
 
     method, model = name.split("-")
     data = dl.data.load(args.dataset)
     task = dl.tasks.get("Hopper-v5")
-    cfg = ModelBasedConfig(method=method, model="oracle" if model == "oracle" else "ensemble", steps=args.steps, seeds=1,
-                           rollout_batch=args.rollout_batch, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
-                           checkpoint_every=args.eval_every)
+    cfg = method_config(method).for_dataset(data.name, model="oracle" if model == "oracle" else "ensemble", steps=args.steps, seeds=1,
+                                            rollout_batch=args.rollout_batch, eval_every=args.eval_every,
+                                            eval_episodes=args.eval_episodes, checkpoint_every=args.eval_every)
     out = Path(args.root) / name
     resume = (out / "config.json").is_file()
     train_model_based(data, task, cfg, out, resume=resume, log=lambda line: print(f"[{name}] {line}", flush=True))

@@ -21,6 +21,7 @@ with the FLOPs each spends in the ensemble and in the discriminators (untrained 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 
@@ -30,7 +31,8 @@ import numpy as np
 
 from dynlearn import models
 from dynlearn.agents.base import AgentSpec
-from dynlearn.algos.model_based import ModelBasedConfig, StartStates, method_module, run_block
+from dynlearn.algos import MOPOConfig, method
+from dynlearn.algos.model_based import StartStates, run_block
 from dynlearn.data.buffer import ReplayBuffer
 from dynlearn.data.transitions import Transitions
 
@@ -66,16 +68,17 @@ def main() -> None:
                        rew=rng.normal(size=N_REAL).astype(np.float32), next_obs=rng.normal(size=(N_REAL, OBS)).astype(np.float32),
                        terminal=np.zeros(N_REAL, bool), timeout=np.zeros(N_REAL, bool), next_obs_valid=np.ones(N_REAL, bool)).to_device()
     model = models.ProbabilisticEnsemble.init(models.EnsembleConfig(), OBS, ACT, key=jax.random.key(0)).with_task(_Task())
-    cfg = ModelBasedConfig(method=args.method, rollout_every=args.rollout_every, penalty_coef=1.0, q_floor=0.0,
-                           steps=args.rollout_every, eval_every=args.rollout_every, checkpoint_every=args.rollout_every).resolve(None)
-    method = method_module(args.method)
-    agent, agent_cfg = method.agent(cfg)
+    cls = method(args.method)
+    own = {f.name for f in dataclasses.fields(cls)}
+    cfg = cls(rollout_every=args.rollout_every, steps=args.rollout_every, eval_every=args.rollout_every,
+              checkpoint_every=args.rollout_every, **{k: v for k, v in {"penalty_coef": 1.0, "q_floor": 0.0}.items() if k in own})
+    agent, agent_cfg = cfg.agent()
     spec = AgentSpec(OBS, ACT, (-1.0,) * ACT, (1.0,) * ACT)
     state = agent.init(jax.random.key(1), spec, agent_cfg)
     buffer = ReplayBuffer.empty(cfg.buffer_capacity, OBS, ACT)
     starts = _Starts(real.obs)
-    hooks = method.hooks(cfg)
-    adjust = method.target_adjust(cfg, model, agent, round(cfg.real_ratio * agent_cfg.batch_size))
+    hooks = cfg.hooks()
+    adjust = cfg.target_adjust(model, agent, round(cfg.real_ratio * agent_cfg.batch_size))
 
     rows = []
     for block in range(args.blocks + 1):
@@ -105,20 +108,20 @@ def _mlp_flops(sizes) -> float:
 
 def morec_comparison(repeats: int) -> None:
     """MOPO h = 5 vs MOREC-MOPO h = 100 rollouts: seconds per model transition, and where the FLOPs go."""
-    from dynlearn.algos import morec, mopo
+    from dynlearn.algos import MORECMOPOConfig, morec
     from dynlearn.models.dynamics_reward import DynamicsReward, DynamicsRewardConfig
     from dynlearn.rollout import AgentPolicy, rollout
 
     model = models.ProbabilisticEnsemble.init(models.EnsembleConfig(), OBS, ACT, key=jax.random.key(0)).with_task(_Task())
-    sac = method_module("mopo").agent(ModelBasedConfig(method="mopo").resolve(None))[0]
+    sac = MOPOConfig().agent()[0]
     spec = AgentSpec(OBS, ACT, (-1.0,) * ACT, (1.0,) * ACT)
     policy = AgentPolicy(sac.act, sac.init(jax.random.key(1), spec, sac.Config()))
     rcfg = DynamicsRewardConfig()
     reward = DynamicsReward.init(rcfg, OBS, ACT, key=jax.random.key(2))
     runs = {}
-    for name, method in (("mopo", "mopo"), ("morec-mopo", "morec-mopo")):
-        cfg = ModelBasedConfig(method=method, reward_threshold=0.0).resolve(None)
-        hooks = mopo.hooks(cfg) if method == "mopo" else morec.filter_hooks(cfg, mopo.hooks(cfg), reward=reward)
+    for name in ("mopo", "morec-mopo"):
+        cfg = MOPOConfig() if name == "mopo" else MORECMOPOConfig(reward_threshold=0.0)
+        hooks = cfg.hooks() if name == "mopo" else morec.filter_hooks(cfg, MOPOConfig.hooks(cfg), reward=reward)
         obs = jax.random.normal(jax.random.key(3), (cfg.rollout_batch, OBS))
         times = []
         for i in range(repeats + 1):

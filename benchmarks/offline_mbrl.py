@@ -33,12 +33,12 @@ from pathlib import Path
 import numpy as np
 
 import dynlearn as dl
-from dynlearn.algos.model_based import ModelBasedConfig, method_module, train_model_based
+from dynlearn.algos import MOPOConfig, method, train_model_based
 from dynlearn.report import learning_curve
 
 from _runs import cell, last_evals_cell, seed_curves  # benchmarks/_runs.py
 
-# method label -> (ModelBasedConfig overrides)
+# method label -> the method ("method") and its config's overrides of the dataset's preset
 METHODS = {
     "mopo": {"method": "mopo", "penalty": "max_aleatoric"},
     "mopo-pairwise": {"method": "mopo", "penalty": "max_pairwise_diff"},
@@ -124,12 +124,14 @@ def main() -> None:
                 if cap:
                     extra["model_max_epochs"] = args.model_max_epochs or None
                 if label in MOPO_LAMBDA:  # MOREC's filter and horizon with MOPO's own penalty weight for this dataset
-                    extra["penalty_coef"] = ModelBasedConfig(method="mopo").resolve(name).penalty_coef
+                    extra["penalty_coef"] = MOPOConfig.for_dataset(name).penalty_coef
                 settings = METHODS[label] | ({} if args.rollout_batch is None else {"rollout_batch": args.rollout_batch})
-                cfg = ModelBasedConfig(steps=args.steps, seeds=args.seeds, eval_episodes=args.eval_episodes, **settings, **extra)
+                settings = {k: v for k, v in settings.items() if k != "method"}
+                cfg = method(METHODS[label]["method"]).for_dataset(name, steps=args.steps, seeds=args.seeds,
+                                                                   eval_episodes=args.eval_episodes, **settings, **extra)
                 agent_config = None
                 if label in AGENT_OVERRIDES:
-                    agent_config = dataclasses.replace(method_module(cfg.method).agent(cfg.resolve(name))[1], **AGENT_OVERRIDES[label])
+                    agent_config = dataclasses.replace(cfg.agent()[1], **AGENT_OVERRIDES[label])
                 start = time.perf_counter()
                 train_model_based(data, task, cfg, out, resume=(out / "config.json").is_file(), until=args.until,
                                   agent_config=agent_config, parallel_seeds=args.parallel_seeds, only_seed=args.only_seed,

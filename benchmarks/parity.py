@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import dynlearn as dl
-from dynlearn.algos.model_based import ModelBasedConfig, method_module, train_model_based
+from dynlearn.algos import method, train_model_based
 from dynlearn.checkpoint import latest_dir
 
 from _runs import seed_curves  # benchmarks/_runs.py
@@ -42,8 +42,8 @@ REFERENCE_BY_METHOD = {"mopo": {}, "mobile": {"model_max_epochs": 30}}
 VARIANTS = {"": {}, "normalized-fit": {"model_select_by": "normalized"}, "constant-lr": {"actor_lr_schedule": "constant"}}
 CONTROLS = {
     "real-only": {"method": "mopo", "real_ratio": 1.0},
-    "oracle-h5": {"method": "mbpo", "model": "oracle", "horizon": 5, "model_holdout": None, "model_max_epochs": 60},
-    "oracle-h100": {"method": "mbpo", "model": "oracle", "horizon": 100, "rollout_batch": 2_500, "model_holdout": None,
+    "oracle-h5": {"method": "mbpo", "model": "oracle", "horizon": 5, "model_holdout": "episodes", "model_max_epochs": 60},
+    "oracle-h100": {"method": "mbpo", "model": "oracle", "horizon": 100, "rollout_batch": 2_500, "model_holdout": "episodes",
                     "model_max_epochs": 60},
 }
 RESULTS = Path(__file__).parent / "results" / "parity"
@@ -61,12 +61,13 @@ def run(args) -> None:
     if args.control:
         fields |= CONTROLS[args.control]
         name = args.control
-    cfg = ModelBasedConfig(**fields, steps=args.steps, seeds=args.seeds, eval_every=args.eval_every)
+    settings = {k: v for k, v in fields.items() if k != "method"}
+    cfg = method(fields["method"]).for_dataset(data.name, **settings, steps=args.steps, seeds=args.seeds, eval_every=args.eval_every)
     out = args.runs / f"dynlearn-{label(name, args.dataset, args.steps, args.variant)}"
     resume = (out / "config.json").is_file()
     agent_config = None
-    if cfg.method == "mobile":  # the reference's run_mobile.py backs up without the entropy term (deterministic_backup)
-        agent_config = dataclasses.replace(method_module("mobile").agent(cfg.resolve(data.name))[1], backup_entropy=False)
+    if cfg.name == "mobile":  # the reference's run_mobile.py backs up without the entropy term (deterministic_backup)
+        agent_config = dataclasses.replace(cfg.agent()[1], backup_entropy=False)
     train_model_based(data, task, cfg, out, resume=resume, only_seed=args.seed, until=args.until, agent_config=agent_config)
 
 

@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import dynlearn as dl
-from dynlearn.algos import mopo
-from dynlearn.algos.model_based import ModelBasedConfig, build_model, real_rows
+from dynlearn.algos import MOPOConfig
+from dynlearn.algos.model_based import build_model, real_rows
 from dynlearn.algos.penalty_scale import describe, penalty_on_data, sample_rows
 from dynlearn.rollout import Penalty
 
@@ -46,11 +46,10 @@ def main() -> None:
     for name in args.datasets:
         data = dl.data.load(name)
         task = dl.tasks.get(data.task)
-        cfg = ModelBasedConfig(method="mopo", model_holdout=args.model_holdout,
-                               model_max_epochs=args.model_max_epochs or None).resolve(name)
+        cfg = MOPOConfig.for_dataset(name, model_holdout=args.model_holdout, model_max_epochs=args.model_max_epochs or None)
         model, _ = build_model(data, task, cfg, log=lambda s, tag=f"[{name}]": print(f"{tag} {s}", flush=True))
         real = real_rows(data)
-        preset = mopo.hooks(cfg).penalty
+        preset = cfg.hooks().penalty
         coefs = args.coefs or sorted({1.0, 5.0, float(cfg.penalty_coef), 15.0})
         for coef in coefs:
             penalty = Penalty(preset.fn, coef=coef, part=preset.part, members=preset.members)

@@ -22,7 +22,8 @@ import numpy as np
 
 import dynlearn as dl
 from dynlearn import agents, penalties
-from dynlearn.algos.model_based import ModelBasedConfig, build_model
+from dynlearn.algos import load_config
+from dynlearn.algos.model_based import build_model
 from dynlearn.rollout import Penalty
 
 
@@ -35,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = json.loads((args.run / "config.json").read_text())
-    cfg = ModelBasedConfig(**config["model_based"])
+    cfg = load_config(args.run)
     data = dl.data.load(config["dataset"]["name"])
     task = dl.tasks.get(config["task"])
     model, _ = build_model(data, task, cfg, log=lambda s: None)
@@ -46,10 +47,10 @@ def main() -> None:
     state = agent.load(folder / "agent")
     # the run's reward penalty (MOPO-style methods); methods without one (MOBILE, RAVL, MBPO) show MOPO's max aleatoric
     # std as a plain uncertainty reading, labelled so
-    rollout_penalty = cfg.penalty not in (None, "none")
+    rollout_penalty = getattr(cfg, "penalty", "none") != "none"
     penalty_name = cfg.penalty if rollout_penalty else "max_aleatoric (not used by this run)"
-    penalty = Penalty(penalties.PENALTIES[cfg.penalty if rollout_penalty else "max_aleatoric"], part=cfg.penalty_part or "all",
-                      members=cfg.penalty_members or "elites")
+    penalty = Penalty(penalties.PENALTIES[cfg.penalty if rollout_penalty else "max_aleatoric"], part=getattr(cfg, "penalty_part", "all"),
+                      members=getattr(cfg, "penalty_members", "elites"))
     env = gym.make(task.id)
     act = jax.jit(lambda o, k: agent.act(state, o, key=k, deterministic=True))
     for ep in range(args.episodes):

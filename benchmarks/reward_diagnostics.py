@@ -17,7 +17,8 @@ from pathlib import Path
 import jax
 
 import dynlearn as dl
-from dynlearn.algos.model_based import ModelBasedConfig, build_model
+from dynlearn.algos import MOPOConfig
+from dynlearn.algos.model_based import build_model
 from dynlearn.models import FitConfig
 from dynlearn.models.dynamics_reward import load_reward, reward_diagnostics
 from dynlearn.models.holdout import split_holdout
@@ -31,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     data = dl.data.load(args.dataset)
     task = dl.tasks.get(data.task or "Hopper-v5")
-    cfg = ModelBasedConfig(method="mopo")
+    cfg = MOPOConfig()  # the ensemble every method fits for the dataset
     model, _ = build_model(data, task, cfg, log=lambda line: None)
     reward = load_reward(args.reward or Path("runs/reward") / args.dataset)
     _, holdout, _, _ = split_holdout(data, FitConfig(max_epochs=cfg.model_max_epochs), seed=cfg.model_seed)

@@ -113,7 +113,7 @@ def test_sigterm_during_training_checkpoints_and_exits_130(tmp_path):
 
 def test_train_passes_the_ensemble_fit_options_and_refuses_misplaced_ones(tmp_path, capsys, monkeypatch):
     """--model-min-epochs above the default 60-epoch cap is refused before any work; with --model-max-epochs 0 (no cap)
-    both reach ModelBasedConfig."""
+    both reach the method's config."""
     from dynlearn.algos import model_based
 
     data = tmp_path / "p.hdf5"
@@ -127,7 +127,7 @@ def test_train_passes_the_ensemble_fit_options_and_refuses_misplaced_ones(tmp_pa
                  "--out", str(tmp_path / "b")]) == 0
     assert (seen[0].model_min_epochs, seen[0].model_max_epochs) == (350, None)
     assert main(["train", "mopo", str(data), "--out", str(tmp_path / "c")]) == 0
-    assert (seen[1].model_min_epochs, seen[1].model_max_epochs) == (None, 60)
+    assert (seen[1].model_min_epochs, seen[1].model_max_epochs) == (0, 60)
     assert options[1]["only_seed"] is None
     assert main(["train", "mopo", str(data), "--only-seed", "2", "--resume", "--out", str(tmp_path / "c")]) == 0
     assert options[2]["only_seed"] == 2 and options[2]["resume"]

@@ -150,7 +150,8 @@ def test_reward_refuses_to_start_over_an_unfinished_run_unless_told(tmp_path, ca
 @pytest.mark.slow
 def test_reward_defaults_to_the_model_based_methods_cached_ensemble(tmp_path, hopper_files, monkeypatch):
     """Without --model, `model reward` learns the reward of the very ensemble `dynlearn train mopo DATA` trains on."""
-    from dynlearn.algos.model_based import ModelBasedConfig, build_model
+    from dynlearn.algos import MOPOConfig
+    from dynlearn.algos.model_based import build_model
 
     monkeypatch.setenv("DYNLEARN_CACHE_DIR", str(tmp_path / "cache"))
     data = str(hopper_files[0])
@@ -160,7 +161,7 @@ def test_reward_defaults_to_the_model_based_methods_cached_ensemble(tmp_path, ho
     assert len(entries) == 1 and (entries[0] / "model" / "config.json").is_file()
     dataset = dl.data.load(data)
     seen = []
-    build_model(dataset, dl.tasks.get("Hopper-v5"), ModelBasedConfig(), log=seen.append)
+    build_model(dataset, dl.tasks.get("Hopper-v5"), MOPOConfig(), log=seen.append)
     assert any("cached" in line for line in seen)  # the training loop finds the same entry
 
     # `model eval` diagnoses that same cached ensemble: by name (`cached`) or by its folder, with the reward

@@ -3,6 +3,7 @@
 >>> import dynlearn as dl
 >>> data = dl.data.load("hopper-medium.hdf5", task="Hopper-v5")
 >>> task = dl.tasks.get("Hopper-v5")
+>>> dl.algos.train(dl.algos.MOPOConfig.preset("hopper-medium"), data, task, out="runs/mopo")
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ Errors in the user's input (``DynlearnError``) print one line and exit with stat
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -15,7 +16,7 @@ import threading
 import typing
 import warnings
 from pathlib import Path
-from typing import Annotated, Callable
+from typing import Annotated, Callable, NamedTuple
 
 import tyro
 
@@ -106,12 +107,11 @@ class DataConvert(SourceArgs):
 
 @dataclasses.dataclass(frozen=True)
 class Train:
-    """Train offline on a dataset (DATA): a model-free agent or a model-based method; or online in the task (--online).
-    Writes a run folder."""
+    """Train a model-free agent offline on a dataset (DATA), or online in the task (--online). Writes a run folder.
+    The model-based methods have their own commands: dynlearn train METHOD DATA (mopo, mobile, ...; each with --help)."""
 
     algo: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="ALGO")]
-    """model-based: mopo, mobile, ravl, mbpo, morec-mopo, morec-mobile (dynlearn.algos); model-free: sac, edac, td3bc,
-    iql, cql, bc (dynlearn.agents)"""
+    """model-free agent: sac, edac, td3bc, iql, cql, bc (dynlearn.agents)"""
     data: Annotated[str | None, tyro.conf.Positional, tyro.conf.arg(metavar="DATA")] = None
     """dataset (file, Minari id or named dataset); omit with --online"""
     out: Path = Path("runs/train")
@@ -129,9 +129,6 @@ class Train:
     parallel_seeds: bool = False
     """offline: train the seeds together, one vmapped program for all (meant for a GPU; on one CPU core it takes as long
     as running them in turn); the same run folder either way, resumable either way"""
-    only_seed: int | None = None
-    """offline model-based: train only this one of the run's seeds, so that each seed can train in its own process (one
-    per CPU core); start the others with --resume once the first has written config.json"""
     eval_every: int = 10_000
     """evaluate the policy every this many steps"""
     eval_episodes: int = 10
@@ -140,39 +137,30 @@ class Train:
     """continue the run in --out from its checkpoint"""
     force: bool = False
     """replace an existing run folder"""
-    model: str = "ensemble"
-    """model-based methods: ensemble (fitted on DATA and cached) | oracle (true simulator) | a model folder"""
-    model_holdout: str | None = None
-    """model-based methods: what the ensemble fit holds out, episodes (default) | transitions (OfflineRL-Kit's rule)"""
-    model_max_epochs: int | None = None
-    """model-based methods: cap on the ensemble fit's epochs (default 60; 0: none, early stopping only, as OfflineRL-Kit)"""
-    model_min_epochs: int | None = None
-    """model-based methods: fit the ensemble at least this many epochs, the learning rate x 0.3 at the first plateau
-    before them (the edge-of-reach/RAVL reference: 350, with --model-max-epochs 0)"""
-    model_select_by: str | None = None
-    """model-based methods: the holdout error the ensemble fit stops on and picks elites by, mse (default, OfflineRL-Kit's) |
-    normalized (each target dim divided by its variance)"""
-    actor_lr_schedule: str | None = None
-    """model-based methods: the policy's learning rate, constant (default) | cosine (annealed to 0 over --steps, as
-    OfflineRL-Kit's MOPO and MOBILE)"""
-    preset: str | None = None
-    """model-based methods: the paper's hyperparameters for a dataset, e.g. hopper-medium (default: from DATA's name)"""
-    horizon: int | None = None
-    """model-based methods: rollout length h (default: the method's / preset's)"""
-    penalty: str | None = None
-    """mopo: uncertainty penalty (max_aleatoric, max_pairwise_diff, ensemble_std, ensemble_var, llv, loo_kl, none)"""
-    penalty_coef: float | None = None
-    """mopo: lambda; mobile: beta (default: the preset's)"""
-    penalty_members: str | None = None
-    """mopo: which members the penalty reads, all (MOPO's code, default) or elites"""
-    real_ratio: float | None = None
-    """model-based methods: share of dataset rows in each batch (default 0.05)"""
-    rollout_batch: int | None = None
-    """model-based methods: start states per rollout (default 50,000)"""
-    rollout_every: int | None = None
-    """model-based methods: agent steps between rollouts (default 1,000)"""
-    reward_model: str | None = None
-    """morec-*: the dynamics reward folder written by `dynlearn model reward`"""
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodJob:
+    """What every ``dynlearn train METHOD`` command takes beside the method's config (whose fields are its other
+    flags)."""
+
+    data: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="DATA")]
+    """dataset (file, Minari id or named dataset, e.g. hopper-medium-v5); its name picks the method's preset when
+    --preset is not given"""
+    out: Path = Path("runs/train")
+    """run folder"""
+    task: str | None = None
+    """task to evaluate in (default: the one the dataset records)"""
+    parallel_seeds: bool = False
+    """train the seeds together, one vmapped program for all (meant for a GPU; on one CPU core it takes as long as
+    running them in turn); the same run folder either way, resumable either way"""
+    only_seed: int | None = None
+    """train only this one of the run's seeds, so that each seed can train in its own process (one per CPU core);
+    start the others with --resume once the first has written config.json"""
+    resume: bool = False
+    """continue the run in --out from its checkpoint"""
+    force: bool = False
+    """replace an existing run folder"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -355,26 +343,12 @@ def _cmd_tasks(cfg: TasksList) -> None:
               f"reward {r['reward']:<26} random {r['ref_random']}  expert {r['ref_expert']}  ({r['reference']})")
 
 
-_MODEL_BASED_OPTIONS = ("model", "model_holdout", "model_max_epochs", "model_min_epochs", "model_select_by", "actor_lr_schedule",
-                        "preset", "horizon", "penalty",
-                        "penalty_coef", "penalty_members", "real_ratio", "rollout_batch", "rollout_every", "reward_model",
-                        "only_seed")
-"""``dynlearn train`` options that only the model-based methods read."""
-
-
 def _cmd_train(cfg: Train) -> None:
-    from .algos.model_based import METHODS
     from .errors import ConfigError
     from .tasks import get
 
-    check_minimums(cfg, {"steps": 1, "seeds": 1, "eval_every": 1, "eval_episodes": 1, "horizon": 1, "rollout_batch": 1,
-                         "rollout_every": 1, "model_max_epochs": 0, "model_min_epochs": 0}, command="train")
-    _check_algorithm(cfg.algo, online=cfg.online)
-    defaults = Train(algo=cfg.algo)
-    ignored = [f"--{k.replace('_', '-')}" for k in _MODEL_BASED_OPTIONS if getattr(cfg, k) != getattr(defaults, k)]
-    if ignored and (cfg.online or cfg.algo.lower() not in METHODS):
-        raise ConfigError(f"{', '.join(ignored)} only apply to the offline model-based methods ({', '.join(METHODS)}); "
-                          f"train {cfg.algo}{' --online' if cfg.online else ''} would ignore them. Fix: drop them.")
+    check_minimums(cfg, {"steps": 1, "seeds": 1, "eval_every": 1, "eval_episodes": 1}, command="train")
+    _check_algorithm(cfg.algo)
     if cfg.online:
         from .algos.online import OnlineConfig, train_online
 
@@ -387,39 +361,93 @@ def _cmd_train(cfg: Train) -> None:
         train_online(online, cfg.out, resume=cfg.resume, force=cfg.force)
         return
     from .algos.offline import OfflineConfig, train_offline
-    from .data import load
 
     if cfg.data is None:
         raise ConfigError("train needs a DATA argument (or --online). Fix: dynlearn train td3bc hopper.hdf5 --task Hopper-v5.")
-    dataset = load(cfg.data, task=cfg.task)
-    task_id = cfg.task if cfg.task is not None else dataset.task
-    if task_id is None:
-        raise ConfigError(f"{cfg.data} does not record its task. Fix: pass --task (e.g. --task Hopper-v5).")
-    from .algos.model_based import METHODS, ModelBasedConfig, train_model_based
-    from .data.dataset import check_trainable
-
-    check_trainable(dataset, successors=cfg.algo.lower() in METHODS and cfg.model == "ensemble")
-    if cfg.algo.lower() in METHODS:
-        if cfg.model not in ("ensemble", "oracle") and (Path(cfg.model) / "config.json").is_file():
-            from .models import load as load_model
-
-            _check_model_finite(load_model(cfg.model, task=get(task_id)), cfg.model, flag="--model")
-        max_epochs = {} if cfg.model_max_epochs is None else {"model_max_epochs": cfg.model_max_epochs or None}  # 0: no cap
-        mb = ModelBasedConfig(method=cfg.algo.lower(), preset=cfg.preset, steps=100_000 if cfg.steps is None else cfg.steps,
-                              seeds=cfg.seeds, seed=cfg.seed, model=cfg.model, model_holdout=cfg.model_holdout,
-                              model_min_epochs=cfg.model_min_epochs, model_select_by=cfg.model_select_by,
-                              actor_lr_schedule=cfg.actor_lr_schedule, **max_epochs,
-                              horizon=cfg.horizon, penalty=cfg.penalty,
-                              penalty_coef=cfg.penalty_coef, penalty_members=cfg.penalty_members,
-                              real_ratio=cfg.real_ratio, rollout_batch=cfg.rollout_batch,
-                              rollout_every=cfg.rollout_every, reward_model=cfg.reward_model, eval_every=cfg.eval_every,
-                              eval_episodes=cfg.eval_episodes)
-        train_model_based(dataset, get(task_id), mb, cfg.out, resume=cfg.resume, force=cfg.force, parallel_seeds=cfg.parallel_seeds,
-                          only_seed=cfg.only_seed)
-        return
+    dataset, task = _training_data(cfg.data, cfg.task, successors=False)
     offline = OfflineConfig(agent=cfg.algo, steps=100_000 if cfg.steps is None else cfg.steps, seeds=cfg.seeds, seed=cfg.seed,
                             eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes)
-    train_offline(dataset, get(task_id), offline, cfg.out, resume=cfg.resume, force=cfg.force, parallel_seeds=cfg.parallel_seeds)
+    train_offline(dataset, task, offline, cfg.out, resume=cfg.resume, force=cfg.force, parallel_seeds=cfg.parallel_seeds)
+
+
+def _run_train(args: list[str], prog: str) -> None:
+    """``dynlearn train ALGO``: a model-free agent; a flag that only the model-based methods have is refused by name."""
+    from .algos.registry import method, names
+    from .errors import ConfigError
+
+    typed = [a.split("=", 1)[0] for a in args if a.startswith("--")]
+    own = set(_flag_names(Train).values())
+    method_flags = [f for m in names() for f in _flag_names(method(m)).values()] + list(_flag_names(MethodJob).values())
+    misplaced = list(dict.fromkeys(f for f in method_flags if f in typed and f not in own))
+    if misplaced:
+        algo = next((a for a in args if not a.startswith("-")), "ALGO")
+        raise ConfigError(f"{', '.join(misplaced)} only apply to the offline model-based methods ({', '.join(names())}); "
+                          f"train {algo}{' --online' if '--online' in typed else ''} would ignore them. Fix: drop them (a model-based "
+                          "method is trained by `dynlearn train METHOD DATA`, e.g. dynlearn train mopo --help).")
+    _cmd_train(_parse(Train, args, prog=prog))
+
+
+def _training_data(data: str, task_id: str | None, *, successors: bool):
+    """The dataset DATA (loaded with its task) and the task to evaluate in, refused when nothing in it can be trained
+    on (``successors``: a model is fitted on it, so rows need a successor observation)."""
+    from .data import load
+    from .data.dataset import check_trainable
+    from .errors import ConfigError
+    from .tasks import get
+
+    dataset = load(data, task=task_id)
+    task_id = task_id if task_id is not None else dataset.task
+    if task_id is None:
+        raise ConfigError(f"{data} does not record its task. Fix: pass --task (e.g. --task Hopper-v5).")
+    check_trainable(dataset, successors=successors)
+    return dataset, get(task_id)
+
+
+def _method_job(config_cls: type) -> type:
+    """The ``dynlearn train NAME`` command's dataclass for a method: :class:`MethodJob`'s fields and the config's fields
+    as flags (each with its docstring as help). Parsed unchecked; :func:`_run_method` checks the config it builds."""
+    unchecked = _unchecked(config_cls)
+    presets = ", ".join(sorted(config_cls.PRESETS))
+    doc = (f"dynlearn train {config_cls.name} DATA: {' '.join((config_cls.__doc__ or '').split())} Writes a run folder. "
+           + (f"Presets (the papers' per-dataset values): {presets}; --preset P applies one (default: the one DATA's name "
+              "names), and the flags given beside it win." if presets else ""))
+    return dataclasses.make_dataclass(
+        f"Train{config_cls.__name__}", [("config", Annotated[unchecked, tyro.conf.arg(name="")], dataclasses.field(default=unchecked()))],
+        bases=(MethodJob,), frozen=True, namespace={"__doc__": doc, "config_class": config_cls, "__module__": __name__})
+
+
+def _run_method(job: type, args: list[str], prog: str) -> None:
+    """``dynlearn train NAME DATA``: the config is the preset (--preset P, else the one DATA's name names, else the
+    class's defaults) with the flags the user typed over it. Parsed twice: once to find DATA and --preset, then with the
+    preset's config as the defaults."""
+    from . import agents
+    from .algos.base import preset_of
+    from .algos.model_based import train_model_based
+    from .errors import ConfigError
+
+    config_cls = job.config_class
+    if "--online" in args:
+        raise ConfigError(f"train: {config_cls.name} is an offline model-based method; --online trains a model-free agent. Fix: drop "
+                          f"--online and pass DATA, or train one of {', '.join(agents.names())} online.")
+    first = tyro.cli(job, args=args, prog=prog, description=job.__doc__)
+    dataset, task = _training_data(first.data, first.task, successors=first.config.model == "ensemble")
+    preset = first.config.preset or preset_of(dataset.name, config_cls.PRESETS)
+    parsed = first
+    if preset is not None:
+        start = _unchecked(config_cls)(**_values(config_cls.preset(preset)))
+        parsed = tyro.cli(job, args=args, prog=prog, description=job.__doc__, default=dataclasses.replace(first, config=start))
+    cfg = config_cls(**_values(parsed.config))
+    if cfg.model not in ("ensemble", "oracle") and (Path(cfg.model) / "config.json").is_file():
+        from .models import load as load_model
+
+        _check_model_finite(load_model(cfg.model, task=task), cfg.model, flag="--model")
+    train_model_based(dataset, task, cfg, parsed.out, resume=parsed.resume, force=parsed.force, parallel_seeds=parsed.parallel_seeds,
+                      only_seed=parsed.only_seed)
+
+
+def _values(cfg) -> dict:
+    """A dataclass's fields, as keyword arguments (not recursive, unlike ``dataclasses.asdict``)."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.init}
 
 
 def _cmd_model_train(cfg: ModelTrain) -> None:
@@ -446,7 +474,8 @@ def _cached_ensemble(data: str, model_holdout: str | None, *, fix: str):
     """The cache folder of the ensemble ``dynlearn train mopo|mobile|...`` uses for dataset ``data`` (fitted now if
     missing), and the dataset, loaded once with its recorded task; ``fix`` says what to pass instead when the dataset
     does not record its task."""
-    from .algos.model_based import ModelBasedConfig, build_model, ensemble_entry
+    from .algos.mbpo import MBPOConfig
+    from .algos.model_based import build_model, ensemble_entry
     from .data import load
     from .errors import ConfigError
     from .tasks import get
@@ -454,7 +483,8 @@ def _cached_ensemble(data: str, model_holdout: str | None, *, fix: str):
     dataset = load(data)
     if dataset.task is None:
         raise ConfigError(f"{data} does not record its task, so its cached ensemble cannot be found. Fix: {fix}.")
-    task, mb = get(dataset.task), ModelBasedConfig(model_holdout=model_holdout)
+    # every method fits the same ensemble for the same fit options: any method's config names it
+    task, mb = get(dataset.task), MBPOConfig(model_holdout="episodes" if model_holdout is None else model_holdout)
     build_model(dataset, task, mb, log=print)
     return ensemble_entry(dataset, task, mb), dataset
 
@@ -570,21 +600,16 @@ def _check_dsr_data(cfg) -> None:
             fix="pass a series that varies in its training part, a larger --train-fraction, or a separate --test series.")
 
 
-def _check_algorithm(algo: str, *, online: bool) -> None:
+def _check_algorithm(algo: str) -> None:
     """``dynlearn train ALGO``: an unknown name lists every algorithm, model-based and model-free."""
     from . import agents
-    from .algos.model_based import METHODS
+    from .algos.registry import names
     from .errors import ConfigError
 
-    if algo.lower() in METHODS:
-        if online:
-            raise ConfigError(f"train: {algo} is an offline model-based method; --online trains a model-free agent. Fix: drop "
-                              f"--online and pass DATA, or train one of {', '.join(agents.names())} online.")
-        return
     try:
         agents.get(algo)
     except ConfigError:
-        raise ConfigError(f"train: unknown algorithm {algo!r}. Fix: choose a model-based method ({', '.join(METHODS)}) or a "
+        raise ConfigError(f"train: unknown algorithm {algo!r}. Fix: choose a model-based method ({', '.join(names())}) or a "
                           f"model-free agent ({', '.join(agents.names())}).") from None
 
 
@@ -635,26 +660,44 @@ def _cmd_dsr_eval(cfg) -> None:
     _dsr_status(run_eval(cfg))
 
 
-def _commands() -> dict[str, tuple[type, Callable]]:
+class Command(NamedTuple):
+    """A ``dynlearn`` command: the dataclass its flags come from (its help, and the flags error messages name) and the
+    function that runs it on its arguments."""
+
+    cls: type
+    run: Callable[[list[str], str], None]
+    """``run(args, prog)``: parse ``args`` (``prog``: the command's name in help) and run"""
+
+
+def _command(cls: type, handler: Callable) -> Command:
+    """A command that runs ``handler`` on ``args`` parsed into ``cls``."""
+    return Command(cls, lambda args, prog: handler(_parse(cls, args, prog=prog)))
+
+
+def _commands() -> dict[str, Command]:
+    """Every command; one ``train NAME`` per model-based method registered when this is called."""
     from .algos.pets import PETSJob, run_job as run_pets
+    from .algos.registry import method, names
     from .default_job import DefaultJobConfig
     from .dsr.jobs import DSREval, DSRFit
     from .planning.job import PlanJob, run_plan
 
+    methods = {f"train {name}": _method_job(method(name)) for name in names()}
     return {
-        "run": (DefaultJobConfig, _cmd_run),
-        "data info": (DataInfo, _cmd_data_info),
-        "data generate": (DataGenerate, _cmd_data_generate),
-        "data convert": (DataConvert, _cmd_data_convert),
-        "train": (Train, _cmd_train),
-        "train pets": (PETSJob, run_pets),
-        "plan": (PlanJob, run_plan),
-        "tasks": (TasksList, _cmd_tasks),
-        "model train": (ModelTrain, _cmd_model_train),
-        "model eval": (ModelEval, _cmd_model_eval),
-        "model reward": (ModelReward, _cmd_model_reward),
-        "dsr fit": (DSRFit, _cmd_dsr_fit),
-        "dsr eval": (DSREval, _cmd_dsr_eval),
+        "run": _command(DefaultJobConfig, _cmd_run),
+        "data info": _command(DataInfo, _cmd_data_info),
+        "data generate": _command(DataGenerate, _cmd_data_generate),
+        "data convert": _command(DataConvert, _cmd_data_convert),
+        "train": Command(Train, _run_train),
+        **{name: Command(job, functools.partial(_run_method, job)) for name, job in methods.items()},
+        "train pets": _command(PETSJob, run_pets),
+        "plan": _command(PlanJob, run_plan),
+        "tasks": _command(TasksList, _cmd_tasks),
+        "model train": _command(ModelTrain, _cmd_model_train),
+        "model eval": _command(ModelEval, _cmd_model_eval),
+        "model reward": _command(ModelReward, _cmd_model_reward),
+        "dsr fit": _command(DSRFit, _cmd_dsr_fit),
+        "dsr eval": _command(DSREval, _cmd_dsr_eval),
     }
 
 
@@ -665,7 +708,8 @@ commands:
   data info       what a dataset holds, and problems found in it
   data generate   collect a dataset in a task with a behaviour policy (D4RL layout)
   data convert    convert Minari / .npz / .csv data to the D4RL layout
-  train           train offline on a dataset (mopo, mobile, ravl, td3bc, iql, ...) or online in a task (--online)
+  train METHOD    train an offline model-based method on a dataset; METHOD: {methods}
+  train ALGO      train a model-free agent offline on a dataset (td3bc, iql, cql, bc, ...) or online in a task (--online)
   train pets      PETS online in a task: CEM over an ensemble refitted as data comes in
   plan            model-predictive control (CEM, MPPI, random shooting) with a saved model, evaluated in the task
   tasks           list the registered tasks
@@ -677,14 +721,21 @@ commands:
 
 --force replaces only what dynlearn wrote; --force --force-replace-folder PATH also replaces a folder it did not write.
 """
+"""The help ``dynlearn`` prints; ``{methods}``: the registered model-based methods."""
+
+
+@functools.cache
+def _unchecked(cls: type) -> type:
+    """``cls`` without its own checks (``__post_init__``), for tyro to build: the checks then run outside tyro, whose
+    box around an error they raise would hide the one line :func:`main` prints."""
+    return type(cls.__name__, (cls,), {"__post_init__": lambda self: None, "__module__": cls.__module__, "__doc__": cls.__doc__})
 
 
 def _parse(cls: type, args: list[str], *, prog: str):
     """``args`` parsed into the config dataclass ``cls``, whose own checks (``__post_init__``) run here, outside tyro:
     their ConfigError is then printed as one line by :func:`main` (tyro would wrap it in a box of its own)."""
-    unchecked = type(cls.__name__, (cls,), {"__post_init__": lambda self: None, "__module__": cls.__module__, "__doc__": cls.__doc__})
-    raw = tyro.cli(unchecked, args=args, prog=prog, description=cls.__doc__)
-    return cls(**{f.name: getattr(raw, f.name) for f in dataclasses.fields(cls) if f.init})
+    raw = tyro.cli(_unchecked(cls), args=args, prog=prog, description=cls.__doc__)
+    return cls(**_values(raw))
 
 
 def _force_replace_folders(args: list[str]) -> tuple[list[str], list[str]]:
@@ -795,19 +846,19 @@ def main(argv: list[str] | None = None) -> int:
     commands = _commands()
     name = next((n for n in sorted(commands, key=len, reverse=True) if argv[: len(n.split())] == n.split()), None)
     if name is None:
-        print(USAGE, file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        methods = ", ".join(n.split()[1] for n, c in commands.items() if c.cls.__bases__ == (MethodJob,))
+        print(USAGE.format(methods=methods), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
-    cls, handler = commands[name]
+    command = commands[name]
     from .checkpoint import replacing
     from .errors import RunFinished
 
     try:
         args, replace = _force_replace_folders(argv[len(name.split()):])
-        cfg = _parse(cls, args, prog=f"dynlearn {name}")
         with replacing(*replace), warnings.catch_warnings():  # a dataset warning (e.g. a guessed encoding): one line
             warnings.simplefilter("always", DataWarning)
             warnings.showwarning = _show_warning
-            handler(cfg)
+            command.run(args, f"dynlearn {name}")
     except _Terminated:
         print(f"dynlearn: stopped by SIGTERM; `dynlearn {name}` had checkpointed nothing yet, so there is nothing to resume. "
               "Run it again (with --resume if it had already created its run folder).", file=sys.stderr)
@@ -819,7 +870,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dynlearn: {e}", file=sys.stderr)
         return 130
     except DynlearnError as e:
-        print(f"error: {_user_message(e, cls, name)}", file=sys.stderr)
+        print(f"error: {_user_message(e, command.cls, name)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

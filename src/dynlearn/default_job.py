@@ -22,7 +22,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from .algos.model_based import ModelBasedConfig, train_model_based
+from .algos.model_based import train_model_based
+from .algos.mopo import MOPOConfig
 from .data.d4rl import load_d4rl, write_d4rl
 from .data.summary import summarize
 from .errors import ConfigError, check_minimums
@@ -85,10 +86,10 @@ def run_default_job(cfg: DefaultJobConfig, *, log=print) -> Path:
     out = cfg.out if cfg.out is not None else Path("runs") / (time.strftime("%Y%m%d-%H%M%S") + "-default")
     task = get("Pendulum-v1")
     name = f"{task.id.lower()}-noisy-controller"
-    mopo = ModelBasedConfig(method="mopo", steps=size["agent_steps"], seeds=1, seed=cfg.seed, rollout_batch=5_000,
-                            rollout_every=size["rollout_every"], retain_epochs=5, eval_every=size["eval_every"],
-                            checkpoint_every=size["agent_steps"], eval_episodes=size["eval_episodes"])
-    mopo.resolve(name)  # every config is checked before the run folder is written
+    # checked here, before the run folder is written
+    mopo = MOPOConfig(steps=size["agent_steps"], seeds=1, seed=cfg.seed, rollout_batch=5_000, rollout_every=size["rollout_every"],
+                      retain_epochs=5, eval_every=size["eval_every"], checkpoint_every=size["agent_steps"],
+                      eval_episodes=size["eval_episodes"])
     run = RunFolder(out, force=cfg.force)
     run.write_config(dataclasses.asdict(cfg) | {"out": str(out), "sizes": size})
 

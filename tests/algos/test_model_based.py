@@ -1,6 +1,6 @@
 """The offline model-based loop (MOPO, MOBILE, RAVL, MBPO): every method runs and writes its run folder, a killed and
-resumed run equals an uninterrupted one, presets resolve, and a rollout penalty lowers the value of actions the data
-never took."""
+resumed run equals an uninterrupted one, its config reloads equal to the one trained, presets give the papers' values,
+and a rollout penalty lowers the value of actions the data never took."""
 
 import json
 
@@ -12,8 +12,9 @@ import pytest
 
 import dynlearn as dl
 from dynlearn import agents
-from dynlearn.algos import mobile
-from dynlearn.algos.model_based import METHODS, ModelBasedConfig, _ensemble_configs, train_model_based
+from dynlearn.algos import MBPOConfig, MOBILEConfig, MOPOConfig, RAVLConfig, load_config, mobile
+from dynlearn.algos.model_based import _ensemble_configs, train_model_based
+from dynlearn.algos.registry import method, names
 from dynlearn.errors import ConfigError
 from dynlearn.models import EnsembleConfig, FitConfig, fit
 from dynlearn.models.base import MemberOutputs
@@ -46,10 +47,13 @@ def pendulum():
     return task, data, model
 
 
-def _small(method, **kw):
-    base = dict(method=method, steps=200, seeds=1, rollout_batch=200, rollout_every=100, retain_epochs=2, eval_every=200,
-                checkpoint_every=100, eval_episodes=1, q_floor=float("-inf"))
-    return ModelBasedConfig(**(base | kw))
+def _small(name, **kw):
+    cls = method(name)
+    base = dict(steps=200, seeds=1, rollout_batch=200, rollout_every=100, retain_epochs=2, eval_every=200, checkpoint_every=100,
+                eval_episodes=1)
+    if issubclass(cls, MOBILEConfig):
+        base["q_floor"] = float("-inf")  # Pendulum's rewards are negative
+    return cls(**(base | kw))
 
 
 def _agent_cfg(method):
@@ -67,7 +71,7 @@ def _method_options(method, tmp_path) -> dict:
     return {"reward_model": str(folder), "horizon": 10, "reward_discriminators": 4, "reward_threshold": 0.0}
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", names())
 def test_every_method_trains_and_writes_its_run_folder(tmp_path, pendulum, method):
     task, data, model = pendulum
     cfg = _small(method, **_method_options(method, tmp_path))
@@ -76,7 +80,7 @@ def test_every_method_trains_and_writes_its_run_folder(tmp_path, pendulum, metho
     check_results(results)
     assert results["method"] == method and results["budget"]["steps"] == 200
     config = json.loads((out / "config.json").read_text())["model_based"]
-    assert None not in [config[k] for k in ("horizon", "penalty_coef", "real_ratio", "rollout_batch")]  # resolved
+    assert config["method"] == method and load_config(out) == cfg  # the run's config reloads as the one trained
     history = json.loads((out / "seed_0" / "checkpoint" / "progress.json").read_text())["history"]
     assert [h["step"] for h in history] == [100, 200]
     assert all(np.isfinite(h["q/mean"]) and 0 < h["rollout/valid_fraction"] <= 1 for h in history)
@@ -130,49 +134,57 @@ def test_seeds_trained_one_per_call_equal_a_run_in_turn(tmp_path, pendulum):
                           log=_quiet)
 
 
-def test_presets_resolve_from_the_dataset_name():
-    cfg = ModelBasedConfig(method="mopo").resolve("hopper-medium-replay-v5")
+def test_presets_give_the_papers_values_and_explicit_values_win():
+    cfg = MOPOConfig.for_dataset("hopper-medium-replay-v5")
     assert (cfg.preset, cfg.horizon, cfg.penalty_coef, cfg.penalty) == ("hopper-medium-replay", 5, 1.0, "max_aleatoric")
-    cfg = ModelBasedConfig(method="mopo", penalty_coef=2.0, penalty="llv").resolve("hopper-medium-v5")
-    assert (cfg.preset, cfg.penalty_coef, cfg.penalty) == ("hopper-medium", 2.0, "llv")  # explicit values win
-    cfg = ModelBasedConfig(method="mobile").resolve("hopper-medium-v5")
+    cfg = MOPOConfig.preset("hopper-medium-v5")  # a dataset's name: its longest preset
+    assert (cfg.preset, cfg.horizon, cfg.penalty_coef) == ("hopper-medium", 5, 5.0)
+    cfg = MOPOConfig.preset("hopper-medium", penalty_coef=2.0, penalty="llv")
+    assert (cfg.preset, cfg.penalty_coef, cfg.penalty, cfg.horizon) == ("hopper-medium", 2.0, "llv", 5)  # explicit values win
+    assert MOPOConfig.for_dataset("my-data") == MOPOConfig()  # no preset for it: the defaults
+    cfg = MOBILEConfig.preset("hopper-medium-v5")
     assert (cfg.horizon, cfg.penalty_coef, cfg.auto_alpha, cfg.alpha, cfg.q_floor) == (5, 1.5, False, 0.2, 0.0)
-    assert ModelBasedConfig(method="ravl").resolve("my-data").critics == 10
-    assert ModelBasedConfig(method="mbpo").resolve(None).penalty == "none"
+    assert RAVLConfig.for_dataset("hopper-medium-v5").critics == 10 and MOBILEConfig().horizon == 1
+    assert MBPOConfig().hooks().penalty is None
+    with pytest.raises(ConfigError, match="mopo has no preset 'nowhere-medium'; known: halfcheetah-medium, hopper-medium"):
+        MOPOConfig.preset("nowhere-medium")
     with pytest.raises(ConfigError, match="no preset"):
-        ModelBasedConfig(method="mopo", preset="nowhere-medium").resolve("x")
+        MOPOConfig(preset="nowhere-medium")
+    with pytest.raises(ConfigError, match="ravl has no presets"):
+        RAVLConfig.preset("hopper-medium")
     with pytest.raises(ConfigError, match="multiples"):
-        ModelBasedConfig(method="mopo", steps=1500).resolve("x")
-    with pytest.raises(ConfigError, match="unknown model-based method"):
-        ModelBasedConfig(method="morel")
+        MOPOConfig(steps=1500)
+    with pytest.raises(ConfigError, match="unknown model-based method 'morel'"):
+        method("morel")
     with pytest.raises(ConfigError, match="unknown penalty"):
-        ModelBasedConfig(method="mopo", penalty="entropy").resolve("x")
-    with pytest.raises(ConfigError, match="model_holdout"):
-        ModelBasedConfig(method="mopo", model_holdout="rows")
+        MOPOConfig(penalty="entropy")
+    with pytest.raises(ConfigError, match="MOPOConfig.model_holdout"):
+        MOPOConfig(model_holdout="rows")
     with pytest.raises(ConfigError, match="not fitted here"):  # the oracle and saved models have no fit to choose
-        ModelBasedConfig(method="mopo", model="oracle", model_holdout="transitions")
+        MOPOConfig(model="oracle", model_holdout="transitions")
     with pytest.raises(ConfigError, match="model_min_epochs.*not fitted here"):
-        ModelBasedConfig(method="mopo", model="oracle", model_min_epochs=10)
+        MOPOConfig(model="oracle", model_min_epochs=10)
+    with pytest.raises(TypeError, match="abstract"):
+        dl.algos.ModelBasedConfig()
     # the fit's options reach the ensemble's FitConfig; without them the fit (and its cache key) is the default one
     hopper = dl.tasks.get("Hopper-v5")
-    _, fit = _ensemble_configs(ModelBasedConfig(method="ravl", model_min_epochs=350, model_max_epochs=None,
-                                                model_holdout="transitions"), hopper)
+    _, fit = _ensemble_configs(RAVLConfig(model_min_epochs=350, model_max_epochs=None, model_holdout="transitions"), hopper)
     assert (fit.min_epochs, fit.holdout, fit.max_epochs) == (350, "transitions", None)
+    assert RAVLConfig(model_max_epochs=0).model_max_epochs is None  # 0 and None: no cap
     with pytest.raises(ConfigError, match="model_min_epochs 350 is above model_max_epochs 60"):  # the cap would end it first
-        ModelBasedConfig(method="ravl", model_min_epochs=350)
-    assert _ensemble_configs(ModelBasedConfig(method="ravl"), hopper)[1].identity() == FitConfig(max_epochs=60).identity()
+        RAVLConfig(model_min_epochs=350)
+    assert _ensemble_configs(RAVLConfig(), hopper)[1].identity() == FitConfig(max_epochs=60).identity()
     # the termination head is fitted only where the task has no termination function (rollouts read the function)
-    assert not _ensemble_configs(ModelBasedConfig(method="mopo"), hopper)[0].termination_head
-    assert _ensemble_configs(ModelBasedConfig(method="mopo"), dl.tasks.get("Pendulum-v1"))[0].termination_head is False
-    assert _ensemble_configs(ModelBasedConfig(method="mopo"), None)[0].termination_head
+    assert not _ensemble_configs(MOPOConfig(), hopper)[0].termination_head
+    assert _ensemble_configs(MOPOConfig(), dl.tasks.get("Pendulum-v1"))[0].termination_head is False
+    assert _ensemble_configs(MOPOConfig(), None)[0].termination_head
 
 
 def test_mobile_penalty_is_zero_on_real_rows_and_grows_with_model_disagreement(pendulum):
     task, data, model = pendulum
     sac = agents.get("sac")
     state = sac.init(jax.random.key(1), dl.agents.AgentSpec(3, 1, (-2.0,), (2.0,)), sac.Config(hidden=(32, 32)))
-    cfg = ModelBasedConfig(method="mobile", q_floor=float("-inf")).resolve("x")
-    adjust = mobile.target_adjust(cfg, model, sac, n_real=4)
+    adjust = MOBILEConfig(q_floor=float("-inf")).target_adjust(model, sac, n_real=4)
     obs = jnp.asarray(data.transitions.obs[:8])
     act = jnp.asarray(data.transitions.act[:8])
     u_in = adjust.uncertainty(state, obs, act, key=jax.random.key(2))

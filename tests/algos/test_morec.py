@@ -1,9 +1,8 @@
 """MOREC's transition filter and truncation as rollout hooks: candidates are resamples of the elites' outputs, the kept
 candidate is never scored below a rejected one, truncation waits for the minimum length and never marks a terminal,
-and the MOREC-MOPO / MOREC-MOBILE method modules build their hooks from a config."""
+and the MOREC-MOPO / MOREC-MOBILE configs build their hooks."""
 
 import dataclasses
-import types
 
 import equinox as eqx
 import jax
@@ -11,8 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dynlearn.algos import morec, morec_mobile, morec_mopo
-from dynlearn.algos.model_based import ModelBasedConfig
+from dynlearn.algos import morec
+from dynlearn.algos.morec_mobile import MORECMOBILEConfig
+from dynlearn.algos.morec_mopo import MORECMOPOConfig
+from dynlearn.algos.registry import method, names
 from dynlearn.errors import ConfigError
 from dynlearn.models import EnsembleConfig, MemberOutputs, ProbabilisticEnsemble
 from dynlearn.models.dynamics_reward import (
@@ -143,35 +144,39 @@ def test_rollout_with_the_filter_truncates_after_min_length_and_never_marks_a_te
     assert before_cut.any() and np.all(timeout[before_cut]) and not np.asarray(rows.terminal).reshape(valid.shape)[before_cut].any()
 
 
-def test_method_modules_build_hooks_from_a_config(tmp_path, reward):
+def test_method_configs_build_their_hooks(tmp_path, reward):
     folder = save_reward(tmp_path / "reward", reward)
-    base = {"penalty": "max_aleatoric", "penalty_coef": 1.0, "penalty_part": "all", "penalty_members": "all", "reward_model": str(folder),
-            "candidates": 6, "reward_threshold": 0.5, "min_length": 2, "selection": "greedy", "reward_discriminators": 2,
-            "mobile_samples": 10, "q_floor": 0.0}
-    hooks = morec_mopo.hooks(types.SimpleNamespace(**base))
+    base = {"reward_model": str(folder), "candidates": 6, "reward_threshold": 0.5, "min_length": 2, "selection": "greedy",
+            "reward_discriminators": 2}
+    hooks = MORECMOPOConfig(**base, penalty="max_aleatoric", penalty_members="all").hooks()
     assert (hooks.penalty is not None and hooks.penalty.members == "all" and hooks.select.candidates == 6
             and hooks.select.selection == "greedy")
     assert hooks.select.reward.n_discriminators == 2 and float(hooks.stop.threshold) == 0.5 and int(hooks.stop.min_length) == 2
-    mobile_hooks = morec_mobile.hooks(types.SimpleNamespace(**(base | {"penalty": "none"})))
+    mobile_hooks = MORECMOBILEConfig(**base).hooks()
     assert mobile_hooks.penalty is None and mobile_hooks.select is not None
-    # Fields the config does not have yet fall back to MOREC's defaults; a missing reward is a clear error.
-    defaults = morec.filter_hooks(types.SimpleNamespace(reward_model=str(folder)), RolloutHooks())
+    # MOREC's defaults; a missing reward is a clear error
+    defaults = MORECMOPOConfig(reward_model=str(folder)).hooks()
     assert (defaults.select.candidates == 10 and defaults.select.selection == "softmax"
             and float(defaults.stop.threshold) == pytest.approx(0.6))
     with pytest.raises(ConfigError, match="dynamics reward"):
-        morec_mopo.hooks(types.SimpleNamespace(**(base | {"reward_model": None})))
+        MORECMOPOConfig().hooks()
     with pytest.raises(ConfigError, match="not a dynamics reward folder"):
-        morec_mopo.hooks(types.SimpleNamespace(**(base | {"reward_model": str(tmp_path)})))
-    with pytest.raises(ConfigError, match="selection"):
-        morec_mopo.hooks(types.SimpleNamespace(**(base | {"selection": "best"})))
+        MORECMOPOConfig(reward_model=str(tmp_path)).hooks()
+    with pytest.raises(ConfigError, match="MORECMOPOConfig.selection must be greedy or softmax, got 'best'"):
+        MORECMOPOConfig(**(base | {"selection": "best"}))
+    with pytest.raises(ConfigError, match="MORECMOBILEConfig.candidates must be >= 1"):
+        MORECMOBILEConfig(candidates=0)
 
 
-def test_presets_use_only_known_settings():
-    fields = {f.name for f in dataclasses.fields(ModelBasedConfig)}
-    for module in (morec_mopo, morec_mobile):
-        assert set(module.DEFAULTS) - fields <= set(morec.DEFAULTS)  # the rest are ModelBasedConfig fields
-        for preset in module.PRESETS.values():
-            assert set(preset) <= set(module.DEFAULTS)
-        assert module.DEFAULTS["horizon"] == 100 and module.DEFAULTS["rollout_batch"] == 2_000
-    assert (morec_mopo.PRESETS["hopper-medium"]["penalty_coef"] == 15.0
-            and morec_mobile.PRESETS["hopper-medium-replay"]["penalty_coef"] == 0.5)
+def test_presets_set_only_fields_of_their_method():
+    for name in names():
+        cls = method(name)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        for preset, values in cls.PRESETS.items():
+            assert set(values) <= fields, (name, preset)
+            assert cls.preset(preset).preset == preset
+    for cls in (MORECMOPOConfig, MORECMOBILEConfig):
+        assert (cls().horizon, cls().rollout_batch) == (100, 2_000)
+    assert MORECMOPOConfig.preset("hopper-medium").penalty_coef == 15.0
+    assert MORECMOBILEConfig.preset("hopper-medium-replay-v5").penalty_coef == 0.5
+    assert (MORECMOPOConfig().reward_discriminators, MORECMOBILEConfig().reward_discriminators) == (40, 10)

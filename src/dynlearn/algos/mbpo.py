@@ -5,8 +5,29 @@ the true dynamics every penalty of :mod:`dynlearn.penalties` vanishes, and this 
 
 from __future__ import annotations
 
-from . import mopo
+import dataclasses
+from typing import ClassVar
 
-DEFAULTS = mopo.DEFAULTS | {"penalty": "none", "penalty_coef": 0.0, "penalty_members": None}
-PRESETS: dict[str, dict] = {}
-agent, hooks, target_adjust = mopo.agent, mopo.hooks, mopo.target_adjust
+from .. import agents
+from ..rollout import RolloutHooks
+from .base import ModelBasedConfig
+from .mopo import sac_config
+
+
+@dataclasses.dataclass(frozen=True)
+class MBPOConfig(ModelBasedConfig):
+    """Offline MBPO: SAC on unpenalised model rollouts mixed with dataset rows (MOPO with no penalty)."""
+
+    name: ClassVar[str] = "mbpo"
+
+    def agent(self):
+        """MOPO's SAC."""
+        return agents.get("sac"), sac_config(self)
+
+    def hooks(self) -> RolloutHooks:
+        """No rollout penalty."""
+        return RolloutHooks()
+
+    def target_adjust(self, model, agent, n_real):
+        """The critic target as it is."""
+        return None

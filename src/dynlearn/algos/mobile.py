@@ -19,38 +19,67 @@ rate (cosine, over the run's epochs): ``actor_lr_schedule="cosine"`` does the sa
 
 from __future__ import annotations
 
-from typing import Callable
+import dataclasses
+from typing import Any, Callable, ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from .. import agents
-from . import mopo
 from .._types import Array, Float, Key
+from ..errors import ConfigError
 from ..rollout import RolloutHooks, elite_view
-
-DEFAULTS = {"horizon": 1, "penalty": "none", "penalty_coef": 1.0, "penalty_part": "obs", "real_ratio": 0.05,
-            "rollout_batch": 50_000, "rollout_every": 1_000, "retain_epochs": 5, "mobile_samples": 10, "q_floor": 0.0,
-            "critics": 2, "auto_alpha": True, "alpha": 1.0}
-# the reference starts a tuned temperature at 1.0 (log alpha 0) and uses 0.2 where it fixes it (``configs/gym/default.py``)
-PRESETS = {
-    "hopper-medium": {"horizon": 5, "penalty_coef": 1.5, "auto_alpha": False, "alpha": 0.2},
-    "hopper-medium-replay": {"horizon": 5, "penalty_coef": 0.1, "auto_alpha": False, "alpha": 0.2},
-    "hopper-medium-expert": {"horizon": 5, "penalty_coef": 1.5},
-    "hopper-random": {"horizon": 5, "penalty_coef": 5.0},
-    "halfcheetah-medium": {"horizon": 5, "penalty_coef": 0.5},
-}
+from .base import ModelBasedConfig
+from .mopo import sac_config
 
 
-def agent(cfg):
-    """SAC with MOBILE's learning rates (fixed temperature ``alpha`` when ``auto_alpha`` is off): MOPO's."""
-    return agents.get("sac"), mopo.sac_config(cfg)
+@dataclasses.dataclass(frozen=True)
+class MOBILEConfig(ModelBasedConfig):
+    """MOBILE: SAC on model rollouts whose critic target is penalised by the Bellman backup's spread over the
+    ensemble, ``r - beta u + gamma V(s')``."""
 
+    name: ClassVar[str] = "mobile"
+    # the reference starts a tuned temperature at 1.0 (log alpha 0) and uses 0.2 where it fixes it (``configs/gym/default.py``)
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "hopper-medium": {"horizon": 5, "penalty_coef": 1.5, "auto_alpha": False, "alpha": 0.2},
+        "hopper-medium-replay": {"horizon": 5, "penalty_coef": 0.1, "auto_alpha": False, "alpha": 0.2},
+        "hopper-medium-expert": {"horizon": 5, "penalty_coef": 1.5},
+        "hopper-random": {"horizon": 5, "penalty_coef": 5.0},
+        "halfcheetah-medium": {"horizon": 5, "penalty_coef": 0.5},
+    }
 
-def hooks(cfg) -> RolloutHooks:
-    """No rollout penalty: MOBILE's penalty is in the critic target."""
-    return RolloutHooks()
+    horizon: int = 1
+    """rollout length h"""
+    penalty_coef: float = 1.0
+    """beta, the weight of the Bellman-inconsistency penalty in the critic target"""
+    mobile_samples: int = 10
+    """next-state samples per elite for the Bellman-inconsistency estimate (M)"""
+    q_floor: float = 0.0
+    """lower clamp of the penalised critic target (0 in the reference code, whose tasks have rewards >= 0; -inf, on the
+    command line --q-floor=-inf: no clamp, for tasks with negative rewards)"""
+
+    def __post_init__(self):
+        super().__post_init__()
+        me = type(self).__name__
+        if self.penalty_coef < 0:
+            raise ConfigError(f"{me}.penalty_coef must be >= 0, got {self.penalty_coef}.")
+        if self.mobile_samples < 1:
+            raise ConfigError(f"{me}.mobile_samples must be >= 1, got {self.mobile_samples}.")
+
+    def agent(self):
+        """SAC with MOBILE's learning rates (fixed temperature ``alpha`` when ``auto_alpha`` is off): MOPO's."""
+        return agents.get("sac"), sac_config(self)
+
+    def hooks(self) -> RolloutHooks:
+        """No rollout penalty: MOBILE's penalty is in the critic target."""
+        return RolloutHooks()
+
+    def target_adjust(self, model, agent, n_real) -> "BellmanInconsistency":
+        """The Bellman-inconsistency penalty on the model rows (the first ``n_real`` rows of a batch are the dataset's)."""
+        f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+        return BellmanInconsistency(elite_view(model), f32(self.penalty_coef), f32(self.q_floor), n_real, self.mobile_samples,
+                                    agent.sample_action, agent.q_values)
 
 
 class BellmanInconsistency(eqx.Module):
@@ -83,9 +112,3 @@ class BellmanInconsistency(eqx.Module):
         u = self.uncertainty(state, batch.obs.astype(jnp.float32), batch.act.astype(jnp.float32), key=key)
         u = jnp.where(jnp.arange(target.shape[0]) < self.n_real, 0.0, u)
         return jnp.maximum(target - self.coef * u, self.floor)
-
-
-def target_adjust(cfg, model, agent, n_real) -> BellmanInconsistency:
-    f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
-    return BellmanInconsistency(elite_view(model), f32(cfg.penalty_coef), f32(cfg.q_floor), n_real, cfg.mobile_samples,
-                                agent.sample_action, agent.q_values)

@@ -13,9 +13,10 @@ and evaluates, logs and checkpoints between blocks. Every key is derived from ``
 holds the agent, the whole model buffer (arrays, size, cursor) and the progress, so a run killed and resumed ends
 with the same parameters as one that was not.
 
-A method is a module of :mod:`dynlearn.algos` (``mopo``, ``mobile``, ``ravl``) with ``DEFAULTS`` and ``PRESETS``
-(config values, the paper's) and three functions: ``agent(cfg) -> (agent module, agent config)``,
-``hooks(cfg) -> RolloutHooks`` and ``target_adjust(cfg, model, agent, n_real) -> module | None``.
+A method is a frozen config, a subclass of :class:`dynlearn.algos.base.ModelBasedConfig` (``MOPOConfig``,
+``MOBILEConfig``, ...), whose methods build its parts: ``agent()``, ``hooks()`` and ``target_adjust(model, agent,
+n_real)``; the config is used as given (``MOPOConfig.preset("hopper-medium")`` for a paper's values). The run folder's
+``config.json`` records it (:func:`dynlearn.algos.registry.load_config` reads it back).
 
 ``model="oracle"`` replaces the learned model by the true simulator (:class:`dynlearn.tasks.oracle.OracleModel`,
 started from the dataset's recorded ``qpos``/``qvel``): the edge-of-reach experiment of Sims et al. (2024).
@@ -24,7 +25,6 @@ started from the dataset's recorded ``qpos``/``qvel``): the edge-of-reach experi
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -43,198 +43,16 @@ from ..data.normalize import Normalizer
 from ..data.transitions import Transitions
 from ..errors import ConfigError, DataError
 from ..models.ensemble import EnsembleConfig
-from ..models.fitting import HOLDOUTS, SELECT_BY, FitConfig
+from ..models.fit_config import FitConfig
 from ..results import RunFolder, dataset_record, make_results
 from ..rollout import AgentPolicy, Rollout, RolloutHooks, add_valid, rollout
 from ..tasks.evaluate import evaluate
 from ..training import WallClock, run
 from ..training.run_folder import SeedFolders, seed_schedule
+from .base import FIT_OPTIONS, ModelBasedConfig, field_default
 from .offline import normalized_policy
 from .penalty_scale import describe as describe_penalty_scale
 from .penalty_scale import penalty_on_data
-
-METHODS = ("mopo", "mobile", "ravl", "mbpo", "morec-mopo", "morec-mobile")
-"""Registered methods (``mbpo``: MOPO with no penalty, the unpenalised baseline of the edge-of-reach paper;
-``morec-*``: MOPO/MOBILE with MOREC's dynamics-reward transition filter, :mod:`dynlearn.algos.morec`)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelBasedConfig:
-    """``dynlearn train METHOD DATA``: an offline model-based method. ``None`` means the method's default for the
-    dataset (``method.PRESETS[preset]``, else ``method.DEFAULTS``); :meth:`resolve` fills them in."""
-
-    method: str = "mopo"
-    """mopo | mobile | ravl | mbpo | morec-mopo | morec-mobile"""
-    preset: str | None = None
-    """the paper's per-dataset hyperparameters, e.g. hopper-medium (default: from the dataset's name, if known)"""
-    steps: int = 100_000
-    """agent gradient steps per seed"""
-    seeds: int = 3
-    """seeds, run one after another"""
-    seed: int = 0
-    """first seed"""
-    model: str = "ensemble"
-    """ensemble (fitted on the dataset, cached) | oracle (the true simulator) | a model folder (dynlearn model train)"""
-    model_seed: int = 0
-    """seed of the ensemble fit (one model per dataset, shared by every method and agent seed)"""
-    model_max_epochs: int | None = 60
-    """cap on ensemble training epochs (None: early stopping only)"""
-    model_min_epochs: int | None = None
-    """ensemble training runs at least this many epochs, the learning rate lowered x 0.3 at the first plateau before
-    them (the edge-of-reach/RAVL reference: 350); None: early stopping only"""
-    model_holdout: str | None = None
-    """what the ensemble fit holds out for early stopping: episodes (default) | transitions (OfflineRL-Kit's random
-    rows, as the published methods fit their models)"""
-    horizon: int | None = None
-    """rollout length h"""
-    penalty: str | None = None
-    """MOPO's reward penalty: max_aleatoric, max_pairwise_diff, ensemble_std, ensemble_var, llv, loo_kl or none"""
-    penalty_coef: float | None = None
-    """weight lambda of the penalty (MOPO: reward - lambda u; MOBILE: beta of the Bellman-inconsistency term)"""
-    penalty_part: str | None = None
-    """which targets a MOPO penalty reads: obs | reward | all"""
-    penalty_members: str | None = None
-    """which members a MOPO penalty reads: all (MOPO's code: non-elites too) | elites (Lu et al.)"""
-    real_ratio: float | None = None
-    """share of each batch drawn from the dataset (the rest from model rollouts)"""
-    rollout_batch: int | None = None
-    """start states per rollout"""
-    rollout_every: int | None = None
-    """agent steps between rollouts (also the compiled update block)"""
-    retain_epochs: int | None = None
-    """rollouts the model buffer keeps (capacity rollout_batch * horizon * retain_epochs)"""
-    mobile_samples: int | None = None
-    """MOBILE: next-state samples per elite for the Bellman-inconsistency estimate"""
-    q_floor: float | None = None
-    """MOBILE: lower clamp of the penalised critic target (0 in the reference code, whose tasks have rewards >= 0;
-    -inf: no clamp, for tasks with negative rewards)"""
-    reward_model: str | None = None
-    """MOREC: folder of the learned dynamics reward (dynlearn model reward)"""
-    candidates: int | None = None
-    """MOREC: candidate next states per step (K)"""
-    reward_threshold: float | None = None
-    """MOREC: a transition whose kept score is below this is dropped and its branch truncated"""
-    min_length: int | None = None
-    """MOREC: steps before truncation may start"""
-    selection: str | None = None
-    """MOREC: greedy (best candidate) or softmax (sampled by score)"""
-    reward_discriminators: int | None = None
-    """MOREC: historical discriminators combined into the reward (the latest ones)"""
-    critics: int | None = None
-    """critics in the agent's ensemble (SAC: 2; RAVL/EDAC: 10)"""
-    eta: float | None = None
-    """EDAC's gradient-diversity weight (RAVL)"""
-    auto_alpha: bool | None = None
-    """tune SAC's temperature (MOBILE's hopper presets fix it)"""
-    alpha: float | None = None
-    """SAC's (initial) temperature"""
-    actor_lr_schedule: str | None = None
-    """constant (default) | cosine: the policy's learning rate annealed to 0 over the run's steps, in steps of
-    rollout_every updates (OfflineRL-Kit's MOPO and MOBILE)"""
-    model_select_by: str | None = None
-    """the holdout error the ensemble fit stops on and picks elites by: mse (data units, OfflineRL-Kit's; default) |
-    normalized (each target dim divided by its variance)"""
-    eval_every: int = 10_000
-    """evaluate the policy every this many steps (a multiple of rollout_every)"""
-    eval_episodes: int = 10
-    """episodes per evaluation (the final policy gets the same number)"""
-    checkpoint_every: int = 10_000
-    """write a resumable checkpoint every this many steps (a multiple of rollout_every)"""
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise ConfigError(f"unknown model-based method {self.method!r}; choose one of {', '.join(METHODS)}.")
-        for name in ("steps", "seeds", "eval_every", "eval_episodes", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"ModelBasedConfig.{name} must be >= 1, got {getattr(self, name)}.")
-        for name in ("horizon", "rollout_batch", "rollout_every", "retain_epochs", "mobile_samples", "critics"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise ConfigError(f"ModelBasedConfig.{name} must be >= 1, got {v}.")
-        if self.real_ratio is not None and not 0.0 <= self.real_ratio <= 1.0:
-            raise ConfigError(f"ModelBasedConfig.real_ratio must be in [0, 1], got {self.real_ratio}.")
-        if self.penalty_coef is not None and self.penalty_coef < 0:
-            raise ConfigError(f"ModelBasedConfig.penalty_coef must be >= 0, got {self.penalty_coef}.")
-        for name in ("candidates", "reward_discriminators"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise ConfigError(f"ModelBasedConfig.{name} must be >= 1, got {v}.")
-        if self.min_length is not None and self.min_length < 0:
-            raise ConfigError(f"ModelBasedConfig.min_length must be >= 0, got {self.min_length}.")
-        if self.selection is not None and self.selection not in ("greedy", "softmax"):
-            raise ConfigError(f"ModelBasedConfig.selection must be greedy or softmax, got {self.selection!r}.")
-        if self.penalty_part is not None and self.penalty_part not in ("obs", "reward", "all"):
-            raise ConfigError(f"ModelBasedConfig.penalty_part must be obs, reward or all, got {self.penalty_part!r}.")
-        if self.model_holdout is not None and self.model_holdout not in HOLDOUTS:
-            raise ConfigError(f"ModelBasedConfig.model_holdout must be one of {', '.join(HOLDOUTS)}, got {self.model_holdout!r}.")
-        if self.model_min_epochs is not None and self.model_min_epochs < 0:
-            raise ConfigError(f"ModelBasedConfig.model_min_epochs must be None or >= 0, got {self.model_min_epochs}.")
-        if self.model_min_epochs and self.model_max_epochs is not None and self.model_min_epochs > self.model_max_epochs:
-            raise ConfigError(f"ModelBasedConfig: model_min_epochs {self.model_min_epochs} is above model_max_epochs "
-                              f"{self.model_max_epochs} (default 60), which would end the fit first. Fix: lift the cap (0 on the command "
-                              "line, None in Python) or set model_max_epochs to at least model_min_epochs.")
-        for name in _FIT_OPTIONS:
-            if getattr(self, name) is not None and self.model != "ensemble":
-                raise ConfigError(f"ModelBasedConfig.{name} chooses how the learned ensemble is fitted; model={self.model!r} is "
-                                  f"not fitted here. Fix: drop {name} (--{name.replace('_', '-')}), or use model='ensemble'.")
-        if self.actor_lr_schedule is not None and self.actor_lr_schedule not in ("constant", "cosine"):
-            raise ConfigError(f"ModelBasedConfig.actor_lr_schedule must be constant or cosine, got {self.actor_lr_schedule!r}.")
-        if self.model_select_by is not None and self.model_select_by not in SELECT_BY:
-            raise ConfigError(f"ModelBasedConfig.model_select_by must be one of {', '.join(SELECT_BY)}, got {self.model_select_by!r}.")
-        if self.penalty_members is not None and self.penalty_members not in ("elites", "all"):
-            raise ConfigError(f"ModelBasedConfig.penalty_members must be elites or all, got {self.penalty_members!r}.")
-
-    def resolve(self, dataset_name: str | None = None) -> "ModelBasedConfig":
-        """Every ``None`` filled from the method's preset for the dataset, then its defaults; checks the schedule."""
-        method = method_module(self.method)
-        preset = self.preset if self.preset is not None else preset_of(dataset_name, method.PRESETS)
-        if preset is not None and preset not in method.PRESETS:
-            raise ConfigError(f"{self.method} has no preset {preset!r}; known: {', '.join(sorted(method.PRESETS)) or 'none'}.")
-        values = dict(method.DEFAULTS) | (method.PRESETS.get(preset, {}) if preset else {})
-        filled = {k: values[k] for k, v in dataclasses.asdict(self).items() if v is None and k in values}
-        cfg = dataclasses.replace(self, preset=preset, **filled)
-        missing = [f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) is None and f.name not in _OPTIONAL]
-        if missing:
-            raise ConfigError(f"{self.method}: no value for {', '.join(missing)} (internal: DEFAULTS must cover them).")
-        if cfg.steps % cfg.rollout_every or cfg.eval_every % cfg.rollout_every or cfg.checkpoint_every % cfg.rollout_every:
-            raise ConfigError(f"steps ({cfg.steps}), eval_every ({cfg.eval_every}) and checkpoint_every ({cfg.checkpoint_every}) "
-                              f"must be multiples of rollout_every ({cfg.rollout_every}).")
-        if cfg.penalty not in ("none",) and cfg.penalty is not None:
-            from ..penalties import PENALTIES
-
-            if cfg.penalty not in PENALTIES:
-                raise ConfigError(f"unknown penalty {cfg.penalty!r}; choose one of {', '.join(PENALTIES)} or none.")
-        return cfg
-
-    @property
-    def buffer_capacity(self) -> int:
-        return self.rollout_batch * self.horizon * self.retain_epochs
-
-
-_FIT_OPTIONS = ("model_holdout", "model_min_epochs", "model_select_by")
-"""Options of the ensemble's fit (None: the default fit), refused where no ensemble is fitted."""
-
-LEGACY = {"model_based.penalty_members": "elites", "model_based.model_holdout": "episodes"}
-"""What runs saved before a config field existed used: a MOPO run started before ``penalty_members`` read the elites
-(it resumes with ``penalty_members="elites"``, and refuses to change to "all" mid-run); runs started before
-``model_holdout`` held out episodes."""
-
-_OPTIONAL = ("preset", "model_max_epochs", "model_min_epochs", "model_holdout", "model_select_by", "actor_lr_schedule",
-             "penalty_members", "eta", "mobile_samples", "q_floor",
-             "reward_model", "candidates", "reward_threshold", "min_length", "selection", "reward_discriminators")
-
-
-def method_module(name: str):
-    """The module implementing method ``name`` (``morec-mopo`` -> :mod:`dynlearn.algos.morec_mopo`)."""
-    return importlib.import_module(f".{name.replace('-', '_')}", __package__)
-
-
-def preset_of(dataset_name: str | None, presets: dict) -> str | None:
-    """The preset whose name starts the dataset's name (``hopper-medium-replay-v5`` -> ``hopper-medium-replay``)."""
-    if not dataset_name:
-        return None
-    matches = [p for p in presets if dataset_name == p or dataset_name.startswith(p + "-v")]
-    return max(matches, key=len) if matches else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -269,10 +87,8 @@ def _ensemble_configs(cfg: ModelBasedConfig, task):
     """The learned ensemble's configs. The termination head is fitted only for a task without a termination function:
     with one, rollouts never read the head, and training it beside the dynamics slowed the fit on hopper-medium-v5
     (early stopping at epoch 12 instead of the reference's 30+; ``benchmarks/parity.md``, section 1)."""
-    return EnsembleConfig(termination_head=getattr(task, "termination_fn", None) is None), FitConfig(max_epochs=cfg.model_max_epochs,
-                                       holdout="episodes" if cfg.model_holdout is None else cfg.model_holdout,
-                                       min_epochs=0 if cfg.model_min_epochs is None else cfg.model_min_epochs,
-                                       select_by="mse" if cfg.model_select_by is None else cfg.model_select_by)
+    return EnsembleConfig(termination_head=getattr(task, "termination_fn", None) is None), FitConfig(
+        max_epochs=cfg.model_max_epochs, holdout=cfg.model_holdout, min_epochs=cfg.model_min_epochs, select_by=cfg.model_select_by)
 
 
 def ensemble_entry(dataset: Dataset, task, cfg: ModelBasedConfig) -> Path:
@@ -320,7 +136,8 @@ def real_rows(dataset: Dataset) -> Transitions:
 def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | Path, *, model=None, agent_config=None,
                       resume: bool = False, force: bool = False, until: int | None = None, parallel_seeds: bool = False,
                       only_seed: int | None = None, log: Callable[[str], None] = print) -> Path:
-    """Train ``cfg.seeds`` seeds of ``cfg.method`` on ``dataset``; write the run folder ``out``.
+    """Train ``cfg.seeds`` seeds of the method ``cfg`` configures (any :class:`~dynlearn.algos.base.ModelBasedConfig`,
+    used as given) on ``dataset``; write the run folder ``out``.
 
     ``model``: a ready model (e.g. fitted by the caller) instead of ``cfg.model``. ``agent_config``: replaces the
     method's agent config (same agent). ``resume=True`` continues every seed from its checkpoint (the config must
@@ -335,37 +152,38 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
     results.
     """
     out = Path(out)
-    cfg = cfg.resolve(dataset.name)
+    if not isinstance(cfg, ModelBasedConfig):
+        raise ConfigError(f"train_model_based needs a method's config (MOPOConfig, MOBILEConfig, ...), got {type(cfg).__name__}. "
+                          "Fix: pass e.g. dynlearn.algos.MOPOConfig.preset('hopper-medium').")
     if only_seed is not None and not cfg.seed <= only_seed < cfg.seed + cfg.seeds:
         raise ConfigError(f"only_seed={only_seed} is not one of this run's seeds ({cfg.seed}..{cfg.seed + cfg.seeds - 1}). "
                           "Fix: pick one of them.")
     if only_seed is not None and parallel_seeds:
         raise ConfigError("only_seed trains one seed; parallel_seeds trains them all together. Fix: choose one.")
-    method = method_module(cfg.method)
-    agent, agent_cfg = method.agent(cfg)
+    agent, agent_cfg = cfg.agent()
     if agent_config is not None:
         if not isinstance(agent_config, type(agent_cfg)):
-            raise ConfigError(f"{cfg.method} trains {agent.NAME}: agent_config must be a {type(agent_cfg).__name__}, "
+            raise ConfigError(f"{cfg.name} trains {agent.NAME}: agent_config must be a {type(agent_cfg).__name__}, "
                               f"got {type(agent_config).__name__}.")
         agent_cfg = agent_config
-    for name in _FIT_OPTIONS:
-        if model is not None and getattr(cfg, name) is not None:
+    for name in FIT_OPTIONS:
+        if model is not None and getattr(cfg, name) != field_default(type(cfg), name):
             raise ConfigError(f"{name} chooses how the learned ensemble is fitted, but a ready model was passed (model=...). "
                               f"Fix: drop {name}.")
     # Everything the user can get wrong is checked before the run folder is written (a refused run leaves no config.json
     # behind to block the corrected command): MOREC's dynamics reward, and the oracle or a model folder, quick to load.
     started = time.perf_counter()
-    hooks = method.hooks(cfg)  # built once: MOREC's hooks load the dynamics reward from disk
+    hooks = cfg.hooks()  # built once: MOREC's hooks load the dynamics reward from disk
     fit_report = None
     if model is None and cfg.model != "ensemble":
         model, fit_report = build_model(dataset, task, cfg, log)
     if parallel_seeds and getattr(model, "state_from", None) is not None:
         raise ConfigError("parallel seeds need a model whose state is its observation; the oracle steps a host "
                           "simulator. Fix: run the oracle's seeds one after another (no --parallel-seeds).")
-    config = {"model_based": dataclasses.asdict(cfg), "agent": {"name": agent.NAME, **dataclasses.asdict(agent_cfg)},
+    config = {"model_based": cfg.record(), "agent": {"name": agent.NAME, **dataclasses.asdict(agent_cfg)},
               "task": task.id, "dataset": dataset_record(dataset)}
     # one process per seed (only_seed) writes its own part of the run: seeds share the folder, a whole-run writer does not
-    run_folder = RunFolder.open(out, config, resume=resume, force=force, legacy=LEGACY,
+    run_folder = RunFolder.open(out, config, resume=resume, force=force,
                                 part=None if only_seed is None else f"seed_{only_seed}")
     try:
         if model is None:  # the learned ensemble: fitted (or read from the cache) once the run folder is there
@@ -381,7 +199,7 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
             write_json(out / "penalty_on_data.json", scale)
         scores, curves, seconds, wall, unfinished = [], {}, 0.0, 0.0, False
         seeds = range(cfg.seed, cfg.seed + cfg.seeds)
-        trainer = _Seeds(method, agent, agent_cfg, spec, model, real, starts, task, cfg, hooks, config, until, log, started)
+        trainer = _Seeds(agent, agent_cfg, spec, model, real, starts, task, cfg, hooks, config, until, log, started)
         with interrupt.graceful_stop():  # SIGTERM / Ctrl-C: checkpoint after the current block and raise Stopped
             if parallel_seeds:
                 outcomes = trainer.together(seeds, out)
@@ -398,7 +216,7 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
                 curves[f"seed {seed}"] = [(e["step"], e["return_mean"], e["return_std"]) for e in progress["evals"]]
         if unfinished:
             return out
-        results = make_results(method=cfg.method, task=task.id, dataset=dataset_record(dataset),
+        results = make_results(method=cfg.name, task=task.id, dataset=dataset_record(dataset),
                                budget={"steps": cfg.steps, "seeds": cfg.seeds, "eval_episodes": cfg.eval_episodes,
                                        "horizon": cfg.horizon, "rollout_batch": cfg.rollout_batch, "rollout_every": cfg.rollout_every},
                                seed_scores=scores, wall_time_s=wall, steps_per_s=cfg.steps * cfg.seeds / max(seconds, 1e-9),
@@ -408,10 +226,10 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
         write_json(out / "results.json", results)
         from ..report import data_mean_return, learning_curve
 
-        learning_curve(out / "learning_curve.png", curves, title=f"{cfg.method} on {dataset.name}", ylabel="evaluation return",
+        learning_curve(out / "learning_curve.png", curves, title=f"{cfg.name} on {dataset.name}", ylabel="evaluation return",
                        references={"data (mean episode return)": data_mean_return(dataset)})
         m = results["scores"]
-        log(f"{cfg.method} on {dataset.name}: {m['metric']} {m['mean']:.1f} ± {m['std']:.1f} over {cfg.seeds} seed(s), final policies")
+        log(f"{cfg.name} on {dataset.name}: {m['metric']} {m['mean']:.1f} ± {m['std']:.1f} over {cfg.seeds} seed(s), final policies")
         return out
     finally:
         run_folder.close()  # this call's lock on the folder (a later call, or another seed's process, takes it)
@@ -477,14 +295,14 @@ class _Seeds:
     """What every seed of one run shares; :meth:`seed` trains one seed, :meth:`together` all of them in one vmapped
     program, both through :func:`dynlearn.training.run` (a block: one rollout, then ``rollout_every`` agent updates)."""
 
-    def __init__(self, method, agent, agent_cfg, spec, model, real: Transitions, starts: StartStates, task, cfg: ModelBasedConfig,
+    def __init__(self, agent, agent_cfg, spec, model, real: Transitions, starts: StartStates, task, cfg: ModelBasedConfig,
                  hooks: RolloutHooks, config: dict, until, log, started: float):
-        self.method, self.agent, self.agent_cfg, self.spec, self.model = method, agent, agent_cfg, spec, model
+        self.agent, self.agent_cfg, self.spec, self.model = agent, agent_cfg, spec, model
         self.real, self.starts, self.task, self.cfg, self.hooks = real, starts, task, cfg, hooks
         self.config, self.until, self.log = config, until, log
         self.mark = started  # where the next seed's clock starts: the call's set-up counts for the first seed it trains
         n_real = int(round(cfg.real_ratio * agent_cfg.batch_size))
-        self.adjust = method.target_adjust(cfg, model, agent, n_real)
+        self.adjust = cfg.target_adjust(model, agent, n_real)
         self.empty = ReplayBuffer.empty(cfg.buffer_capacity, spec.obs_dim, spec.act_dim)
 
     def finished(self, seed: int, out: Path):

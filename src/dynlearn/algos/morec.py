@@ -31,6 +31,7 @@ Method presets live in :mod:`dynlearn.algos.morec_mopo` and :mod:`dynlearn.algos
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import equinox as eqx
@@ -47,12 +48,6 @@ from ..rollout import RolloutHooks, Selection
 SELECTIONS = ("greedy", "softmax")
 SOFTMAX_TEMPERATURE = 0.1
 """The released code multiplies scores by 10 before its softmax."""
-
-DEFAULTS = {"candidates": 10, "reward_threshold": 0.6, "min_length": 0, "selection": "softmax", "reward_discriminators": 40,
-            "reward_model": None}
-"""MOREC's own settings (the released run scripts): ``K = 2`` resamples x 5 elites, threshold 0.6, no minimum length,
-softmax selection (the hopper datasets' choice), 40 historical discriminators (MOREC-MOPO; MOREC-MOBILE uses 10)."""
-
 
 class Candidates(eqx.Module):
     """``K`` candidate transitions per row, member axis first (``[K, b, ...]``)."""
@@ -131,23 +126,49 @@ class ScoreTruncation(eqx.Module):
 
 
 # ----------------------------------------------------------------------------------------------
-# From a ModelBasedConfig
+# The filter's settings in a method's config
 
 
-def setting(cfg, name: str):
-    """``cfg.name`` when the config has that field and it is set, else MOREC's default."""
-    value = getattr(cfg, name, None)
-    return DEFAULTS[name] if value is None else value
+@dataclasses.dataclass(frozen=True)
+class MORECOptions:
+    """MOREC's fields of a method config (``MORECMOPOConfig``, ``MORECMOBILEConfig``), the released run scripts'
+    settings: ``K = 2`` resamples x 5 elites, threshold 0.6, no minimum length, softmax selection (the hopper datasets'
+    choice), 40 historical discriminators (MOREC-MOPO; MOREC-MOBILE uses 10)."""
+
+    reward_model: str | None = None
+    """folder of the learned dynamics reward (dynlearn model reward); required"""
+    candidates: int = 10
+    """candidate next states per step (K)"""
+    reward_threshold: float = 0.6
+    """a transition whose kept score is below this is dropped and its branch truncated"""
+    min_length: int = 0
+    """steps before truncation may start"""
+    selection: str = "softmax"
+    """greedy (best candidate) or softmax (sampled by score)"""
+    reward_discriminators: int = 40
+    """historical discriminators combined into the reward (the latest ones)"""
 
 
-def filter_hooks(cfg, base: RolloutHooks, *, reward: DynamicsReward | None = None) -> RolloutHooks:
+def check_options(cfg: MORECOptions) -> None:
+    """Refuse MOREC settings out of range (the reward folder is read, and checked, by :func:`filter_hooks`)."""
+    me = type(cfg).__name__
+    for name in ("candidates", "reward_discriminators"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"{me}.{name} must be >= 1, got {getattr(cfg, name)}.")
+    if cfg.min_length < 0:
+        raise ConfigError(f"{me}.min_length must be >= 0, got {cfg.min_length}.")
+    if cfg.selection not in SELECTIONS:
+        raise ConfigError(f"{me}.selection must be greedy or softmax, got {cfg.selection!r}.")
+
+
+def filter_hooks(cfg: MORECOptions, base: RolloutHooks, *, reward: DynamicsReward | None = None) -> RolloutHooks:
     """``base`` (the method's penalty hook) plus MOREC's filter and truncation, configured from ``cfg``.
 
     The dynamics reward is read from ``cfg.reward_model`` (a folder written by
     :func:`dynlearn.models.dynamics_reward.save_reward`) unless passed as ``reward``.
     """
     if reward is None:
-        folder = setting(cfg, "reward_model")
+        folder = cfg.reward_model
         if folder is None:
             raise ConfigError("MOREC needs a learned dynamics reward: learn one with `dynlearn model reward DATA --model MODEL "
                               "--out DIR` (or dynlearn.models.dynamics_reward.learn_reward) and pass its folder as reward_model.")
@@ -155,14 +176,7 @@ def filter_hooks(cfg, base: RolloutHooks, *, reward: DynamicsReward | None = Non
             raise ConfigError(f"reward_model {folder!r} is not a dynamics reward folder (no config.json). Fix: pass the folder "
                               "that `dynlearn model reward` wrote.")
         reward = load_reward(folder)
-    count = int(setting(cfg, "reward_discriminators"))
-    if count < reward.n_discriminators:
-        reward = reward.thinned(count)
-    selection = setting(cfg, "selection")
-    if selection not in SELECTIONS:
-        raise ConfigError(f"MOREC selection must be one of {', '.join(SELECTIONS)}, got {selection!r}.")
-    candidates, min_length = int(setting(cfg, "candidates")), int(setting(cfg, "min_length"))
-    if candidates < 1 or min_length < 0:
-        raise ConfigError(f"MOREC needs candidates >= 1 and min_length >= 0, got {candidates} and {min_length}.")
-    return RolloutHooks(penalty=base.penalty, select=TransitionFilter(reward, candidates=candidates, selection=selection),
-                        stop=ScoreTruncation(float(setting(cfg, "reward_threshold")), min_length))
+    if cfg.reward_discriminators < reward.n_discriminators:
+        reward = reward.thinned(cfg.reward_discriminators)
+    return RolloutHooks(penalty=base.penalty, select=TransitionFilter(reward, candidates=cfg.candidates, selection=cfg.selection),
+                        stop=ScoreTruncation(float(cfg.reward_threshold), cfg.min_length))

@@ -11,37 +11,48 @@ reward thinned to 10 historical discriminators (every 40th of the last 400), and
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, ClassVar
+
 from ..rollout import RolloutHooks
-from . import mobile, morec
-
-DEFAULTS = mobile.DEFAULTS | morec.DEFAULTS | {"horizon": 100, "rollout_batch": 2_000, "auto_alpha": True, "alpha": 0.1,
-                                               "selection": "softmax", "reward_discriminators": 10}
-PRESETS = {
-    "hopper-medium": {"penalty_coef": 1.5},
-    "hopper-medium-replay": {"penalty_coef": 0.5},
-    "hopper-medium-expert": {"penalty_coef": 1.5},
-    "hopper-random": {"penalty_coef": 7.5},
-    "walker2d-medium": {"penalty_coef": 0.75},
-    "walker2d-medium-replay": {"penalty_coef": 0.1},
-    "walker2d-medium-expert": {"penalty_coef": 0.25},
-    "walker2d-random": {"penalty_coef": 1.0},
-    "halfcheetah-medium": {"penalty_coef": 0.25},
-    "halfcheetah-medium-replay": {"penalty_coef": 0.25},
-    "halfcheetah-medium-expert": {"penalty_coef": 1.0, "real_ratio": 0.5},
-    "halfcheetah-random": {"penalty_coef": 0.25},
-}
+from .mobile import MOBILEConfig
+from .morec import MORECOptions, check_options, filter_hooks
 
 
-def agent(cfg):
-    """MOBILE's SAC."""
-    return mobile.agent(cfg)
+@dataclasses.dataclass(frozen=True)
+class MORECMOBILEConfig(MORECOptions, MOBILEConfig):
+    """MOREC-MOBILE: MOBILE with MOREC's transition filter (candidates scored by a learned dynamics reward, branches cut
+    below a threshold) on rollouts of h = 100."""
 
+    name: ClassVar[str] = "morec-mobile"
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "hopper-medium": {"penalty_coef": 1.5},
+        "hopper-medium-replay": {"penalty_coef": 0.5},
+        "hopper-medium-expert": {"penalty_coef": 1.5},
+        "hopper-random": {"penalty_coef": 7.5},
+        "walker2d-medium": {"penalty_coef": 0.75},
+        "walker2d-medium-replay": {"penalty_coef": 0.1},
+        "walker2d-medium-expert": {"penalty_coef": 0.25},
+        "walker2d-random": {"penalty_coef": 1.0},
+        "halfcheetah-medium": {"penalty_coef": 0.25},
+        "halfcheetah-medium-replay": {"penalty_coef": 0.25},
+        "halfcheetah-medium-expert": {"penalty_coef": 1.0, "real_ratio": 0.5},
+        "halfcheetah-random": {"penalty_coef": 0.25},
+    }
 
-def hooks(cfg) -> RolloutHooks:
-    """No rollout penalty (MOBILE's is in the critic target); MOREC's filter and truncation."""
-    return morec.filter_hooks(cfg, mobile.hooks(cfg))
+    horizon: int = 100
+    """rollout length h"""
+    rollout_batch: int = 2_000
+    """start states per rollout"""
+    alpha: float = 0.1
+    """SAC's (initial) temperature"""
+    reward_discriminators: int = 10
+    """historical discriminators combined into the reward (the latest ones)"""
 
+    def __post_init__(self):
+        super().__post_init__()
+        check_options(self)
 
-def target_adjust(cfg, model, agent, n_real):
-    """MOBILE's Bellman-inconsistency penalty."""
-    return mobile.target_adjust(cfg, model, agent, n_real)
+    def hooks(self) -> RolloutHooks:
+        """No rollout penalty (MOBILE's is in the critic target); MOREC's filter and truncation."""
+        return filter_hooks(self, super().hooks())

@@ -12,37 +12,46 @@ historical discriminators. The reward must be learned first (``reward_model``: a
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, ClassVar
+
 from ..rollout import RolloutHooks
-from . import mopo, morec
-
-DEFAULTS = mopo.DEFAULTS | morec.DEFAULTS | {"horizon": 100, "rollout_batch": 2_000, "penalty_coef": 0.1, "auto_alpha": True,
-                                             "reward_discriminators": 40}
-PRESETS = {
-    "hopper-medium": {"penalty_coef": 15.0, "selection": "softmax"},
-    "hopper-medium-replay": {"penalty_coef": 15.0, "selection": "softmax"},
-    "hopper-medium-expert": {"penalty_coef": 15.0, "selection": "softmax"},
-    "hopper-random": {"penalty_coef": 10.0, "selection": "greedy"},
-    "walker2d-medium": {"penalty_coef": 0.5, "selection": "softmax"},
-    "walker2d-medium-replay": {"penalty_coef": 0.25, "selection": "greedy"},
-    "walker2d-medium-expert": {"penalty_coef": 1.0, "selection": "softmax"},
-    "walker2d-random": {"penalty_coef": 1.0, "selection": "softmax"},
-    "halfcheetah-medium": {"penalty_coef": 0.5, "selection": "greedy"},
-    "halfcheetah-medium-replay": {"penalty_coef": 0.5, "selection": "softmax"},
-    "halfcheetah-medium-expert": {"penalty_coef": 0.5, "selection": "greedy"},
-    "halfcheetah-random": {"penalty_coef": 0.5, "selection": "softmax"},
-}
+from .mopo import MOPOConfig
+from .morec import MORECOptions, check_options, filter_hooks
 
 
-def agent(cfg):
-    """MOPO's SAC."""
-    return mopo.agent(cfg)
+@dataclasses.dataclass(frozen=True)
+class MORECMOPOConfig(MORECOptions, MOPOConfig):
+    """MOREC-MOPO: MOPO with MOREC's transition filter (candidates scored by a learned dynamics reward, branches cut
+    below a threshold) on rollouts of h = 100."""
 
+    name: ClassVar[str] = "morec-mopo"
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "hopper-medium": {"penalty_coef": 15.0, "selection": "softmax"},
+        "hopper-medium-replay": {"penalty_coef": 15.0, "selection": "softmax"},
+        "hopper-medium-expert": {"penalty_coef": 15.0, "selection": "softmax"},
+        "hopper-random": {"penalty_coef": 10.0, "selection": "greedy"},
+        "walker2d-medium": {"penalty_coef": 0.5, "selection": "softmax"},
+        "walker2d-medium-replay": {"penalty_coef": 0.25, "selection": "greedy"},
+        "walker2d-medium-expert": {"penalty_coef": 1.0, "selection": "softmax"},
+        "walker2d-random": {"penalty_coef": 1.0, "selection": "softmax"},
+        "halfcheetah-medium": {"penalty_coef": 0.5, "selection": "greedy"},
+        "halfcheetah-medium-replay": {"penalty_coef": 0.5, "selection": "softmax"},
+        "halfcheetah-medium-expert": {"penalty_coef": 0.5, "selection": "greedy"},
+        "halfcheetah-random": {"penalty_coef": 0.5, "selection": "softmax"},
+    }
 
-def hooks(cfg) -> RolloutHooks:
-    """MOPO's reward penalty, MOREC's filter and truncation."""
-    return morec.filter_hooks(cfg, mopo.hooks(cfg))
+    horizon: int = 100
+    """rollout length h"""
+    rollout_batch: int = 2_000
+    """start states per rollout"""
+    penalty_coef: float = 0.1
+    """weight lambda of the penalty (the reward in rollouts is r - lambda u)"""
 
+    def __post_init__(self):
+        super().__post_init__()
+        check_options(self)
 
-def target_adjust(cfg, model, agent, n_real):
-    """MOPO leaves the critic target alone."""
-    return
+    def hooks(self) -> RolloutHooks:
+        """MOPO's reward penalty, MOREC's filter and truncation."""
+        return filter_hooks(self, super().hooks())

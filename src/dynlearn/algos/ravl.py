@@ -17,25 +17,41 @@ keeps PyTorch's initialisation, which the runs in benchmarks/offline_mbrl.md use
 
 from __future__ import annotations
 
+import dataclasses
+from typing import ClassVar
+
 from .. import agents
+from ..errors import ConfigError
 from ..rollout import RolloutHooks
-
-DEFAULTS = {"horizon": 5, "penalty": "none", "penalty_coef": 0.0, "penalty_part": "obs", "real_ratio": 0.05,
-            "rollout_batch": 50_000, "rollout_every": 1_000, "retain_epochs": 5, "critics": 10, "eta": 1.0,
-            "auto_alpha": True, "alpha": 1.0}
-PRESETS: dict[str, dict] = {}
+from .base import ModelBasedConfig
 
 
-def agent(cfg):
-    """EDAC (SAC-N with the diversity term) with the reference code's settings."""
-    edac = agents.get("edac")
-    return edac, edac.Config(n_critics=cfg.critics, eta=cfg.eta, auto_alpha=cfg.auto_alpha, init_alpha=cfg.alpha)
+@dataclasses.dataclass(frozen=True)
+class RAVLConfig(ModelBasedConfig):
+    """RAVL: an EDAC critic ensemble (the minimum over N critics plus a gradient-diversity term) on unpenalised model
+    rollouts mixed with dataset rows."""
 
+    name: ClassVar[str] = "ravl"
 
-def hooks(cfg) -> RolloutHooks:
-    """No rollout penalty: RAVL's pessimism is in the critic ensemble."""
-    return RolloutHooks()
+    critics: int = 10
+    """critics in EDAC's ensemble (N)"""
+    eta: float = 1.0
+    """EDAC's gradient-diversity weight"""
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.critics < 1:
+            raise ConfigError(f"{type(self).__name__}.critics must be >= 1, got {self.critics}.")
 
-def target_adjust(cfg, model, agent, n_real):
-    return None
+    def agent(self):
+        """EDAC (SAC-N with the diversity term) with the reference code's settings."""
+        edac = agents.get("edac")
+        return edac, edac.Config(n_critics=self.critics, eta=self.eta, auto_alpha=self.auto_alpha, init_alpha=self.alpha)
+
+    def hooks(self) -> RolloutHooks:
+        """No rollout penalty: RAVL's pessimism is in the critic ensemble."""
+        return RolloutHooks()
+
+    def target_adjust(self, model, agent, n_real):
+        """The critic target as it is."""
+        return None
