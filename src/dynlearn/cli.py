@@ -421,7 +421,6 @@ def _run_method(job: type, args: list[str], prog: str) -> None:
     class's defaults) with the flags the user typed over it. Parsed twice: once to find DATA and --preset, then with the
     preset's config as the defaults."""
     from . import agents
-    from .algos.base import preset_of
     from .algos.model_based import train_model_based
     from .errors import ConfigError
 
@@ -430,11 +429,12 @@ def _run_method(job: type, args: list[str], prog: str) -> None:
         raise ConfigError(f"train: {config_cls.name} is an offline model-based method; --online trains a model-free agent. Fix: drop "
                           f"--online and pass DATA, or train one of {', '.join(agents.names())} online.")
     first = tyro.cli(job, args=args, prog=prog, description=job.__doc__)
+    named = None if first.config.preset is None else config_cls.preset(first.config.preset)  # an unknown one: refused now
     dataset, task = _training_data(first.data, first.task, successors=first.config.model == "ensemble")
-    preset = first.config.preset or preset_of(dataset.name, config_cls.PRESETS)
+    preset = config_cls.for_dataset(dataset.name) if named is None else named
     parsed = first
-    if preset is not None:
-        start = _unchecked(config_cls)(**_values(config_cls.preset(preset)))
+    if preset.preset is not None:
+        start = _unchecked(config_cls)(**_values(preset))
         parsed = tyro.cli(job, args=args, prog=prog, description=job.__doc__, default=dataclasses.replace(first, config=start))
     cfg = config_cls(**_values(parsed.config))
     if cfg.model not in ("ensemble", "oracle") and (Path(cfg.model) / "config.json").is_file():
