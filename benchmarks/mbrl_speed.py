@@ -109,7 +109,7 @@ def _mlp_flops(sizes) -> float:
 def morec_comparison(repeats: int) -> None:
     """MOPO h = 5 vs MOREC-MOPO h = 100 rollouts: seconds per model transition, and where the FLOPs go."""
     from dynlearn.algos import MORECMOPOConfig, morec
-    from dynlearn.models.dynamics_reward import DynamicsReward, DynamicsRewardConfig
+    from dynlearn.algos.morec import DynamicsReward, DynamicsRewardConfig
     from dynlearn.rollout import AgentPolicy, rollout
 
     model = models.ProbabilisticEnsemble.init(models.EnsembleConfig(), OBS, ACT, key=jax.random.key(0)).with_task(_Task())

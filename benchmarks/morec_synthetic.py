@@ -10,7 +10,7 @@ logged under a proportional controller ``a = clip(-0.6 s + 0.2 noise, -1, 1)`` f
 in a band of the (s, a) plane. Then, on a grid over the whole plane:
 
 1. fit the standard ensemble (7 members, 5 elites) to the data;
-2. learn the dynamics reward (dynlearn.models.dynamics_reward, our reconstruction) against it;
+2. learn the dynamics reward (dynlearn.algos.morec, our reconstruction) against it;
 3. at every grid point draw the elites' Gaussian outputs once and compare, against the true noiseless next state:
    the elites' mean, a random elite's sample (MOPO's rule), MOREC's kept candidate (greedy and softmax over
    K = 10 resamples) and the best of those 10 candidates (what a perfect scorer would keep, a lower bound);
@@ -37,10 +37,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import dynlearn as dl
-from dynlearn.algos.morec import TransitionFilter
+from dynlearn.algos.morec import DynamicsRewardConfig, TransitionFilter, learn_reward
 from dynlearn.checkpoint import write_json
 from dynlearn.models import EnsembleConfig, FitConfig
-from dynlearn.models.dynamics_reward import DynamicsRewardConfig, learn_reward
 
 HERE = Path(__file__).parent
 S_RANGE, A_RANGE = (-2.5, 2.5), (-1.0, 1.0)

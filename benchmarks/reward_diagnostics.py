@@ -20,7 +20,7 @@ import dynlearn as dl
 from dynlearn.algos import MOPOConfig
 from dynlearn.algos.model_based import build_model
 from dynlearn.models import FitConfig
-from dynlearn.models.dynamics_reward import load_reward, reward_diagnostics
+from dynlearn.algos.morec import load_reward, reward_diagnostics
 from dynlearn.models.holdout import split_holdout
 
 

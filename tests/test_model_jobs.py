@@ -78,7 +78,7 @@ def test_train_then_eval_end_to_end(tmp_path, hopper_files, capsys):
     # MOREC's dynamics reward for this model, from the command line
     reward_dir = tmp_path / "reward"
     assert main(["model", "reward", data, "--model", str(run), "--out", str(reward_dir), "--steps", "250"]) == 0
-    from dynlearn.models.dynamics_reward import load_report, load_reward
+    from dynlearn.algos.morec import load_report, load_reward
 
     assert load_reward(reward_dir).n_discriminators >= 1
     assert 0.0 <= load_report(reward_dir).holdout_auc <= 1.0

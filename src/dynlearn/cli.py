@@ -520,7 +520,7 @@ def _cmd_model_reward(cfg: ModelReward) -> None:
     from .errors import ConfigError
     from .model_jobs import load_run
     from .models import FitConfig
-    from .models.dynamics_reward import DynamicsRewardConfig, learn_reward, save_reward
+    from .algos.morec import DynamicsRewardConfig, learn_reward, save_reward
 
     check_minimums(cfg, {"steps": 1}, command="model reward")
     check_writable(cfg.out, force=cfg.force, folder=True)

@@ -18,7 +18,7 @@ from dynlearn.algos.registry import method, names
 from dynlearn.errors import ConfigError
 from dynlearn.models import EnsembleConfig, FitConfig, fit
 from dynlearn.models.base import MemberOutputs
-from dynlearn.models.dynamics_reward import DynamicsReward, DynamicsRewardConfig, save_reward
+from dynlearn.algos.morec import DynamicsReward, DynamicsRewardConfig, save_reward
 from dynlearn.results import check_results
 
 

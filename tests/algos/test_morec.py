@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 
 from dynlearn.algos import morec
-from dynlearn.algos.morec_mobile import MORECMOBILEConfig
-from dynlearn.algos.morec_mopo import MORECMOPOConfig
+from dynlearn.algos.morec import MORECMOBILEConfig, MORECMOPOConfig
 from dynlearn.algos.registry import method, names
 from dynlearn.errors import ConfigError
 from dynlearn.models import EnsembleConfig, MemberOutputs, ProbabilisticEnsemble
-from dynlearn.models.dynamics_reward import (
+from dynlearn.algos.morec import (
     DynamicsReward,
     DynamicsRewardConfig,
     save_reward,

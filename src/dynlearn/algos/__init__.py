@@ -17,8 +17,8 @@ from .mbpo import MBPOConfig
 from .mobile import MOBILEConfig
 from .model_based import train_model_based
 from .mopo import MOPOConfig
-from .morec_mobile import MORECMOBILEConfig
-from .morec_mopo import MORECMOPOConfig
+from .morec.mobile import MORECMOBILEConfig
+from .morec.mopo import MORECMOPOConfig
 from .offline import OfflineConfig, train_offline
 from .online import OnlineConfig, train_online
 from .pets import PETSConfig, train_pets

@@ -23,8 +23,8 @@ from .base import ModelBasedConfig
 from .mbpo import MBPOConfig
 from .mobile import MOBILEConfig
 from .mopo import MOPOConfig
-from .morec_mobile import MORECMOBILEConfig
-from .morec_mopo import MORECMOPOConfig
+from .morec.mobile import MORECMOBILEConfig
+from .morec.mopo import MORECMOPOConfig
 from .ravl import RAVLConfig
 
 C = TypeVar("C", bound=type[ModelBasedConfig])

@@ -1,9 +1,8 @@
-"""MOREC's transition filter: Luo, Xu, Cao & Yu, "Reward-Consistent Dynamics Models are Strongly Generalizable for
-Offline Reinforcement Learning", ICLR 2024 (arXiv 2310.05422).
+"""MOREC's transition filter, as rollout hooks.
 
 MOREC keeps the offline MBRL method it is added to (MOPO, MOBILE) and changes how the model's rollouts are made.
 At every step the dynamics model proposes ``K`` candidate next states, a learned *dynamics reward* scores them
-(:mod:`dynlearn.models.dynamics_reward`, a reconstruction: MOREC's reward-learning code was never released), and
+(:mod:`dynlearn.algos.morec.reward`, a reconstruction: MOREC's reward-learning code was never released), and
 the rollout keeps the best; a branch whose kept transition scores below a threshold is cut there. With the
 filter the paper runs rollouts up to ``h = 100`` steps, twenty times MOPO's.
 
@@ -21,12 +20,12 @@ Both parts are rollout hooks (:mod:`dynlearn.rollout`):
 Differences from the released code (polixir/morec, ``EnsembleDynamics.step``):
 
 - it marks a low-scored transition *terminal* and stores it; we drop it and truncate the branch (not a terminal,
-  so nothing bootstraps a false zero value from it), as the issue and :mod:`dynlearn.rollout` specify;
+  so nothing bootstraps a false zero value from it), as :mod:`dynlearn.rollout` specifies;
 - like it, transitions the termination function ends are exempt from the cut (the rollout passes ``terminal`` to
   the ``stop`` hook);
 - it clips candidate states to ``+-25``; we do not (as our MOPO does not).
 
-Method presets live in :mod:`dynlearn.algos.morec_mopo` and :mod:`dynlearn.algos.morec_mobile`.
+The methods and their presets: :mod:`dynlearn.algos.morec.mopo` and :mod:`dynlearn.algos.morec.mobile`.
 """
 
 from __future__ import annotations
@@ -39,11 +38,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._types import Array, Bool, Float, Int, Key
-from ..errors import ConfigError
-from ..models.base import MemberOutputs
-from ..models.dynamics_reward import DynamicsReward, load_reward
-from ..rollout import RolloutHooks, Selection
+from ..._types import Array, Bool, Float, Int, Key
+from ...errors import ConfigError
+from ...models.base import MemberOutputs
+from ...rollout import RolloutHooks, Selection
+from .reward import DynamicsReward
+from .reward_io import load_reward
 
 SELECTIONS = ("greedy", "softmax")
 SOFTMAX_TEMPERATURE = 0.1
@@ -165,13 +165,13 @@ def filter_hooks(cfg: MORECOptions, base: RolloutHooks, *, reward: DynamicsRewar
     """``base`` (the method's penalty hook) plus MOREC's filter and truncation, configured from ``cfg``.
 
     The dynamics reward is read from ``cfg.reward_model`` (a folder written by
-    :func:`dynlearn.models.dynamics_reward.save_reward`) unless passed as ``reward``.
+    :func:`dynlearn.algos.morec.reward_io.save_reward`) unless passed as ``reward``.
     """
     if reward is None:
         folder = cfg.reward_model
         if folder is None:
             raise ConfigError("MOREC needs a learned dynamics reward: learn one with `dynlearn model reward DATA --model MODEL "
-                              "--out DIR` (or dynlearn.models.dynamics_reward.learn_reward) and pass its folder as reward_model.")
+                              "--out DIR` (or dynlearn.algos.morec.learn_reward) and pass its folder as reward_model.")
         if not (Path(folder) / "config.json").is_file():
             raise ConfigError(f"reward_model {folder!r} is not a dynamics reward folder (no config.json). Fix: pass the folder "
                               "that `dynlearn model reward` wrote.")

@@ -1,5 +1,5 @@
 """MOREC-MOPO: MOPO (Yu et al. 2020, arXiv 2005.13239) with MOREC's transition filter (Luo et al., ICLR 2024,
-arXiv 2310.05422; :mod:`dynlearn.algos.morec`).
+arXiv 2310.05422; :mod:`dynlearn.algos.morec.filter`).
 
 Everything of :mod:`dynlearn.algos.mopo` (SAC, the reward penalty ``r - lambda u``, data mixing) plus the dynamics
 reward filter: ``K`` candidate next states per step, the best-scored kept, branches cut below the threshold, rollouts
@@ -7,7 +7,7 @@ of ``h = 100``. Settings are the released run script's (polixir/morec ``generate
 states per rollout (the longer horizon keeps the rows per rollout near MOPO's), ``lambda = 0.1`` by default and the
 per-dataset ``lambda`` and selection rule of its ``good_config``; automatic temperature; the reward combines 40
 historical discriminators. The reward must be learned first (``reward_model``: a folder written by
-:func:`dynlearn.models.dynamics_reward.save_reward`).
+:func:`dynlearn.algos.morec.reward_io.save_reward`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from ..rollout import RolloutHooks
-from .mopo import MOPOConfig
-from .morec import MORECOptions, check_options, filter_hooks
+from ...rollout import RolloutHooks
+from ..mopo import MOPOConfig
+from .filter import MORECOptions, check_options, filter_hooks
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """MOREC-MOBILE: MOBILE (Sun et al., ICML 2023) with MOREC's transition filter (Luo et al., ICLR 2024, arXiv
-2310.05422; :mod:`dynlearn.algos.morec`).
+2310.05422; :mod:`dynlearn.algos.morec.filter`).
 
 Everything of :mod:`dynlearn.algos.mobile` (the Bellman-inconsistency penalty in the critic target) plus the dynamics
 reward filter on rollouts of ``h = 100``. Settings are the released run script's (polixir/morec
@@ -14,9 +14,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from ..rollout import RolloutHooks
-from .mobile import MOBILEConfig
-from .morec import MORECOptions, check_options, filter_hooks
+from ...rollout import RolloutHooks
+from ..mobile import MOBILEConfig
+from .filter import MORECOptions, check_options, filter_hooks
 
 
 @dataclasses.dataclass(frozen=True)

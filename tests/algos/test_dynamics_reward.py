@@ -12,7 +12,7 @@ import pytest
 
 from dynlearn.errors import ConfigError, DataError
 from dynlearn.models import EnsembleConfig, FitConfig, fit, split_holdout
-from dynlearn.models.dynamics_reward import (
+from dynlearn.algos.morec import (
     DynamicsReward,
     DynamicsRewardConfig,
     auc,
