@@ -12,7 +12,8 @@ checkpointed), ``progress`` a JSON-ready dict (what the host keeps between block
 - **evaluation**: ``evaluate(state, progress) -> scores`` after every block that crosses a multiple of ``eval_every``
   and after the last;
 - **logging**: one JSONL row per block (``metrics.jsonl``: step, wall time, the block's metrics and scores;
-  :mod:`.metrics`) and the progress line of :mod:`dynlearn.progress` (a bar in a terminal, timestamped lines in a log);
+  :mod:`.metrics`), the same rows to the optional sinks switched on (TensorBoard, W&B, MLflow: :mod:`.sinks`), and
+  the progress line of :mod:`dynlearn.progress` (a bar in a terminal, timestamped lines in a log);
 - **checkpoints** (:mod:`.checkpoints`): atomic and fingerprinted, every ``checkpoint_every`` steps and/or
   ``checkpoint_every_s`` seconds, at ``until``, on a stop request, and at the end where the run folder keeps it;
   ``can_stop(progress)`` says where a state can be saved at all (the online trainer: only at an episode end, as its
@@ -42,9 +43,9 @@ from .. import interrupt
 from ..progress import ProgressLine
 from .checkpoints import Checkpoint
 from .clock import WallClock
-from .metrics import MetricsLog
 from .schedule import Schedule
 from .seeds import SeedCheckpoints
+from .sinks import RunLog, requested
 
 
 Progress = dict[str, Any]
@@ -66,7 +67,8 @@ def run(block: Callable[[Any, Progress], tuple[Any, Metrics]], state: Any, progr
     ``progress`` is a fresh ``{}`` (step 0) or what :meth:`.Checkpoint.load` returned; ``clock`` the invocation's
     :class:`WallClock` (started before the trainer's setup, so that counts too). ``finished(progress)``: early stopping
     (checked after each block). ``metrics``: the JSONL file, or one per seed when ``block`` returns a list of metrics
-    (seeds trained together). Returns ``(state, progress, done)``; ``done`` is False when stopped at ``until``. Raises
+    (seeds trained together); the optional sinks in force (:func:`.sinks.log_to`, ``DYNLEARN_LOG_TO``) write beside
+    each. Returns ``(state, progress, done)``; ``done`` is False when stopped at ``until``. Raises
     :class:`dynlearn.interrupt.Stopped` on a stop request (only with a ``checkpoint``: without one there is nothing to
     resume from, and SIGTERM / Ctrl-C keep their usual meaning).
     """
@@ -75,6 +77,9 @@ def run(block: Callable[[Any, Progress], tuple[Any, Metrics]], state: Any, progr
     clock.resume_from(progress.get("wall_s", 0.0))
     progress["wall_s"] = clock.total()
     logs = _logs(metrics, progress["step"])
+    closing = contextlib.ExitStack()
+    for log in logs:
+        closing.callback(log.close)
     finished = finished or (lambda p: False)
     can_stop = can_stop or (lambda p: True)
     total, until = schedule.total, schedule.until
@@ -91,7 +96,7 @@ def run(block: Callable[[Any, Progress], tuple[Any, Metrics]], state: Any, progr
         saved, last_save, owed = progress["step"], time.perf_counter(), False
 
     stopping = interrupt.graceful_stop() if checkpoint is not None else contextlib.nullcontext()
-    with stopping, (line if line is not None else contextlib.nullcontext()):
+    with closing, stopping, (line if line is not None else contextlib.nullcontext()):
         if line is not None and progress["step"]:
             line.update(progress["step"] // schedule.unit, f"continuing at step {progress['step']:,}")
         while not done_at(progress["step"]):
@@ -136,14 +141,15 @@ def run(block: Callable[[Any, Progress], tuple[Any, Metrics]], state: Any, progr
     return state, progress, True
 
 
-def _logs(metrics, step: int) -> list[MetricsLog]:
+def _logs(metrics, step: int) -> list[RunLog]:
     if metrics is None:
         return []
     paths = [metrics] if isinstance(metrics, (str, os.PathLike)) else list(metrics)
-    return [MetricsLog(p, resume_step=step) for p in paths]
+    names = requested()  # checked once, before any file is touched
+    return [RunLog(p, resume_step=step, names=names) for p in paths]
 
 
-def _log(logs: list[MetricsLog], row: Metrics, step: int, wall_s: float) -> None:
+def _log(logs: list[RunLog], row: Metrics, step: int, wall_s: float) -> None:
     rows = row if isinstance(row, list) else [row]
     for log, r in zip(logs, rows):
-        log.write({"step": step, "wall_s": wall_s, **r})
+        log.write(step, {"wall_s": wall_s, **r})

@@ -1,5 +1,7 @@
 """The JSONL metrics sink every training loop writes: one line per block, ``{"step", "wall_s", ...metrics}``.
 
+The file is always written; other sinks (TensorBoard, W&B, MLflow) are switched on beside it (:mod:`.sinks`).
+
 Lines are appended as blocks finish, so ``tail -f metrics.jsonl`` follows a run. A resumed run continues the file: the
 lines of blocks the stopped invocation ran after its last checkpoint are dropped first (those blocks run again and are
 logged again), so every step appears once. Values are strict JSON (NaN and inf as ``null``).
@@ -29,12 +31,16 @@ class MetricsLog:
             with atomic_write(self.path, "w") as f:
                 f.write("".join(line + "\n" for line in keep))
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, step: int, metrics: dict[str, Any]) -> None:
+        """Append the line ``{"step": step, **metrics}``."""
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
-            f.write(json_text(row, indent=None) + "\n")
+            f.write(json_text({"step": step, **metrics}, indent=None) + "\n")
+
+    def close(self) -> None:
+        """Nothing to do: every line is written and closed as it comes (the :class:`.sinks.Sink` protocol)."""
 
 
 def _step(line: str) -> int | None:
