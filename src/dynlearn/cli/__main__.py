@@ -1,0 +1,7 @@
+"""``python -m dynlearn.cli``: the ``dynlearn`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
