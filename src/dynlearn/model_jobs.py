@@ -37,6 +37,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from .algos.morec.diagnostics import reward_diagnostics
+from .algos.morec.reward_io import load_reward
 from .checkpoint import latest_dir, remove_dir, write_json
 from .data.dataset import Dataset
 from .errors import ConfigError, DataError
@@ -48,7 +50,6 @@ from .models.diagnostics import (
     fit_split,
     one_step_table,
 )
-from .models.dynamics_reward import load_reward, reward_diagnostics
 from .report.model_diagnostics import (
     fit_curve_figure,
     k_step_figure,

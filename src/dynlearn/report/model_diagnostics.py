@@ -2,7 +2,7 @@
 errors, open-loop k-step errors, penalty calibration, the MOREC dynamics reward, and the fit's holdout curve.
 
 The tables read the dicts of :mod:`dynlearn.models.diagnostics` (and
-:func:`dynlearn.models.dynamics_reward.reward_diagnostics`).
+:func:`dynlearn.algos.morec.reward_diagnostics`).
 """
 
 from __future__ import annotations
