@@ -241,3 +241,24 @@ def test_data_generate_warns_when_a_suite_dataset_differs_from_its_record(tmp_pa
     assert main(["data", "generate", "hopper-medium-v5", "--out", str(out), "--force"]) == 0
     err = capsys.readouterr().err
     assert "6233d65f52d3292a" in err and "within the tolerance" in err and err.count("\n") == 1
+
+
+# ----- the model-free agents' commands: their configs' fields as --agent.* flags -----------------------------------------
+def test_an_agents_command_takes_its_configs_fields(tmp_path, capsys):
+    data = tmp_path / "p.hdf5"
+    assert main(["data", "generate", "Pendulum-v1", "--out", str(data), "--steps", "400", "--policy", "controller"]) == 0
+    with pytest.raises(SystemExit):
+        main(["train", "td3bc", "--help"])
+    text = capsys.readouterr().out
+    assert "--agent.alpha" in text and "--agent.policy-noise" in text and "--penalty-coef" not in text
+    out = tmp_path / "bc"
+    assert main(["train", "bc", str(data), "--agent.hidden", "16", "16", "--agent.batch-size", "32", "--steps", "1000", "--seeds", "1",
+                 "--eval-every", "1000", "--eval-episodes", "1", "--out", str(out)]) == 0
+    agent = json.loads((out / "config.json").read_text())["agent"]
+    assert agent["hidden"] == [16, 16] and agent["batch_size"] == 32
+    capsys.readouterr()
+    assert main(["train", "sac", str(data), "--agent.hidden", "0", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --agent.hidden must be positive widths") and "Fix:" in err and not (tmp_path / "bad").exists()
+    assert main(["train", "Td3bc", str(data), "--out", str(tmp_path / "bad")]) == 2
+    assert "Fix: dynlearn train td3bc" in capsys.readouterr().err

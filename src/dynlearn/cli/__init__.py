@@ -15,6 +15,7 @@ import sys
 import threading
 import warnings
 
+from .. import agents
 from ..algos.pets import PETSJob
 from ..algos.pets import run_job as run_pets
 from ..algos.registry import method, names
@@ -32,15 +33,17 @@ __all__ = ["USAGE", "main"]
 
 
 def commands() -> dict[str, Command]:
-    """Every command; one ``train NAME`` per model-based method registered when this is called."""
+    """Every command; one ``train NAME`` per model-based method registered when this is called, and per agent."""
     methods = {f"train {name}": train.method_job(method(name)) for name in names()}
+    learners = {f"train {name}": train.agent_job(name) for name in agents.names()}
     return {
         "run": command(DefaultJobConfig, run_default_job),
         "data info": command(data.DataInfo, data.data_info),
         "data generate": command(data.DataGenerate, data.data_generate),
         "data convert": command(data.DataConvert, data.data_convert),
-        "train": Command(train.Train, train.run_model_free),
+        "train": Command(train.AgentJob, train.run_unnamed),
         **{name: Command(job, lambda args, prog, job=job: train.run_method(job, args, prog)) for name, job in methods.items()},
+        **{name: Command(job, lambda args, prog, job=job: train.run_agent(job, args, prog)) for name, job in learners.items()},
         "train pets": command(PETSJob, run_pets),
         "plan": command(PlanJob, run_plan),
         "tasks": command(data.TasksList, data.tasks),

@@ -1,6 +1,6 @@
 """``dynlearn train``: one command per registered model-based method (``train mopo DATA``, its config's fields as flags,
-generated from the registry when the commands are built), and ``train ALGO`` for the model-free agents, offline or
-online."""
+generated from the registry when the commands are built) and one per model-free agent (``train td3bc DATA``, offline,
+or ``train sac --online --task T``; the agent config's fields as ``--agent.*`` flags)."""
 
 from __future__ import annotations
 
@@ -23,16 +23,14 @@ from ..errors import ConfigError, check_minimums
 from ..models import load as load_model
 from ..tasks import get
 from .checks import check_model_finite
-from .parsing import flag_names, parse, unchecked, values
+from .parsing import flag_names, unchecked, values
 
 
 @dataclasses.dataclass(frozen=True)
-class Train:
-    """Train a model-free agent offline on a dataset (DATA), or online in the task (--online). Writes a run folder.
-    The model-based methods have their own commands: dynlearn train METHOD DATA (mopo, mobile, ...; each with --help)."""
+class AgentJob:
+    """What every ``dynlearn train ALGO`` command (a model-free agent) takes beside the agent's config, whose fields are
+    its ``--agent.FIELD`` flags."""
 
-    algo: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="ALGO")]
-    """model-free agent: sac, edac, td3bc, iql, cql, bc (dynlearn.agents)"""
     data: Annotated[str | None, tyro.conf.Positional, tyro.conf.arg(metavar="DATA")] = None
     """dataset (file, Minari id or named dataset); omit with --online"""
     out: Path = Path("runs/train")
@@ -84,39 +82,69 @@ class MethodJob:
     """replace an existing run folder"""
 
 
-def model_free(cfg: Train) -> None:
-    """``dynlearn train ALGO``: a model-free agent, offline or online."""
-    check_minimums(cfg, {"steps": 1, "seeds": 1, "eval_every": 1, "eval_episodes": 1}, command="train")
-    _check_algorithm(cfg.algo)
-    if cfg.online:
-        if cfg.task is None or cfg.data is not None:
+def agent_job(name: str) -> type:
+    """The ``dynlearn train NAME`` command's dataclass for a model-free agent: :class:`AgentJob`'s fields, and the agent
+    config's fields as ``--agent.FIELD`` flags (each with its docstring as help)."""
+    config_cls = agents.get(name).Config
+    parsed_as = unchecked(config_cls)
+    doc = (f"dynlearn train {name} DATA (offline) | dynlearn train {name} --online --task TASK: train the model-free agent "
+           f"{name} ({config_cls.__name__}: its hyperparameters are the --agent.* flags). Writes a run folder.")
+    field = ("agent", Annotated[parsed_as, tyro.conf.arg(name="agent")], dataclasses.field(default=parsed_as()))
+    return dataclasses.make_dataclass(
+        f"Train{config_cls.__name__}", [field], bases=(AgentJob,), frozen=True,
+        namespace={"__doc__": doc, "agent_name": name, "__module__": __name__})
+
+
+def run_agent(job: type, args: list[str], prog: str) -> None:
+    """``dynlearn train ALGO``: a model-free agent, offline or online; a flag that only the model-based methods have is
+    refused by name."""
+    _refuse_method_flags(job, args)
+    parsed = tyro.cli(job, args=args, prog=prog, description=job.__doc__)
+    agent_cfg = agents.get(job.agent_name).Config(**values(parsed.agent))
+    check_minimums(parsed, {"steps": 1, "seeds": 1, "eval_every": 1, "eval_episodes": 1}, command="train")
+    name = job.agent_name
+    if parsed.online:
+        if parsed.task is None or parsed.data is not None:
             raise ConfigError("train --online needs --task and no DATA. Fix: dynlearn train sac --online --task Hopper-v5 --out DIR.")
-        if cfg.parallel_seeds:
+        if parsed.parallel_seeds:
             raise ConfigError("train --online runs one seed (--seed); --parallel-seeds is for offline training.")
-        online = OnlineConfig(task=get(cfg.task).id, agent=cfg.algo, steps=500_000 if cfg.steps is None else cfg.steps, seed=cfg.seed,
-                              eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes)
-        online_trainer.train_online(online, cfg.out, resume=cfg.resume, force=cfg.force)
+        online = OnlineConfig(task=get(parsed.task).id, agent=name, steps=500_000 if parsed.steps is None else parsed.steps,
+                              seed=parsed.seed, eval_every=parsed.eval_every, eval_episodes=parsed.eval_episodes)
+        online_trainer.train_online(online, parsed.out, resume=parsed.resume, force=parsed.force, agent_config=agent_cfg)
         return
-    if cfg.data is None:
+    if parsed.data is None:
         raise ConfigError("train needs a DATA argument (or --online). Fix: dynlearn train td3bc hopper.hdf5 --task Hopper-v5.")
-    dataset, task = training_data(cfg.data, cfg.task, successors=False)
-    offline = OfflineConfig(agent=cfg.algo, steps=100_000 if cfg.steps is None else cfg.steps, seeds=cfg.seeds, seed=cfg.seed,
-                            eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes)
-    offline_trainer.train_offline(dataset, task, offline, cfg.out, resume=cfg.resume, force=cfg.force, parallel_seeds=cfg.parallel_seeds)
+    dataset, task = training_data(parsed.data, parsed.task, successors=False)
+    offline = OfflineConfig(agent=name, steps=100_000 if parsed.steps is None else parsed.steps, seeds=parsed.seeds, seed=parsed.seed,
+                            eval_every=parsed.eval_every, eval_episodes=parsed.eval_episodes)
+    offline_trainer.train_offline(dataset, task, offline, parsed.out, resume=parsed.resume, force=parsed.force,
+                                  parallel_seeds=parsed.parallel_seeds, agent_config=agent_cfg)
 
 
-def run_model_free(args: list[str], prog: str) -> None:
-    """``dynlearn train ALGO``: a model-free agent; a flag that only the model-based methods have is refused by name."""
+def _refuse_method_flags(job: type, args: list[str]) -> None:
+    """Flags that only the model-based methods have, given to a model-free agent: refused, naming them."""
     typed = [a.split("=", 1)[0] for a in args if a.startswith("--")]
-    own = set(flag_names(Train).values())
+    own = set(flag_names(job).values())
     method_flags = [f for m in names() for f in flag_names(method(m)).values()] + list(flag_names(MethodJob).values())
     misplaced = list(dict.fromkeys(f for f in method_flags if f in typed and f not in own))
     if misplaced:
-        algo = next((a for a in args if not a.startswith("-")), "ALGO")
         raise ConfigError(f"{', '.join(misplaced)} only apply to the offline model-based methods ({', '.join(names())}); "
-                          f"train {algo}{' --online' if '--online' in typed else ''} would ignore them. Fix: drop them (a model-based "
-                          "method is trained by `dynlearn train METHOD DATA`, e.g. dynlearn train mopo --help).")
-    model_free(parse(Train, args, prog=prog))
+                          f"train {job.agent_name}{' --online' if '--online' in typed else ''} would ignore them. Fix: drop them "
+                          "(a model-based method is trained by `dynlearn train METHOD DATA`, e.g. dynlearn train mopo --help).")
+
+
+def run_unnamed(args: list[str], prog: str) -> None:
+    """``dynlearn train X``: X names no registered method and no agent (or is missing)."""
+    if args and args[0] in ("-h", "--help"):
+        print(f"usage: {prog} METHOD DATA [OPTIONS] | {prog} ALGO (DATA | --online --task TASK) [OPTIONS]\n\n"
+              f"model-based methods (METHOD): {', '.join(names())}\nmodel-free agents (ALGO): {', '.join(agents.names())}\n"
+              "PETS (online planning): train pets\n\n"
+              f"{prog} NAME --help lists a command's options.")
+        return
+    if not args or args[0].startswith("-"):
+        raise ConfigError(f"train needs a method or an algorithm first. Fix: dynlearn train mopo DATA, or dynlearn train td3bc DATA "
+                          f"({prog} --help lists them).")
+    _unknown_algorithm(args[0])
 
 
 def training_data(data: str, task_id: str | None, *, successors: bool):
@@ -166,10 +194,10 @@ def run_method(job: type, args: list[str], prog: str) -> None:
                                   parallel_seeds=parsed.parallel_seeds, only_seed=parsed.only_seed)
 
 
-def _check_algorithm(algo: str) -> None:
-    """``dynlearn train ALGO``: an unknown name lists every algorithm, model-based and model-free."""
-    try:
-        agents.get(algo)
-    except ConfigError:
-        raise ConfigError(f"train: unknown algorithm {algo!r}. Fix: choose a model-based method ({', '.join(names())}) or a "
-                          f"model-free agent ({', '.join(agents.names())}).") from None
+def _unknown_algorithm(algo: str) -> None:
+    """``dynlearn train X`` for a name no command has: the name in lower case where that is one, else every method and
+    agent."""
+    if algo.lower() in (*names(), *agents.names(), "pets"):
+        raise ConfigError(f"train: the algorithm is written in lower case. Fix: dynlearn train {algo.lower()} ...")
+    raise ConfigError(f"train: unknown algorithm {algo!r}. Fix: choose a model-based method ({', '.join(names())}) or a "
+                      f"model-free agent ({', '.join(agents.names())}).")
