@@ -32,7 +32,8 @@ import numpy as np
 from dynlearn import models
 from dynlearn.agents.base import AgentSpec
 from dynlearn.algos import MOPOConfig, method
-from dynlearn.algos.model_based import StartStates, run_block
+from dynlearn.algos.model_based import run_block
+from dynlearn.algos.model_source import StartStates
 from dynlearn.data.buffer import ReplayBuffer
 from dynlearn.data.transitions import Transitions
 

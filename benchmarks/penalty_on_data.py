@@ -22,7 +22,7 @@ import numpy as np
 
 import dynlearn as dl
 from dynlearn.algos import MOPOConfig
-from dynlearn.algos.model_based import build_model, real_rows
+from dynlearn.algos.model_source import build_model, real_rows
 from dynlearn.algos.penalty_scale import describe, penalty_on_data, sample_rows
 from dynlearn.rollout import Penalty
 

@@ -23,7 +23,7 @@ import numpy as np
 import dynlearn as dl
 from dynlearn import agents, penalties
 from dynlearn.algos import load_config
-from dynlearn.algos.model_based import build_model
+from dynlearn.algos.model_source import build_model
 from dynlearn.rollout import Penalty
 
 

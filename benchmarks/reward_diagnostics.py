@@ -18,7 +18,7 @@ import jax
 
 import dynlearn as dl
 from dynlearn.algos import MOPOConfig
-from dynlearn.algos.model_based import build_model
+from dynlearn.algos.model_source import build_model
 from dynlearn.models import FitConfig
 from dynlearn.algos.morec import load_reward, reward_diagnostics
 from dynlearn.models.holdout import split_holdout

@@ -151,7 +151,7 @@ def test_reward_refuses_to_start_over_an_unfinished_run_unless_told(tmp_path, ca
 def test_reward_defaults_to_the_model_based_methods_cached_ensemble(tmp_path, hopper_files, monkeypatch):
     """Without --model, `model reward` learns the reward of the very ensemble `dynlearn train mopo DATA` trains on."""
     from dynlearn.algos import MOPOConfig
-    from dynlearn.algos.model_based import build_model
+    from dynlearn.algos.model_source import build_model
 
     monkeypatch.setenv("DYNLEARN_CACHE_DIR", str(tmp_path / "cache"))
     data = str(hopper_files[0])

@@ -13,7 +13,8 @@ import pytest
 import dynlearn as dl
 from dynlearn import agents
 from dynlearn.algos import MBPOConfig, MOBILEConfig, MOPOConfig, RAVLConfig, load_config, mobile
-from dynlearn.algos.model_based import _ensemble_configs, train_model_based
+from dynlearn.algos.model_based import train_model_based
+from dynlearn.algos.model_source import ensemble_configs
 from dynlearn.algos.registry import method, names
 from dynlearn.errors import ConfigError
 from dynlearn.models import EnsembleConfig, FitConfig, fit
@@ -168,16 +169,16 @@ def test_presets_give_the_papers_values_and_explicit_values_win():
         dl.algos.ModelBasedConfig()
     # the fit's options reach the ensemble's FitConfig; without them the fit (and its cache key) is the default one
     hopper = dl.tasks.get("Hopper-v5")
-    _, fit = _ensemble_configs(RAVLConfig(model_min_epochs=350, model_max_epochs=None, model_holdout="transitions"), hopper)
+    _, fit = ensemble_configs(RAVLConfig(model_min_epochs=350, model_max_epochs=None, model_holdout="transitions"), hopper)
     assert (fit.min_epochs, fit.holdout, fit.max_epochs) == (350, "transitions", None)
     assert RAVLConfig(model_max_epochs=0).model_max_epochs is None  # 0 and None: no cap
     with pytest.raises(ConfigError, match="model_min_epochs 350 is above model_max_epochs 60"):  # the cap would end it first
         RAVLConfig(model_min_epochs=350)
-    assert _ensemble_configs(RAVLConfig(), hopper)[1].identity() == FitConfig(max_epochs=60).identity()
+    assert ensemble_configs(RAVLConfig(), hopper)[1].identity() == FitConfig(max_epochs=60).identity()
     # the termination head is fitted only where the task has no termination function (rollouts read the function)
-    assert not _ensemble_configs(MOPOConfig(), hopper)[0].termination_head
-    assert _ensemble_configs(MOPOConfig(), dl.tasks.get("Pendulum-v1"))[0].termination_head is False
-    assert _ensemble_configs(MOPOConfig(), None)[0].termination_head
+    assert not ensemble_configs(MOPOConfig(), hopper)[0].termination_head
+    assert ensemble_configs(MOPOConfig(), dl.tasks.get("Pendulum-v1"))[0].termination_head is False
+    assert ensemble_configs(MOPOConfig(), None)[0].termination_head
 
 
 def test_mobile_penalty_is_zero_on_real_rows_and_grows_with_model_disagreement(pendulum):

@@ -10,7 +10,7 @@ import jax
 import tyro
 
 from ..algos.mbpo import MBPOConfig
-from ..algos.model_based import build_model, ensemble_entry
+from ..algos.model_source import build_model, ensemble_entry
 from ..algos.morec import DynamicsRewardConfig, learn_reward, save_reward
 from ..checkpoint import check_writable, latest_dir, remove_dir
 from ..data import load
