@@ -157,7 +157,7 @@ def evaluate_model(model: FailureModel, data: NavigationData, chunk: int = 8192)
     err = np.concatenate([delta, vel], -1) - np.asarray(_targets(data))
     rmse = np.sqrt(np.mean(err**2, axis=0))
     failed = np.asarray(data.failed)
-    prob = 1 / (1 + np.exp(-logit))
+    prob = 0.5 * (1 + np.tanh(0.5 * logit))  # the sigmoid, without overflow at large |logit|
     names = ("dx", "dy", "dheading", "v", "omega")
     return {**{f"rmse/{n}": float(r) for n, r in zip(names, rmse)}, "failure/auc": auc(logit, failed),
             "failure/accuracy": float(np.mean((prob > 0.5) == failed)), "failure/base_rate": float(failed.mean()),
