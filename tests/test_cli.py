@@ -262,3 +262,20 @@ def test_an_agents_command_takes_its_configs_fields(tmp_path, capsys):
     assert err.startswith("error: --agent.hidden must be positive widths") and "Fix:" in err and not (tmp_path / "bad").exists()
     assert main(["train", "Td3bc", str(data), "--out", str(tmp_path / "bad")]) == 2
     assert "Fix: dynlearn train td3bc" in capsys.readouterr().err
+
+
+def test_log_to_adds_a_tensorboard_log_beside_the_metrics_and_refuses_unknown_sinks(tmp_path, capsys):
+    pytest.importorskip("tensorboardX")
+    data = tmp_path / "pend.hdf5"
+    assert main(["data", "generate", "Pendulum-v1", "--out", str(data), "--steps", "400", "--policy", "controller"]) == 0
+    out = tmp_path / "bc"
+    assert main(["train", "bc", str(data), "--steps", "1000", "--seeds", "1", "--eval-every", "1000", "--eval-episodes", "1",
+                 "--log-to", "tensorboard", "--out", str(out)]) == 0, capsys.readouterr().err
+    events = list(out.rglob("tensorboard/events.out.tfevents.*"))
+    assert events and all(e.stat().st_size > 0 for e in events)
+    assert [p.parent for p in out.rglob("metrics.jsonl")] == [e.parent.parent for e in events]
+    capsys.readouterr()
+    assert main(["train", "bc", str(data), "--steps", "200", "--log-to", "tensorbord", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "tensorbord" in err and "tensorboard" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()

@@ -29,11 +29,11 @@ def _enable_compilation_cache() -> None:
 
 _enable_compilation_cache()
 
-from . import agents, data, dsr, interrupt, metrics, models, penalties, planning, rollout, tasks  # noqa: E402
+from . import agents, data, dsr, interrupt, metrics, models, penalties, planning, rollout, tasks, training  # noqa: E402
 from .errors import ConfigError, DataError, DynlearnError, OutputExistsError  # noqa: E402
 
 __all__ = ["ConfigError", "DataError", "DynlearnError", "OutputExistsError", "__version__", "agents", "algos", "data", "dsr",
-           "interrupt", "metrics", "models", "penalties", "planning", "rollout", "tasks"]
+           "interrupt", "metrics", "models", "penalties", "planning", "rollout", "tasks", "training"]
 
 
 def __getattr__(name: str):

@@ -26,8 +26,9 @@ from ..dsr.jobs import DSREval, DSRFit
 from ..errors import DynlearnError, RunFinished
 from ..interrupt import Stopped
 from ..planning.job import PlanJob, run_plan
+from ..training import log_to
 from . import data, dsr, model, train
-from .parsing import Command, command, force_replace_folders, user_message
+from .parsing import Command, command, force_replace_folders, log_to_option, user_message
 
 __all__ = ["USAGE", "main"]
 
@@ -74,6 +75,8 @@ commands:
   dsr eval        re-measure a saved dsr fit run on its test series or new data
 
 --force replaces only what dynlearn wrote; --force --force-replace-folder PATH also replaces a folder it did not write.
+--log-to tensorboard,wandb,mlflow: a training command also logs its metrics there (pip install "dynlearn[tensorboard]", ...);
+metrics.jsonl is always written.
 """
 """The help ``dynlearn`` prints; ``{methods}``: the registered model-based methods."""
 
@@ -107,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen = every[name]
     try:
         args, replace = force_replace_folders(argv[len(name.split()):])
-        with replacing(*replace), warnings.catch_warnings():  # a dataset warning (e.g. a guessed encoding): one line
+        args, sinks = log_to_option(args)
+        with replacing(*replace), log_to(sinks), warnings.catch_warnings():  # a dataset warning (e.g. a guessed encoding): one line
             warnings.simplefilter("always", DataWarning)
             warnings.showwarning = _show_warning
             chosen.run(args, f"dynlearn {name}")

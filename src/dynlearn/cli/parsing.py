@@ -56,19 +56,32 @@ def values(cfg) -> dict:
 def force_replace_folders(args: list[str]) -> tuple[list[str], list[str]]:
     """``args`` without ``--force-replace-folder PATH`` (any command: with ``--force``, replace PATH even though dynlearn
     did not write it), and those PATHs."""
-    rest, paths = [], []
+    rest, paths = _take_option(args, "--force-replace-folder", "the folder's path", "PATH")
+    return rest, paths
+
+
+def log_to_option(args: list[str]) -> tuple[list[str], str | None]:
+    """``args`` without ``--log-to NAMES`` (any command that trains: also log to tensorboard, wandb and/or mlflow,
+    comma-separated; :func:`dynlearn.training.log_to`), and NAMES (the last one given; None when absent)."""
+    rest, values = _take_option(args, "--log-to", "the sinks' names", "tensorboard,wandb,mlflow")
+    return rest, values[-1] if values else None
+
+
+def _take_option(args: list[str], flag: str, what: str, example: str) -> tuple[list[str], list[str]]:
+    """``args`` without every ``FLAG VALUE`` / ``FLAG=VALUE``, and the VALUEs in order."""
+    rest, values = [], []
     it = iter(args)
     for arg in it:
-        if arg == "--force-replace-folder":
-            path = next(it, None)
-            if path is None:
-                raise ConfigError("--force-replace-folder needs the folder's path. Fix: pass --force-replace-folder PATH.")
-            paths.append(path)
-        elif arg.startswith("--force-replace-folder="):
-            paths.append(arg.split("=", 1)[1])
+        if arg == flag:
+            value = next(it, None)
+            if value is None:
+                raise ConfigError(f"{flag} needs {what}. Fix: pass {flag} {example}.")
+            values.append(value)
+        elif arg.startswith(flag + "="):
+            values.append(arg.split("=", 1)[1])
         else:
             rest.append(arg)
-    return rest, paths
+    return rest, values
 
 
 _CONFIG_FIELD = re.compile(r"\b[A-Z]\w*Config\.(\w+)")
