@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -83,11 +84,17 @@ def _dynlearn_cell(folder: Path) -> dict | None:
     return {"seeds": seeds, "train_s": walls, "curve": {int(k): v for k, v in curves.items()}} if seeds or curves else None
 
 
+KIT_EVAL = re.compile(r"\bstep\s+([\d,]+)\s+return\s+\S+\s+±\s+\S+\s+normalized\s+(-?[\d.]+)")
+"""An evaluation line of the peer harness's log.txt."""
+
+
 def _kit_cell(folder: Path) -> dict | None:
     seeds, walls, curve = {}, {}, {}
     for seed_dir in sorted(folder.glob("seed*")):
         results = seed_dir / "results.json"
-        if not results.is_file():
+        if not results.is_file():  # an unfinished seed: its evaluations so far, from the harness's log
+            for m in KIT_EVAL.finditer((seed_dir / "log.txt").read_text() if (seed_dir / "log.txt").is_file() else ""):
+                curve.setdefault(int(m[1].replace(",", "")), []).append(float(m[2]))
             continue
         r = json.loads(results.read_text())
         seed = int(r["scores"]["per_seed"][0]["seed"])
@@ -95,7 +102,7 @@ def _kit_cell(folder: Path) -> dict | None:
         walls[seed] = r.get("wall_time_s")
         for e in r.get("evaluations", []):
             curve.setdefault(int(e["step"]), []).append(e["normalized"])
-    return {"seeds": seeds, "train_s": walls, "curve": dict(sorted(curve.items()))} if seeds else None
+    return {"seeds": seeds, "train_s": walls, "curve": dict(sorted(curve.items()))} if seeds or curve else None
 
 
 def _summary(cell: dict | None) -> str:
@@ -113,7 +120,8 @@ def _wall(cell: dict | None) -> str:
 
 
 def report(args) -> None:
-    cells = sorted({p.name.split("-", 1)[1] for p in args.runs.glob("*-*") if p.name.startswith(("dynlearn-", "kit-"))})
+    cells = sorted({p.name.split("-", 1)[1] for p in args.runs.glob("*-*")
+                    if p.name.startswith(("dynlearn-", "kit-")) and not p.name.startswith("kit-fit-")})
     print("| cell | OfflineRL-Kit | dynlearn | wall time per seed (Kit / dynlearn) |")
     print("|---|---|---|---|")
     for name in cells:
