@@ -67,20 +67,21 @@ __all__ = [
     "train_model",
 ]
 
-# OfflineRL-Kit's per-layer weight decay for 4 hidden layers and the output; other depths reuse its schedule
-_KIT_DECAY_HIDDEN = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5)
-_KIT_DECAY_OUTPUT = 1e-4
+# OfflineRL-Kit's per-layer weight decay (EnsembleConfig's default: 4 hidden layers, then the output); other depths
+# reuse its schedule
+_KIT_DECAY_HIDDEN = EnsembleConfig.weight_decay[:-1]
+_KIT_DECAY_OUTPUT = EnsembleConfig.weight_decay[-1]
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelTrainConfig:
     """``dynlearn model train``: fit a probabilistic ensemble to a dataset."""
 
-    members: int = 7
+    members: int = EnsembleConfig.members
     """ensemble members"""
-    elites: int = 5
+    elites: int = EnsembleConfig.elites
     """members kept for prediction (lowest holdout MSE)"""
-    hidden: tuple[int, ...] = (200, 200, 200, 200)
+    hidden: tuple[int, ...] = EnsembleConfig.hidden
     """hidden layer widths of every member"""
     max_epochs: int | None = None
     """stop after this many epochs (None: early stopping only)"""

@@ -17,7 +17,7 @@ from ..data import load
 from ..data.dataset import check_trainable
 from ..errors import ConfigError, check_minimums
 from ..model_jobs import ModelEvalConfig, ModelTrainConfig, eval_model, load_run, train_model
-from ..models import FitConfig
+from ..models import EnsembleConfig, FitConfig
 from ..tasks import get
 from .checks import check_model_finite, check_run_files
 from .data import task_of
@@ -33,11 +33,11 @@ class ModelTrain:
     """task the data comes from (its termination function is attached to the model); default: the dataset's"""
     out: Path = Path("runs/model")
     """run folder"""
-    members: int = 7
+    members: int = EnsembleConfig.members
     """ensemble members"""
-    elites: int = 5
+    elites: int = EnsembleConfig.elites
     """members used for prediction (lowest holdout error)"""
-    hidden: tuple[int, ...] = (200, 200, 200, 200)
+    hidden: tuple[int, ...] = EnsembleConfig.hidden
     """hidden layer widths"""
     max_epochs: int | None = None
     """stop after this many epochs (default: early stopping only)"""
