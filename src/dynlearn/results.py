@@ -166,6 +166,21 @@ def config_differences(saved: dict, new: dict, prefix: str = "", *, legacy: dict
     return out
 
 
+def _count(config: dict, dotted: str) -> int:
+    for key in dotted.split("."):
+        config = config[key]
+    return config
+
+
+def _add_seeds(path: Path, config: dict, had: int) -> None:
+    """Grow a run folder's seed count (see :meth:`RunFolder.open`): the results of its first ``had`` seeds are kept
+    aside, and ``config.json`` is rewritten with the new count."""
+    results = path / "results.json"
+    if results.is_file():
+        os.replace(results, path / f"results-{had}-seeds.json")
+    write_json(path / "config.json", config)
+
+
 class RunFolder:
     """A run's output folder, locked for this process while it writes (:mod:`dynlearn.locking`).
 
@@ -220,12 +235,17 @@ class RunFolder:
 
     @classmethod
     def open(cls, path: str | os.PathLike, config: dict, *, resume: bool = False, force: bool = False,
-             legacy: dict[str, Any] | None = None, part: str | None = None) -> "RunFolder":
+             legacy: dict[str, Any] | None = None, part: str | None = None, seeds_key: str | None = None) -> "RunFolder":
         """A new run folder with ``config.json`` written, or (``resume``) an existing one whose config must match
         (``legacy``: see :func:`config_differences`), locked for this process (see the class).
 
         Resuming a finished run (its ``results.json`` written) raises :class:`~dynlearn.errors.RunFinished` and changes
-        nothing; resuming a stopped one first deletes the temporary files its writer left when it was killed."""
+        nothing; resuming a stopped one first deletes the temporary files its writer left when it was killed.
+
+        ``seeds_key`` (e.g. ``"model_based.seeds"``): the dotted key of the run's seed count, for trainers whose seeds
+        train independently. Resuming with a larger count and an otherwise equal config adds seeds to the run, finished
+        or not: ``config.json`` takes the new count and the old ``results.json`` is set aside as
+        ``results-K-seeds.json`` until the trainer writes the results of all seeds."""
         import json
 
         from .checkpoint import clean_leftovers
@@ -252,6 +272,10 @@ class RunFolder:
                 raise DataError(str(path / "config.json"), f"is unreadable ({e}).",
                                 "restore it from a copy of the run folder, or start a new run (another --out).") from None
             differs = config_differences(saved, json.loads(json_text(config)), legacy=legacy)
+            if differs == [seeds_key] and _count(config, seeds_key) > _count(saved, seeds_key):
+                if part is None or (path / "results.json").is_file():  # (one process of a run split by seed does this)
+                    _add_seeds(path, config, _count(saved, seeds_key))
+                differs = []
             if differs:
                 raise ConfigError(f"{path}/config.json differs from this run's config ({', '.join(differs[:5])}). Fix: "
                                   "resume with the same options and data, or use a new --out.")

@@ -75,6 +75,30 @@ def test_offline_resume_matches_uninterrupted(tmp_path, pendulum_expert_data):
     assert b["wall_time_s"] == pytest.approx(sum(walls)) and walls[0] > first_s and sum(walls) < resumed_s + first_s + 1.0
 
 
+def test_a_finished_run_given_more_seeds_keeps_its_seeds_and_trains_the_new_ones(tmp_path, pendulum_expert_data):
+    task, data = pendulum_expert_data
+    bc = agents.get("bc")
+    agent_cfg = bc.Config(hidden=(16, 16))
+    two = OfflineConfig(agent="bc", steps=200, seeds=2, block=100, eval_every=200, eval_episodes=1, checkpoint_every=200)
+    one = OfflineConfig(**{**two.__dict__, "seeds": 1})
+    train_offline(data, task, two, tmp_path / "two", agent_config=agent_cfg, log=_quiet)
+    train_offline(data, task, one, tmp_path / "grown", agent_config=agent_cfg, log=_quiet)
+    seed_0 = tmp_path / "grown" / "seed_0" / "agent"
+    written = {p: p.stat().st_mtime_ns for p in seed_0.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match="differs"):  # fewer seeds than the run has: refused, not a silent shrink
+        train_offline(data, task, one, tmp_path / "two", agent_config=agent_cfg, resume=True, log=_quiet)
+    train_offline(data, task, two, tmp_path / "grown", agent_config=agent_cfg, resume=True, log=_quiet)
+    assert {p: p.stat().st_mtime_ns for p in seed_0.rglob("*") if p.is_file()} == written  # seed 0 was not trained again
+    for seed in (0, 1):
+        assert _same_leaves(bc.load(tmp_path / "two" / f"seed_{seed}" / "agent"),
+                            bc.load(tmp_path / "grown" / f"seed_{seed}" / "agent"))
+    grown = json.loads((tmp_path / "grown" / "results.json").read_text())
+    assert grown["scores"]["per_seed"] == json.loads((tmp_path / "two" / "results.json").read_text())["scores"]["per_seed"]
+    assert json.loads((tmp_path / "grown" / "config.json").read_text())["offline"]["seeds"] == 2
+    kept = json.loads((tmp_path / "grown" / "results-1-seeds.json").read_text())
+    assert kept["scores"]["per_seed"] == grown["scores"]["per_seed"][:1]
+
+
 def test_offline_bc_imitates_a_good_controller(tmp_path, pendulum_expert_data):
     task, data = pendulum_expert_data
     cfg = OfflineConfig(agent="bc", steps=3000, seeds=1, block=500, eval_every=3000, eval_episodes=5, checkpoint_every=3000)

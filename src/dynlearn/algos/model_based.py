@@ -109,7 +109,7 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
               "task": task.id, "dataset": dataset_record(dataset)}
     # one process per seed (only_seed) writes its own part of the run: seeds share the folder, a whole-run writer does not
     run_folder = RunFolder.open(out, config, resume=resume, force=force,
-                                part=None if only_seed is None else f"seed_{only_seed}")
+                                part=None if only_seed is None else f"seed_{only_seed}", seeds_key="model_based.seeds")
     try:
         if model is None:  # the learned ensemble: fitted (or read from the cache) once the run folder is there
             model, fit_report = build_model(dataset, task, cfg, log)

@@ -21,8 +21,14 @@ from .seeds import SeedCheckpoints
 
 
 def seed_checkpoint(folder: Path, config: dict, seed: int) -> Checkpoint:
-    """The checkpoint of a run's seed (``folder/checkpoint``), tagged with the run's config and the seed."""
-    return Checkpoint(folder / "checkpoint", fingerprint(config, seed), owner=str(folder),
+    """The checkpoint of a run's seed (``folder/checkpoint``), tagged with the run's config and the seed.
+
+    The tag leaves out the run's seed count (a ``seeds`` entry in each section of the config): a seed trains the same
+    whatever the number of its siblings, so a run can be given more seeds later (:meth:`dynlearn.results.RunFolder.open`)
+    and keep the ones it has."""
+    per_seed = {k: ({f: v for f, v in section.items() if f != "seeds"} if isinstance(section, dict) else section)
+                for k, section in config.items()}
+    return Checkpoint(folder / "checkpoint", fingerprint(per_seed, seed), owner=str(folder),
                       other="another run (its config.json differs)", where=folder)
 
 
