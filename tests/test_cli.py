@@ -253,10 +253,17 @@ def test_an_agents_command_takes_its_configs_fields(tmp_path, capsys):
     assert "--agent.alpha" in text and "--agent.policy-noise" in text and "--penalty-coef" not in text
     out = tmp_path / "bc"
     assert main(["train", "bc", str(data), "--agent.hidden", "16", "16", "--agent.batch-size", "32", "--steps", "1000", "--seeds", "1",
-                 "--eval-every", "1000", "--eval-episodes", "1", "--out", str(out)]) == 0
-    agent = json.loads((out / "config.json").read_text())["agent"]
-    assert agent["hidden"] == [16, 16] and agent["batch_size"] == 32
+                 "--eval-every", "500", "--eval-episodes", "1", "--block", "250", "--checkpoint-every", "500", "--no-normalize-obs",
+                 "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["agent"]["hidden"] == [16, 16] and config["agent"]["batch_size"] == 32
+    assert (config["offline"]["block"], config["offline"]["checkpoint_every"], config["offline"]["normalize_obs"]) == (250, 500, False)
     capsys.readouterr()
+    assert main(["train", "bc", str(data), "--update-every", "10", "--out", str(tmp_path / "bad")]) == 2  # an online option
+    err = capsys.readouterr().err
+    assert "--update-every only apply to online training" in err and not (tmp_path / "bad").exists()
+    assert main(["train", "sac", "--online", "--task", "Pendulum-v1", "--block", "10", "--out", str(tmp_path / "bad")]) == 2
+    assert "--block only apply to offline training" in capsys.readouterr().err and not (tmp_path / "bad").exists()
     assert main(["train", "sac", str(data), "--agent.hidden", "0", "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --agent.hidden must be positive widths") and "Fix:" in err and not (tmp_path / "bad").exists()

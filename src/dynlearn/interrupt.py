@@ -5,7 +5,7 @@ A scheduler that preempts a job (SLURM sends SIGTERM, then SIGKILL after a grace
 SIGTERM or SIGINT only sets a flag; the one training loop, :func:`dynlearn.training.run`, which every trainer runs
 (:func:`dynlearn.algos.model_based.train_model_based`, :func:`dynlearn.algos.offline.train_offline`,
 :func:`dynlearn.algos.online.train_online`, and the fits given a checkpoint folder: :func:`dynlearn.models.fit`,
-:func:`dynlearn.models.dynamics_reward.learn_reward`, :func:`dynlearn.dsr.fit_dsr`), tests it after each block, writes
+:func:`dynlearn.algos.morec.learn_reward`, :func:`dynlearn.dsr.fit_dsr`), tests it after each block, writes
 its checkpoint for the step it has reached and raises :class:`Stopped`; nothing else tests it. The run then continues
 exactly as if it had never stopped: the training runs with ``resume=True`` (``--resume``), the fits when called again
 with the same inputs and checkpoint folder. A second Ctrl-C stops at once (``KeyboardInterrupt``), losing the work since

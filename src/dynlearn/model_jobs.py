@@ -73,41 +73,23 @@ _KIT_DECAY_HIDDEN = EnsembleConfig.weight_decay[:-1]
 _KIT_DECAY_OUTPUT = EnsembleConfig.weight_decay[-1]
 
 
+def kit_weight_decay(depth: int) -> tuple[float, ...]:
+    """OfflineRL-Kit's per-layer weight decay for ``depth`` hidden layers and the output (EnsembleConfig's default is
+    its 4-layer schedule; other depths reuse the schedule, 7.5e-5 beyond the fourth hidden layer)."""
+    return (*(_KIT_DECAY_HIDDEN[min(i, len(_KIT_DECAY_HIDDEN) - 1)] for i in range(depth)), _KIT_DECAY_OUTPUT)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelTrainConfig:
-    """``dynlearn model train``: fit a probabilistic ensemble to a dataset."""
+    """``dynlearn model train``: fit a probabilistic ensemble to a dataset (every field of its architecture and of the
+    fit is a flag of the command)."""
 
-    members: int = EnsembleConfig.members
-    """ensemble members"""
-    elites: int = EnsembleConfig.elites
-    """members kept for prediction (lowest holdout MSE)"""
-    hidden: tuple[int, ...] = EnsembleConfig.hidden
-    """hidden layer widths of every member"""
-    max_epochs: int | None = None
-    """stop after this many epochs (None: early stopping only)"""
-    patience: int = 5
-    """early stopping: epochs without a member improving by 1%"""
-    holdout: str | None = None
-    """held out for early stopping and elites: episodes (default) | transitions (OfflineRL-Kit's random rows)"""
-    min_epochs: int | None = None
-    """early stopping cannot end the fit before this epoch; the first plateau lowers the learning rate x 0.3 instead
-    (the edge-of-reach/RAVL reference: 350); None: Kit's rule"""
+    ensemble: EnsembleConfig = EnsembleConfig()
+    """architecture and loss (OfflineRL-Kit's MOPO/MOBILE model by default)"""
+    fit: FitConfig = FitConfig()
+    """the fit: holdout, early stopping, elites, learning rate"""
     seed: int = 0
     """seed of the holdout split, bootstrap, initialisation and batches"""
-
-    def __post_init__(self):
-        self.ensemble_config()  # EnsembleConfig and FitConfig reject bad values with their own messages
-        self.fit_config()
-
-    def ensemble_config(self) -> EnsembleConfig:
-        """The defaults of :class:`EnsembleConfig` with these sizes; weight decay follows OfflineRL-Kit's schedule
-        (2.5e-5, 5e-5, 7.5e-5, 7.5e-5 for hidden layers, 7.5e-5 beyond the fourth, 1e-4 for the output)."""
-        decay = tuple(_KIT_DECAY_HIDDEN[i] if i < len(_KIT_DECAY_HIDDEN) else _KIT_DECAY_HIDDEN[-1] for i in range(len(self.hidden)))
-        return EnsembleConfig(members=self.members, elites=self.elites, hidden=tuple(self.hidden), weight_decay=(*decay, _KIT_DECAY_OUTPUT))
-
-    def fit_config(self, progress: bool = True) -> FitConfig:
-        return FitConfig(max_epochs=self.max_epochs, patience=self.patience, holdout="episodes" if self.holdout is None else self.holdout,
-                         min_epochs=0 if self.min_epochs is None else self.min_epochs, progress=progress)
 
 
 def train_model(dataset: Dataset, task, cfg: ModelTrainConfig, out: str | Path, *, force: bool = False, resume: bool = False,
@@ -115,15 +97,14 @@ def train_model(dataset: Dataset, task, cfg: ModelTrainConfig, out: str | Path, 
     """Fit an ensemble to ``dataset`` and write the run folder ``out`` (module docstring). The fit checkpoints into
     ``out/checkpoint`` (every minute, and on SIGTERM / Ctrl-C); ``resume=True`` continues it."""
     out = Path(out)
-    ecfg, fcfg = cfg.ensemble_config(), cfg.fit_config(progress)
-    config = {"model_train": dataclasses.asdict(cfg), "ensemble": ecfg.to_dict(),
-              "fit": fcfg.identity(),
+    ecfg, fcfg = cfg.ensemble, dataclasses.replace(cfg.fit, progress=progress)
+    config = {"model_train": {"seed": cfg.seed}, "ensemble": ecfg.to_dict(), "fit": fcfg.identity(),
               "task": None if task is None else task.id, "dataset": dataset_record(dataset)}
-    run = RunFolder.open(out, config, resume=resume, force=force, legacy={"model_train.holdout": "episodes"})  # runs before the option
+    run = RunFolder.open(out, config, resume=resume, force=force)
     if resume and run.file("results.json").is_file():
         log(f"{out} is finished; nothing to resume")
         return out
-    log(f"fitting a {cfg.members}-member ensemble on {dataset.name} ({len(dataset):,} transitions)")
+    log(f"fitting a {ecfg.members}-member ensemble on {dataset.name} ({len(dataset):,} transitions)")
     model, report = fit(ecfg, dataset, key=jax.random.key(cfg.seed), cfg=fcfg, task=task, checkpoint=out / "checkpoint",
                         metrics=out / "metrics.jsonl")
     wall = report.wall_s  # every invocation's, when the fit was stopped and resumed
@@ -140,7 +121,7 @@ def train_model(dataset: Dataset, task, cfg: ModelTrainConfig, out: str | Path, 
     fit_curve_figure(out / "fit_curve.png", report, title=f"ensemble on {dataset.name}")
     results = make_results(
         method="probabilistic-ensemble", task=None if task is None else task.id, dataset=dataset_record(dataset),
-        budget={"steps": report.steps, "seeds": 0, "epochs": report.epochs, "max_epochs": cfg.max_epochs, "fit_seed": cfg.seed,
+        budget={"steps": report.steps, "seeds": 0, "epochs": report.epochs, "max_epochs": fcfg.max_epochs, "fit_seed": cfg.seed,
                 "note": "a model fit: no policy is trained, so there are no policy seeds or scores"},
         seed_scores=[], wall_time_s=wall, steps_per_s=report.steps_per_s,
         extra={"fit": {"epochs": report.epochs, "stopped_early": report.stopped_early, "elites": list(report.elites),

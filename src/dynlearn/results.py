@@ -142,25 +142,22 @@ def dataset_record(dataset) -> dict:
     return {"name": dataset.name, "hash": dataset.content_hash(), "transitions": len(dataset), "episodes": dataset.n_episodes}
 
 
-def config_differences(saved: dict, new: dict, prefix: str = "", *, legacy: dict[str, Any] | None = None) -> list[str]:
+def config_differences(saved: dict, new: dict, prefix: str = "") -> list[str]:
     """Keys whose values differ between a saved run config and a new one (dotted paths).
 
     A key the saved config lacks and the new one sets to None is not a difference: it is an option added to the
-    library after the run started, left inactive, so the run still resumes. ``legacy`` maps dotted keys added later
-    to the value a run saved before them implicitly had (e.g. ``{"model_based.penalty_members": "elites"}``): a saved
-    config without the key matches a new one with that value.
+    library after the run started, left inactive, so the run still resumes.
     """
-    legacy = legacy or {}
     out = []
     for key in sorted(set(saved) | set(new)):
         name = f"{prefix}{key}"
         if key not in saved:
-            if new[key] is not None and (name not in legacy or legacy[name] != new[key]):
+            if new[key] is not None:
                 out.append(name)
         elif key not in new:
             out.append(name)
         elif isinstance(saved[key], dict) and isinstance(new[key], dict):
-            out.extend(config_differences(saved[key], new[key], name + ".", legacy=legacy))
+            out.extend(config_differences(saved[key], new[key], name + "."))
         elif saved[key] != new[key]:
             out.append(name)
     return out
@@ -235,9 +232,9 @@ class RunFolder:
 
     @classmethod
     def open(cls, path: str | os.PathLike, config: dict, *, resume: bool = False, force: bool = False,
-             legacy: dict[str, Any] | None = None, part: str | None = None, seeds_key: str | None = None) -> "RunFolder":
+             part: str | None = None, seeds_key: str | None = None) -> "RunFolder":
         """A new run folder with ``config.json`` written, or (``resume``) an existing one whose config must match
-        (``legacy``: see :func:`config_differences`), locked for this process (see the class).
+        (:func:`config_differences`), locked for this process (see the class).
 
         Resuming a finished run (its ``results.json`` written) raises :class:`~dynlearn.errors.RunFinished` and changes
         nothing; resuming a stopped one first deletes the temporary files its writer left when it was killed.
@@ -271,7 +268,7 @@ class RunFolder:
             except (OSError, ValueError) as e:
                 raise DataError(str(path / "config.json"), f"is unreadable ({e}).",
                                 "restore it from a copy of the run folder, or start a new run (another --out).") from None
-            differs = config_differences(saved, json.loads(json_text(config)), legacy=legacy)
+            differs = config_differences(saved, json.loads(json_text(config)))
             if differs == [seeds_key] and _count(config, seeds_key) > _count(saved, seeds_key):
                 if part is None or (path / "results.json").is_file():  # (one process of a run split by seed does this)
                     _add_seeds(path, config, _count(saved, seeds_key))

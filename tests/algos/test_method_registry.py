@@ -129,6 +129,14 @@ def test_each_command_lists_its_own_methods_fields(capsys):
         assert not any(flag in text for flag in others), (name, text)
 
 
+def test_another_methods_flag_is_refused_in_one_line_naming_its_methods(tmp_path, capsys, hopper_medium):
+    assert main(["train", "mopo", str(hopper_medium), "--eta", "1", "--candidates=3", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "╭" not in err, err
+    assert "--eta is an option of ravl" in err and "--candidates is an option of morec-mopo, morec-mobile" in err
+    assert "not of mopo" in err and not (tmp_path / "run").exists()
+
+
 @pytest.fixture
 def hopper_medium(tmp_path):
     """A tiny file named like the hopper-medium dataset (its name picks the presets)."""

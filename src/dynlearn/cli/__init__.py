@@ -48,7 +48,7 @@ def commands() -> dict[str, Command]:
         "train pets": command(PETSJob, run_pets),
         "plan": command(PlanJob, run_plan),
         "tasks": command(data.TasksList, data.tasks),
-        "model train": command(model.ModelTrain, model.model_train),
+        "model train": Command(model.ModelTrain, model.run_model_train),
         "model eval": command(model.ModelEval, model.model_eval),
         "model reward": command(model.ModelReward, model.model_reward),
         "dsr fit": command(DSRFit, dsr.dsr_fit),

@@ -16,16 +16,19 @@ from ..checkpoint import check_writable, latest_dir, remove_dir
 from ..data import load
 from ..data.dataset import check_trainable
 from ..errors import ConfigError, check_minimums
-from ..model_jobs import ModelEvalConfig, ModelTrainConfig, eval_model, load_run, train_model
+from ..model_jobs import ModelEvalConfig, ModelTrainConfig, eval_model, kit_weight_decay, load_run, train_model
 from ..models import EnsembleConfig, FitConfig
 from ..tasks import get
 from .checks import check_model_finite, check_run_files
 from .data import task_of
+from .parsing import unchecked, values
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelTrain:
-    """Fit a probabilistic dynamics ensemble to a dataset (DATA). Writes a run folder: model, fit curve, one-step errors."""
+    """Fit a probabilistic dynamics ensemble to a dataset (DATA). Writes a run folder: model, fit curve, one-step errors.
+    Every field of the ensemble's architecture (EnsembleConfig) and of the fit (FitConfig) is a flag; --hidden without
+    --weight-decay takes OfflineRL-Kit's per-layer weight decay for that depth."""
 
     data: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="DATA")]
     """dataset (file, Minari id or named dataset, e.g. hopper-medium-v5)"""
@@ -33,19 +36,8 @@ class ModelTrain:
     """task the data comes from (its termination function is attached to the model); default: the dataset's"""
     out: Path = Path("runs/model")
     """run folder"""
-    members: int = EnsembleConfig.members
-    """ensemble members"""
-    elites: int = EnsembleConfig.elites
-    """members used for prediction (lowest holdout error)"""
-    hidden: tuple[int, ...] = EnsembleConfig.hidden
-    """hidden layer widths"""
-    max_epochs: int | None = None
-    """stop after this many epochs (default: early stopping only)"""
-    holdout: str | None = None
-    """held out for early stopping and elite selection: episodes (default) | transitions (OfflineRL-Kit's random rows)"""
-    min_epochs: int | None = None
-    """train at least this many epochs, lowering the learning rate x 0.3 at the first plateau before them (the
-    edge-of-reach/RAVL reference fits with 350); default: early stopping only"""
+    ensemble: Annotated[unchecked(EnsembleConfig), tyro.conf.arg(name="")] = unchecked(EnsembleConfig)()
+    fit: Annotated[unchecked(FitConfig), tyro.conf.arg(name="")] = unchecked(FitConfig)()
     seed: int = 0
     """seed of the holdout split, bootstrap and initialisation"""
     force: bool = False
@@ -108,13 +100,19 @@ class ModelReward:
     """continue the unfinished run whose training state is in OUT.learning (same data, model, steps and seed)"""
 
 
-def model_train(cfg: ModelTrain) -> None:
-    check_minimums(cfg, {"members": 1, "elites": 1, "max_epochs": 1, "min_epochs": 0}, command="model train")
-    dataset = load(cfg.data, task=cfg.task)
+def run_model_train(args: list[str], prog: str) -> None:
+    """``dynlearn model train DATA``: the ensemble and fit configs checked once parsed (one-line errors); the weight
+    decay follows --hidden's depth unless --weight-decay is given."""
+    parsed = tyro.cli(ModelTrain, args=args, prog=prog, description=ModelTrain.__doc__)
+    ensemble = values(parsed.ensemble)
+    typed = {a.split("=", 1)[0] for a in args}
+    if "--weight-decay" not in typed:
+        ensemble["weight_decay"] = kit_weight_decay(len(ensemble["hidden"]))
+    job = ModelTrainConfig(ensemble=EnsembleConfig(**ensemble), fit=FitConfig(**values(parsed.fit)), seed=parsed.seed)
+    dataset = load(parsed.data, task=parsed.task)
     check_trainable(dataset, successors=True)
-    job = ModelTrainConfig(members=cfg.members, elites=cfg.elites, hidden=cfg.hidden, max_epochs=cfg.max_epochs, holdout=cfg.holdout,
-                           min_epochs=cfg.min_epochs, seed=cfg.seed)
-    train_model(dataset, get(cfg.task) if cfg.task else task_of(dataset), job, cfg.out, force=cfg.force, resume=cfg.resume)
+    train_model(dataset, get(parsed.task) if parsed.task else task_of(dataset), job, parsed.out, force=parsed.force,
+                resume=parsed.resume, progress=job.fit.progress)
 
 
 def cached_ensemble(data: str, model_holdout: str | None, *, fix: str):

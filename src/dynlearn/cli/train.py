@@ -52,10 +52,44 @@ class AgentJob:
     """evaluate the policy every this many steps"""
     eval_episodes: int = 10
     """evaluation episodes"""
+    checkpoint_every: int | None = None
+    """write a resumable checkpoint every this many steps (default: 10,000 offline; 25,000 online)"""
+    block: int | None = None
+    """offline: gradient steps per compiled lax.scan block (default 1,000; steps, eval_every and checkpoint_every are
+    multiples of it)"""
+    normalize_obs: bool = True
+    """offline: standardise observations with the dataset's statistics"""
+    reward_normalization: str | None = None
+    """offline: none | iql | auto (default: auto, IQL's scaling for IQL only)"""
+    start_steps: int | None = None
+    """online: uniform-random actions for the first this many steps (default 10,000)"""
+    update_every: int | None = None
+    """online: environment steps per update block (default 50)"""
+    buffer_size: int | None = None
+    """online: replay capacity in rows (default 1,000,000)"""
+    snapshot_every: int | None = None
+    """online: keep a policy snapshot every this many steps (default 10,000; 0: none)"""
     resume: bool = False
     """continue the run in --out from its checkpoint"""
     force: bool = False
     """replace an existing run folder"""
+
+
+OFFLINE_ONLY = ("block", "normalize_obs", "reward_normalization")
+ONLINE_ONLY = ("start_steps", "update_every", "buffer_size", "snapshot_every")
+
+
+def _trainer_options(parsed, mode: str) -> dict:
+    """The trainer options the user gave (the rest keep the trainer's defaults); those of the other mode refused."""
+    unset = {"normalize_obs": True}  # (a flag whose default is the trainer's; the others are None when not given)
+    given = {name: getattr(parsed, name) for name in ("checkpoint_every", *OFFLINE_ONLY, *ONLINE_ONLY)
+             if getattr(parsed, name) != unset.get(name)}
+    wrong = [name for name in (ONLINE_ONLY if mode == "offline" else OFFLINE_ONLY) if name in given]
+    if wrong:
+        flags = ", ".join("--" + name.replace("_", "-") for name in wrong)
+        raise ConfigError(f"{flags} only apply to {'online' if mode == 'offline' else 'offline'} training. Fix: drop them"
+                          f"{' or add --online' if mode == 'offline' else ''}.")
+    return given
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,20 +137,22 @@ def run_agent(job: type, args: list[str], prog: str) -> None:
     agent_cfg = agents.get(job.agent_name).Config(**values(parsed.agent))
     check_minimums(parsed, {"steps": 1, "seeds": 1, "eval_every": 1, "eval_episodes": 1}, command="train")
     name = job.agent_name
+    options = _trainer_options(parsed, "online" if parsed.online else "offline")
     if parsed.online:
         if parsed.task is None or parsed.data is not None:
             raise ConfigError("train --online needs --task and no DATA. Fix: dynlearn train sac --online --task Hopper-v5 --out DIR.")
         if parsed.parallel_seeds:
             raise ConfigError("train --online runs one seed (--seed); --parallel-seeds is for offline training.")
         online = OnlineConfig(task=get(parsed.task).id, agent=name, steps=500_000 if parsed.steps is None else parsed.steps,
-                              seed=parsed.seed, eval_every=parsed.eval_every, eval_episodes=parsed.eval_episodes)
+                              seed=parsed.seed, eval_every=parsed.eval_every, eval_episodes=parsed.eval_episodes,
+                              **options)
         online_trainer.train_online(online, parsed.out, resume=parsed.resume, force=parsed.force, agent_config=agent_cfg)
         return
     if parsed.data is None:
         raise ConfigError("train needs a DATA argument (or --online). Fix: dynlearn train td3bc hopper.hdf5 --task Hopper-v5.")
     dataset, task = training_data(parsed.data, parsed.task, successors=False)
     offline = OfflineConfig(agent=name, steps=100_000 if parsed.steps is None else parsed.steps, seeds=parsed.seeds, seed=parsed.seed,
-                            eval_every=parsed.eval_every, eval_episodes=parsed.eval_episodes)
+                            eval_every=parsed.eval_every, eval_episodes=parsed.eval_episodes, **options)
     offline_trainer.train_offline(dataset, task, offline, parsed.out, resume=parsed.resume, force=parsed.force,
                                   parallel_seeds=parsed.parallel_seeds, agent_config=agent_cfg)
 
@@ -179,6 +215,7 @@ def run_method(job: type, args: list[str], prog: str) -> None:
     if "--online" in args:
         raise ConfigError(f"train: {config_cls.name} is an offline model-based method; --online trains a model-free agent. Fix: drop "
                           f"--online and pass DATA, or train one of {', '.join(agents.names())} online.")
+    _refuse_other_methods_flags(job, args)
     first = tyro.cli(job, args=args, prog=prog, description=job.__doc__)
     named = None if first.config.preset is None else config_cls.preset(first.config.preset)  # an unknown one: refused now
     dataset, task = training_data(first.data, first.task, successors=first.config.model == "ensemble")
@@ -192,6 +229,22 @@ def run_method(job: type, args: list[str], prog: str) -> None:
         check_model_finite(load_model(cfg.model, task=task), cfg.model, flag="--model")
     model_based.train_model_based(dataset, task, cfg, parsed.out, resume=parsed.resume, force=parsed.force,
                                   parallel_seeds=parsed.parallel_seeds, only_seed=parsed.only_seed)
+
+
+def _refuse_other_methods_flags(job: type, args: list[str]) -> None:
+    """Flags of other model-based methods (``train mopo --eta 1``) refused in one line that names their methods."""
+    typed = [a.split("=", 1)[0] for a in args if a.startswith("--")]
+    own = set(flag_names(job).values())
+    owners: dict[str, list[str]] = {}
+    for other in names():
+        for flag in flag_names(method(other)).values():
+            if flag in typed and flag not in own:
+                owners.setdefault(flag, []).append(other)
+    if owners:
+        name = job.config_class.name
+        which = "; ".join(f"{flag} is an option of {', '.join(ms)}" for flag, ms in owners.items())
+        raise ConfigError(f"{which}, not of {name}. "
+                          f"Fix: drop {'it' if len(owners) == 1 else 'them'} (dynlearn train {name} --help lists {name}'s options).")
 
 
 def _unknown_algorithm(algo: str) -> None:

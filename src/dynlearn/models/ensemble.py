@@ -80,7 +80,8 @@ class EnsembleConfig:
 
     def __post_init__(self):
         if self.members < 1 or not 1 <= self.elites <= self.members:
-            raise ConfigError(f"EnsembleConfig: need members >= 1 and 1 <= elites <= members, got {self.members}, {self.elites}.")
+            raise ConfigError(f"EnsembleConfig: members ({self.members}) must be >= 1 and elites ({self.elites}) between 1 and "
+                              "members.")
         if not self.hidden or min(self.hidden) < 1:
             raise ConfigError(f"EnsembleConfig.hidden must be positive widths, got {self.hidden}.")
         if len(self.weight_decay) != len(self.hidden) + 1:
