@@ -562,7 +562,8 @@ def q_mean(policy, method: str, batch: dict | None) -> float | None:
 
 def run_config(args, method: str, hp: dict, loaded: dict, env_id: str) -> dict:
     return {"method": method, "library": LIBRARY, "dataset": args.dataset, "data_hash": loaded["hash"], "task": env_id,
-            "seed": args.seed, "steps": args.steps, "eval_every": args.eval_every, "model": str(Path(args.model).resolve()) if args.model else None,
+            "seed": args.seed, "steps": args.steps, "eval_every": args.eval_every,
+            "model": str(Path(args.model).resolve()) if args.model else None,
             "split": str(args.split) if args.split else None, "hyperparameters": hp}
 
 
