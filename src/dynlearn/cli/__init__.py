@@ -16,6 +16,7 @@ import threading
 import warnings
 
 from .. import agents
+from ..algos import coplanner, hypercrl, mbpo_online
 from ..algos.pets import PETSJob
 from ..algos.pets import run_job as run_pets
 from ..algos.registry import method, names
@@ -46,6 +47,9 @@ def commands() -> dict[str, Command]:
         **{name: Command(job, lambda args, prog, job=job: train.run_method(job, args, prog)) for name, job in methods.items()},
         **{name: Command(job, lambda args, prog, job=job: train.run_agent(job, args, prog)) for name, job in learners.items()},
         "train pets": command(PETSJob, run_pets),
+        "train mbpo-online": command(mbpo_online.MBPOOnlineJob, mbpo_online.run_job),
+        "train coplanner": command(coplanner.COPlannerJob, coplanner.run_job),
+        "train hypercrl": command(hypercrl.HyperCRLJob, hypercrl.run_job),
         "plan": command(PlanJob, run_plan),
         "tasks": command(data.TasksList, data.tasks),
         "model train": Command(model.ModelTrain, model.run_model_train),
@@ -66,6 +70,9 @@ commands:
   train METHOD    train an offline model-based method on a dataset; METHOD: {methods}
   train ALGO      train a model-free agent offline on a dataset (td3bc, iql, cql, bc, ...) or online in a task (--online)
   train pets      PETS online in a task: CEM over an ensemble refitted as data comes in
+  train mbpo-online  MBPO online in a task: SAC on branched rollouts of an ensemble refitted every 250 steps
+  train coplanner MBPO with COPlanner's uncertainty-aware MPC (conservative rollouts, optimistic exploration)
+  train hypercrl  HyperCRL: continual MBRL over a sequence of tasks with a hypernetwork dynamics model and CEM
   plan            model-predictive control (CEM, MPPI, random shooting) with a saved model, evaluated in the task
   tasks           list the registered tasks
   model train     fit a dynamics ensemble to a dataset (run folder: model, fit curve, one-step errors)
