@@ -4,7 +4,8 @@ A run folder holds ``config.json`` (what was asked), ``results.json`` (what happ
 figures, with ``.dynlearn-run`` (what marks it as dynlearn's: ``--force`` replaces only such a folder) and, while a
 process writes it, ``.dynlearn.lock`` (who: :mod:`dynlearn.locking`). Scores are of the *final* policy of each seed,
 never the best seen during training; a non-finite final score is a failed run
-(:class:`~dynlearn.errors.TrainingFailedError`), never written as a result. The files are strict JSON: a number that is not finite (NaN, inf) anywhere in them is written as ``null``.
+(:class:`~dynlearn.errors.TrainingFailedError`), never written as a result. The files are strict JSON: a number that
+is not finite (NaN, inf) anywhere in them is written as ``null``.
 """
 
 from __future__ import annotations
