@@ -31,6 +31,9 @@ appendix table 20 -> 100 (as issue 22 quotes it; the table itself could not be r
 :mod:`dynlearn.algos.coplanner` changes how actions are chosen (:meth:`MBPOOnlineConfig.explore_policy`,
 :meth:`MBPOOnlineConfig.rollout_policy`) and nothing else.
 
+(About 450 lines: the config with its presets, the model buffer and the loop belong together; the loop's state is
+shared by all three and COPlanner overrides only the two policy hooks.)
+
 Resumable as :mod:`dynlearn.algos.online`: episode ``i`` is reset with a seed from ``(seed, i)``, every random draw
 derives from ``(seed, step)``, and the state (agent, real and model buffers, ensemble) is checkpointed by
 :func:`dynlearn.training.run` at episode ends, so a run stopped and resumed ends with the same parameters as one that was
