@@ -21,11 +21,16 @@ def test_signals_become_a_request_inside_the_context_only():
 
 
 def test_a_second_ctrl_c_stops_at_once():
-    with pytest.raises(KeyboardInterrupt), interrupt.graceful_stop():
-        os.kill(os.getpid(), signal.SIGINT)
-        assert interrupt.requested()
-        os.kill(os.getpid(), signal.SIGINT)
-    assert not interrupt.requested() and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    before = signal.getsignal(signal.SIGINT)  # (SIG_IGN in a process started in the background by a shell)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupt.graceful_stop():
+            os.kill(os.getpid(), signal.SIGINT)
+            assert interrupt.requested()
+            os.kill(os.getpid(), signal.SIGINT)
+        assert not interrupt.requested() and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_stopped_says_how_to_resume(tmp_path):
