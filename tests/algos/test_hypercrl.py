@@ -61,6 +61,7 @@ def test_the_regulariser_keeps_an_earlier_task_and_fine_tuning_forgets_it():
     assert first < 1e-3  # task 0's system fitted (measured: 1e-5)
 
     kept, kept_drift, info = _second_task(model, data, NET)
+    assert info["regularizer"] > 0
     tuned, tuned_drift, _ = _second_task(model, data, dataclasses.replace(NET, beta=0.0))
     replayed, _, _ = _second_task(model, data, dataclasses.replace(NET, beta=0.0),
                                   replay=Replay(jnp.stack([x0, x0]), jnp.stack([y0, y0]), jnp.array([len(x0), 0], jnp.int32)))

@@ -27,6 +27,7 @@ from ..dsr.jobs import DSREval, DSRFit
 from ..errors import DynlearnError, RunFinished
 from ..interrupt import Stopped
 from ..planning.job import PlanJob, run_plan
+from ..planning.navigation_job import NavigationFit, NavigationPlan, navigation_fit, navigation_plan
 from ..training import log_to
 from . import data, dsr, model, train
 from .parsing import Command, command, force_replace_folders, log_to_option, user_message
@@ -51,6 +52,8 @@ def commands() -> dict[str, Command]:
         "train coplanner": command(coplanner.COPlannerJob, coplanner.run_job),
         "train hypercrl": command(hypercrl.HyperCRLJob, hypercrl.run_job),
         "plan": command(PlanJob, run_plan),
+        "navigation fit": command(NavigationFit, navigation_fit),
+        "navigation plan": command(NavigationPlan, navigation_plan),
         "tasks": command(data.TasksList, data.tasks),
         "model train": Command(model.ModelTrain, model.run_model_train),
         "model eval": command(model.ModelEval, model.model_eval),
@@ -74,6 +77,8 @@ commands:
   train coplanner MBPO with COPlanner's uncertainty-aware MPC (conservative rollouts, optimistic exploration)
   train hypercrl  HyperCRL: continual MBRL over a sequence of tasks with a hypernetwork dynamics model and CEM
   plan            model-predictive control (CEM, MPPI, random shooting) with a saved model, evaluated in the task
+  navigation fit  2-D navigation: collect data, fit a forward model with a failure (collision) head, save it
+  navigation plan 2-D navigation: MPPI over a saved failure model (or --true-model) on solvable maps; success rates
   tasks           list the registered tasks
   model train     fit a dynamics ensemble to a dataset (run folder: model, fit curve, one-step errors)
   model eval      a fitted model's one-step and k-step errors and penalty calibration (--ood other data)

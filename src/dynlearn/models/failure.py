@@ -38,7 +38,7 @@ import numpy as np
 import optax
 
 from .._types import Array, Float, Key
-from ..checkpoint import arrays_digest
+from ..checkpoint import arrays_digest, check_same_minor_version, load_leaves, read_header, save_module
 from ..errors import ConfigError, DataError
 from ..tasks.navigation import NavigationConfig
 from ..tasks.navigation_data import NavigationData
@@ -226,3 +226,36 @@ def fit_failure_model(data: NavigationData, nav: NavigationConfig, cfg: FailureM
     if holdout is not None:
         report["holdout"] = evaluate_model(model, holdout)
     return model, report
+
+
+KIND = "failure-model"
+"""The ``kind`` of a saved failure model's ``config.json`` (:func:`save_failure_model`)."""
+
+
+def save_failure_model(folder: str | os.PathLike, model: FailureModel, nav: NavigationConfig, *, force: bool = True):
+    """Write ``model`` and the navigation task it was fitted in to ``folder`` (``config.json`` + ``leaves.eqx``, each
+    written atomically; no pickle). :func:`load_failure_model` reads it back."""
+    config = {"model": dataclasses.asdict(model.cfg), "nav": dataclasses.asdict(nav)}
+    return save_module(folder, model, config, kind=KIND, force=force)
+
+
+def load_failure_model(folder: str | os.PathLike) -> tuple[FailureModel, NavigationConfig]:
+    """``(model, nav)`` from a folder :func:`save_failure_model` wrote (or a run folder holding it in ``model/``)."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    if not (folder / "leaves.eqx").is_file() and (folder / "model" / "leaves.eqx").is_file():
+        folder = folder / "model"
+    source = str(folder / "config.json")
+    header = read_header(folder, kind=KIND)
+    check_same_minor_version(header, source, what="failure model")
+    body = header.get("config") or {}
+    try:
+        cfg = FailureModelConfig(**{**body["model"], "hidden": tuple(body["model"]["hidden"])})
+        nav_body = dict(body["nav"])
+        nav_cfg = NavigationConfig(**{**nav_body, "radius_range": tuple(nav_body["radius_range"])})
+    except (KeyError, TypeError) as e:
+        raise DataError(source, f"incomplete failure-model config ({e!r}).",
+                        "pass a folder written by save_failure_model (dynlearn navigation fit).", key="config") from None
+    like = FailureModel.init(cfg, nav_cfg, key=jax.random.key(0))
+    return load_leaves(folder, like), nav_cfg
