@@ -19,7 +19,7 @@ EXPERTS = {"Pendulum-v1": PendulumSwingUp, "InvertedPendulum-v5": InvertedPendul
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--episodes", type=int, default=100)
-    parser.add_argument("--tasks", nargs="*", default=["Ant-v5", "InvertedPendulum-v5", "Pendulum-v1"])
+    parser.add_argument("--tasks", nargs="*", default=["Ant-v5", "InvertedPendulum-v5", "Pendulum-v1", "Reacher-v5"])
     args = parser.parse_args()
     print("| task | policy | episodes | mean return | std |")
     print("|---|---|---|---|---|")

@@ -6,7 +6,7 @@ import pytest
 import dynlearn as dl
 from dynlearn.errors import ConfigError
 
-BUILTIN = ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "InvertedPendulum-v5", "Pendulum-v1"]
+BUILTIN = ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "InvertedPendulum-v5", "Pendulum-v1", "Reacher-v5"]
 
 
 def test_builtin_tasks_match_their_environments():

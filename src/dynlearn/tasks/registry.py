@@ -164,6 +164,8 @@ _lazy("Ant-v5", ("ant",), termination_fn=T.ant_terminal, ref_random=-40.511,
 _lazy("InvertedPendulum-v5", ("invertedpendulum", "inverted-pendulum"), termination_fn=T.inverted_pendulum_terminal,
       reward_fn=T.inverted_pendulum_reward, ref_random=5.040, ref_expert=1000.0,
       ref_source="measured: random policy; expert = balance controller (the maximum return, 1000)")
+_lazy("Reacher-v5", ("reacher",), termination_fn=T.never_terminates, reward_fn=T.reacher_reward, ref_random=-42.487,
+      ref_source="random measured; no expert reference yet (normalized scores undefined)")
 _lazy("Pendulum-v1", ("pendulum",), termination_fn=T.never_terminates, reward_fn=T.pendulum_reward,
       sim_state=_pendulum_state, ref_random=-1203.593, ref_expert=-139.196,
       ref_source="measured: random policy; expert = swing-up controller")

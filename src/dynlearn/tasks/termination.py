@@ -47,6 +47,12 @@ def inverted_pendulum_reward(obs, act, next_obs):
     return (~inverted_pendulum_terminal(obs, act, next_obs)).astype(jnp.float32)
 
 
+def reacher_reward(obs, act, next_obs):
+    """Reacher-v5: ``-||fingertip - target|| - ||a||^2``, the distance *after* the step (``next_obs[8:10]`` holds
+    fingertip minus target in the plane; Gymnasium 1.x computes the reward after simulating) and the action as given."""
+    return -jnp.linalg.norm(next_obs[..., 8:10], axis=-1) - jnp.sum(jnp.square(act), axis=-1)
+
+
 def pendulum_reward(obs, act, next_obs):
     """Pendulum-v1: ``-(theta^2 + 0.1 thetadot^2 + 0.001 u^2)`` at the state *before* the step.
 
