@@ -12,6 +12,9 @@ Differences from the paper: none in the algorithm. Log-probabilities are of the 
 ``[-1, 1]`` (before rescaling to the bounds), so the entropy target does not depend on the bounds;
 ``log_std`` is clipped to [-5, 2] (OfflineRL-Kit). The paper uses one learning rate 3e-4 for all
 parts; OfflineRL-Kit's MOPO/MOBILE use actor 1e-4 and alpha 1e-4 (set them in the config).
+Options for a Lipschitz-regularised critic (Zheng et al. 2023, :mod:`dynlearn.agents.lipschitz`): spectral normalisation
+of its layers (``critic_spectral_norm``) and an adversarial state perturbation term in its loss (``adversarial_eps``); both
+off by default.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import optax
 from .._types import Array, Float, Int, Key
 from ..data.transitions import Transitions
 from ..errors import ConfigError
-from . import base
+from . import base, lipschitz
 from .base import AgentSpec, BatchSource, Info
 from .networks import QEnsemble, TanhGaussianPolicy, edac_init
 
@@ -84,6 +87,16 @@ class SACConfig:
     """Network initialisation: None is PyTorch's ``Linear`` default (OfflineRL-Kit's SAC, MOPO, MOBILE); "edac" is
     EDAC's (its code, CORL and the RAVL reference): hidden biases 0.1, last layers uniform in +-3e-3 (critics) and
     +-1e-3 (policy), so every initial Q is near 0 (:func:`dynlearn.agents.networks.edac_init`)."""
+    critic_spectral_norm: str | None = None
+    """Spectral normalisation of the critics (Miyato et al. 2018; Zheng et al. 2023): "hidden" every layer but the output,
+    "all" every layer, one power iteration per update; None: off (:mod:`dynlearn.agents.lipschitz`)."""
+    adversarial_eps: float | None = None
+    """Radius (L-infinity, observation units) of the adversarial state perturbation whose squared change of each Q is added
+    to the critic loss (Zheng et al. 2023's robust regularisation); None: off."""
+    adversarial_coef: float | None = None
+    """Weight of that term (needs adversarial_eps); None: 1.0."""
+    adversarial_steps: int | None = None
+    """Projected sign-gradient ascent steps that find the perturbation (needs adversarial_eps); None: 1."""
 
     def __post_init__(self):
         if not self.hidden or min(self.hidden) < 1:
@@ -101,6 +114,18 @@ class SACConfig:
                               f"actor_lr_decay_every ({self.actor_lr_decay_every}) >= 1")
         if self.init not in INITS:
             raise ConfigError(f"SACConfig.init must be None (PyTorch's default) or 'edac', got {self.init!r}")
+        if self.critic_spectral_norm not in (None, *lipschitz.LAYERS):
+            raise ConfigError(f"SACConfig.critic_spectral_norm must be None (off), 'hidden' or 'all', "
+                              f"got {self.critic_spectral_norm!r}")
+        if self.adversarial_eps is None:
+            if self.adversarial_coef is not None or self.adversarial_steps is not None:
+                raise ConfigError("SACConfig: adversarial_coef and adversarial_steps need adversarial_eps (the perturbation's "
+                                  "radius); set it, or leave all three None.")
+        elif not self.adversarial_eps > 0 or self.adversarial_coef is not None and not self.adversarial_coef > 0:
+            raise ConfigError(f"SACConfig: adversarial_eps ({self.adversarial_eps}) and adversarial_coef ({self.adversarial_coef}) "
+                              "must be > 0 (None: off, and 1.0).")
+        if self.adversarial_steps is not None and self.adversarial_steps < 1:
+            raise ConfigError(f"SACConfig.adversarial_steps must be None (1) or >= 1, got {self.adversarial_steps}")
 
 
 Config = SACConfig
@@ -117,6 +142,9 @@ class SACState(eqx.Module):
     critic_opt: optax.OptState
     alpha_opt: optax.OptState
     step: Int[Array, ""]
+    critic_sn: tuple[Float[Array, "n o"], ...] | None
+    """Power-iteration vectors of the critics' normalised layers (``critic_spectral_norm``); None without it. ``critic``
+    holds the raw weights; :func:`dynlearn.agents.lipschitz.effective_critic` gives the normalised critics."""
     cfg: SACConfig = eqx.field(static=True)
     spec: AgentSpec = eqx.field(static=True)
 
@@ -160,10 +188,14 @@ def init(key: Key, spec: AgentSpec, cfg: SACConfig = SACConfig()) -> SACState:
         actor_last, critic_last = jax.random.split(jax.random.fold_in(key, 1))
         actor = eqx.tree_at(lambda a: a.net, actor, edac_init(actor.net, last_bound=1e-3, key=actor_last))
         critic = eqx.tree_at(lambda c: c.net.members, critic, edac_init(critic.net.members, last_bound=3e-3, key=critic_last))
+    critic_sn, target = None, critic
+    if cfg.critic_spectral_norm is not None:  # a key of its own (default draws unchanged); targets copy the normalised critics
+        critic_sn = lipschitz.power_vectors(critic, cfg.critic_spectral_norm, key=jax.random.fold_in(key, 2))
+        target = lipschitz.normalise(critic, critic_sn)
     log_alpha = jnp.asarray(math.log(cfg.init_alpha), jnp.float32)
     actor_tx, critic_tx, alpha_tx = _optimisers(cfg)
-    return SACState(actor, critic, critic, log_alpha, actor_tx.init(actor), critic_tx.init(critic),
-                    alpha_tx.init(log_alpha), jnp.zeros((), jnp.int32), cfg, spec)
+    return SACState(actor, critic, target, log_alpha, actor_tx.init(actor), critic_tx.init(critic),
+                    alpha_tx.init(log_alpha), jnp.zeros((), jnp.int32), critic_sn, cfg, spec)
 
 
 def _q_and_diversity(critic: QEnsemble, obs, act) -> tuple[Float[Array, "n batch"], Float[Array, ""]]:
@@ -210,7 +242,15 @@ def update(state: SACState, batch: Transitions, *, key: Key, target_adjust=None)
         target = target_adjust(state, batch, target, key=jax.random.fold_in(key, 1))
     target = base.clean_target(target, mask)
 
-    def critic_loss(critic: QEnsemble):
+    # Spectral normalisation: one power iteration on the raw weights; the losses see W / sigma (gradient through sigma).
+    critic_sn = None if state.critic_sn is None else lipschitz.power_step(state.critic, state.critic_sn)
+    effective = (lambda raw: raw) if critic_sn is None else (lambda raw: lipschitz.normalise(raw, critic_sn))  # noqa: E731
+    if cfg.adversarial_eps is not None:  # the perturbed states, from the critics before this step (no gradient)
+        obs_adv = lipschitz.adversarial_obs(effective(state.critic), obs, act, eps=cfg.adversarial_eps,
+                                            steps=cfg.adversarial_steps or 1, key=jax.random.fold_in(key, 2))
+
+    def critic_loss(raw: QEnsemble):
+        critic = effective(raw)
         if cfg.eta > 0:
             q, div = _q_and_diversity(critic, obs, act)  # [n, B], EDAC's term from the same forward pass
         else:
@@ -221,10 +261,17 @@ def update(state: SACState, batch: Transitions, *, key: Key, target_adjust=None)
         if cfg.eta > 0:
             loss = loss + cfg.eta * div
             info["loss/diversity"] = div
+        if cfg.adversarial_eps is not None:
+            penalty = lipschitz.adversarial_penalty(critic, obs_adv, act, q)  # [n]
+            loss = loss + (1.0 if cfg.adversarial_coef is None else cfg.adversarial_coef) * jnp.sum(penalty)
+            info["loss/adversarial"] = jnp.mean(penalty)
         return loss, info
 
     (_, critic_info), grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic)
-    critic, critic_opt = base.apply_optimizer(critic_tx, state.critic, grads, state.critic_opt)
+    raw_critic, critic_opt = base.apply_optimizer(critic_tx, state.critic, grads, state.critic_opt)
+    critic = effective(raw_critic)
+    if critic_sn is not None:
+        critic_info["critic/sigma_raw"] = jnp.mean(jnp.stack(lipschitz.estimated_sigmas(state.critic, critic_sn)))
 
     def actor_loss(actor: TanhGaussianPolicy):
         u, log_prob = actor.sample_with(obs, eps)
@@ -246,7 +293,8 @@ def update(state: SACState, batch: Transitions, *, key: Key, target_adjust=None)
         log_alpha, alpha_opt = base.apply_optimizer(alpha_tx, state.log_alpha, gap, state.alpha_opt)
 
     target_critic = base.polyak(state.target_critic, critic, cfg.tau)
-    new = SACState(actor, critic, target_critic, log_alpha, actor_opt, critic_opt, alpha_opt, state.step + 1, cfg, spec)
+    new = SACState(actor, raw_critic, target_critic, log_alpha, actor_opt, critic_opt, alpha_opt, state.step + 1, critic_sn,
+                   cfg, spec)
     info = {**critic_info, **actor_info, "q/target": base.masked_mean(target, mask), "policy/alpha": alpha,
             "loss/alpha": alpha_loss, "policy/entropy": entropy}
     return new, info
@@ -281,7 +329,7 @@ def sample_action(state: SACState, obs: Float[Array, "... obs"], *, key: Key) ->
 def q_values(state: SACState, obs: Float[Array, "... obs"], act: Float[Array, "... act"], *,
              target: bool = False) -> Float[Array, "n ..."]:
     """Every critic's ``Q(obs, act)`` (``target=True``: the target critics), shape ``[n_critics, ...]``."""
-    critic = state.target_critic if target else state.critic
+    critic = state.target_critic if target else lipschitz.effective_critic(state)
     return critic(base.as_f32(obs), base.as_f32(act))
 
 

@@ -153,8 +153,10 @@ class MBPOOnlineConfig:
 
     @classmethod
     def preset(cls, name: str, **changes):
-        """``"cpu"`` (the default), ``"hopper"`` / ``"halfcheetah"`` (the paper's values, module docstring) or
-        ``"inverted-pendulum"`` (the reference code's InvertedPendulum config); ``changes`` win."""
+        """``"cpu"`` (the default), ``"hopper"`` / ``"halfcheetah"`` (the paper's values, module docstring),
+        ``"inverted-pendulum"`` (the reference code's InvertedPendulum config) or ``"single-lipschitz"`` (the CPU budget with
+        one probabilistic model and a Lipschitz-regularised critic, Zheng et al. 2023: :mod:`dynlearn.agents.lipschitz`);
+        ``changes`` win."""
         if name not in PRESETS:
             raise ConfigError(f"{cls.__name__}.preset: unknown preset {name!r}; known: {', '.join(PRESETS)}.")
         return cls(**(PRESETS[name] | changes))
@@ -183,6 +185,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "inverted-pendulum": dict(task="InvertedPendulum-v5", steps=20_000, start_steps=500, epoch_length=250, fit_epochs=None,
                               rollout_batch=100_000, rollout_schedule=(1, 15, 1, 1), utd=10, eval_every=250, eval_episodes=1,
                               model=_PAPER_MODEL, learned_reward=True, sac=SACConfig(target_entropy=-0.05)),
+    "single-lipschitz": dict(model=dataclasses.replace(MBPOOnlineConfig.model, members=1, elites=1),
+                             sac=SACConfig(critic_spectral_norm="hidden", adversarial_eps=0.05, adversarial_coef=1.0, adversarial_steps=1)),
 }
 """Preset name -> field values of :class:`MBPOOnlineConfig` (see its ``preset``)."""
 
