@@ -164,6 +164,22 @@ def config_differences(saved: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def known_to(saved: dict, new: dict) -> dict:
+    """``new`` without the keys ``saved`` lacks and ``new`` sets to None (options added to the library after the run
+    started, left inactive): the config as the run knows it, whose fingerprint tags its checkpoints, so a run started
+    before an option existed still resumes (:meth:`RunFolder.open` sets ``run.config`` to it)."""
+    out = {}
+    for key, value in new.items():
+        if key not in saved:
+            if value is not None:
+                out[key] = value
+        elif isinstance(value, dict) and isinstance(saved[key], dict):
+            out[key] = known_to(saved[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def _count(config: dict, dotted: str) -> int:
     for key in dotted.split("."):
         config = config[key]
@@ -243,7 +259,10 @@ class RunFolder:
         ``seeds_key`` (e.g. ``"model_based.seeds"``): the dotted key of the run's seed count, for trainers whose seeds
         train independently. Resuming with a larger count and an otherwise equal config adds seeds to the run, finished
         or not: ``config.json`` takes the new count and the old ``results.json`` is set aside as
-        ``results-K-seeds.json`` until the trainer writes the results of all seeds."""
+        ``results-K-seeds.json`` until the trainer writes the results of all seeds.
+
+        ``run.config`` is the config as the run knows it (:func:`known_to`: ``config`` less the options added since the
+        run started and left inactive); trainers tag their checkpoints with its fingerprint."""
         import json
 
         from .checkpoint import clean_leftovers
@@ -251,6 +270,7 @@ class RunFolder:
 
         if not resume:
             run = cls(path, force=force, part=part)
+            run.config = config
             try:
                 run.write_config(config)
             except BaseException:
@@ -279,6 +299,7 @@ class RunFolder:
                                   "resume with the same options and data, or use a new --out.")
             if (path / "results.json").is_file():
                 raise RunFinished(path)
+            run.config = known_to(saved, config)
             if part is None:  # (the parts of a run write at the same time: none may delete another's temporary files)
                 clean_leftovers(path)
         except BaseException:

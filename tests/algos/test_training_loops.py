@@ -45,6 +45,46 @@ def test_online_resume_matches_uninterrupted(tmp_path):
         train_online(OnlineConfig(**{**cfg.__dict__, "steps": 800}), tmp_path / "full", agent_config=agent_cfg, resume=True, log=_quiet)
 
 
+def _newer_library(monkeypatch, module) -> None:
+    """``module`` as a later library version sees it: every config it records has one more option, left inactive (None)."""
+    import dataclasses
+    import types
+
+    newer = types.ModuleType("dataclasses")
+    newer.__dict__.update(vars(dataclasses))
+    newer.asdict = lambda obj: dataclasses.asdict(obj) | {"added_later": None}
+    monkeypatch.setattr(module, "dataclasses", newer)
+
+
+def test_a_run_started_before_an_option_existed_resumes_to_the_same_end(tmp_path, monkeypatch):
+    from dynlearn.algos import online
+
+    sac = agents.get("sac")
+    agent_cfg = sac.Config(hidden=(16, 16), batch_size=32)
+    cfg = OnlineConfig(task="Pendulum-v1", steps=500, start_steps=150, update_every=50, eval_every=250, eval_episodes=1,
+                       snapshot_every=0, checkpoint_every=200)
+    train_online(cfg, tmp_path / "full", agent_config=agent_cfg, log=_quiet)
+    train_online(cfg, tmp_path / "old", agent_config=agent_cfg, until=300, log=_quiet)
+    _newer_library(monkeypatch, online)
+    train_online(cfg, tmp_path / "old", agent_config=agent_cfg, resume=True, log=_quiet)  # its checkpoint is its own
+    assert _same_leaves(sac.load(tmp_path / "full" / "final"), sac.load(tmp_path / "old" / "final"))
+    assert "added_later" not in json.loads((tmp_path / "old" / "config.json").read_text())["online"]
+
+
+def test_an_offline_run_started_before_an_option_existed_resumes_to_the_same_end(tmp_path, monkeypatch, pendulum_expert_data):
+    from dynlearn.algos import offline
+
+    task, data = pendulum_expert_data
+    bc = agents.get("bc")
+    cfg = OfflineConfig(agent="bc", steps=400, seeds=1, block=100, eval_every=200, eval_episodes=1, checkpoint_every=200)
+    agent_cfg = bc.Config(hidden=(16, 16))
+    train_offline(data, task, cfg, tmp_path / "full", agent_config=agent_cfg, log=_quiet)
+    train_offline(data, task, cfg, tmp_path / "old", agent_config=agent_cfg, until=200, log=_quiet)
+    _newer_library(monkeypatch, offline)
+    train_offline(data, task, cfg, tmp_path / "old", agent_config=agent_cfg, resume=True, log=_quiet)
+    assert _same_leaves(bc.load(tmp_path / "full" / "seed_0" / "agent"), bc.load(tmp_path / "old" / "seed_0" / "agent"))
+
+
 @pytest.fixture(scope="module")
 def pendulum_expert_data():
     task = dl.tasks.get("Pendulum-v1")

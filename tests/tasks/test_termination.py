@@ -11,7 +11,8 @@ def _transitions(task_id, steps, seed=0):
     return task, dl.tasks.collect(task, dl.tasks.RandomPolicy(task), steps=steps, seed=seed).transitions
 
 
-@pytest.mark.parametrize("task_id", ["Hopper-v5", "Walker2d-v5", "Ant-v5", "InvertedPendulum-v5", "HalfCheetah-v5", "Pendulum-v1", "Reacher-v5"])
+@pytest.mark.parametrize("task_id", ["Hopper-v5", "Walker2d-v5", "Ant-v5", "InvertedPendulum-v5", "HalfCheetah-v5", "Pendulum-v1",
+                                     "Reacher-v5"])
 def test_termination_matches_environment(task_id):
     task, t = _transitions(task_id, 1500)
     predicted = np.asarray(task.termination_fn(t.obs, t.act, t.next_obs))

@@ -219,7 +219,7 @@ def train_hypercrl(cfg: HyperCRLConfig, out: str | Path, *, resume: bool = False
     n_tasks, s = len(cfg.variants), cfg.steps_per_task
     run_folder = RunFolder.open(out, {"method": _name(cfg), "config": cfg.to_dict()}, resume=resume, force=force)
     out = run_folder.path
-    ckpt = Checkpoint(out / "checkpoint", fingerprint(cfg.to_dict()), owner="hypercrl")
+    ckpt = Checkpoint(out / "checkpoint", fingerprint(run_folder.config["config"]), owner="hypercrl")
     loaded = ckpt.load(lambda progress: _empty(cfg, task)) if resume else None
     state, progress = loaded if loaded is not None else (_empty(cfg, task), {})
     for k, v in (("episode", 0), ("started", -1), ("fitted_at", -1), ("fits", []), ("episodes", []), ("returns", [])):

@@ -296,8 +296,11 @@ def refit(cfg: MBPOOnlineConfig, task, model: ProbabilisticEnsemble, real: Repla
                task=_model_task(task, cfg.learned_reward))
 
 
-def _store(cfg: MBPOOnlineConfig, out: Path) -> Checkpoint:
-    return Checkpoint(out / "checkpoint", fingerprint({"method": cfg.method, "config": cfg.to_dict()}), owner=cfg.method)
+def _store(cfg: MBPOOnlineConfig, out: Path, config: dict | None = None) -> Checkpoint:
+    """The run's checkpoint, tagged with ``config`` (the run folder's :attr:`~dynlearn.results.RunFolder.config`;
+    default: ``cfg``'s record)."""
+    config = {"method": cfg.method, "config": cfg.to_dict()} if config is None else config
+    return Checkpoint(out / "checkpoint", fingerprint(config), owner=cfg.method)
 
 
 def read_checkpoint(cfg: MBPOOnlineConfig, out: str | Path) -> tuple[dict, dict] | None:
@@ -318,7 +321,7 @@ def train_mbpo_online(cfg: MBPOOnlineConfig, out: str | Path, *, resume: bool = 
     task, agent = get_task(cfg.task), agents.get("sac")
     run_folder = RunFolder.open(out, {"method": cfg.method, "config": cfg.to_dict()}, resume=resume, force=force)
     out = run_folder.path
-    store = _store(cfg, out)
+    store = _store(cfg, out, run_folder.config)
     act_key, update_key, rollout_key, eval_key = jax.random.split(jax.random.key(cfg.seed), 4)
     loaded = store.load(lambda _: _fresh(cfg, task, agent)) if resume else None
     if loaded is not None:

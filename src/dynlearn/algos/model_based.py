@@ -124,7 +124,7 @@ def train_model_based(dataset: Dataset, task, cfg: ModelBasedConfig, out: str | 
             write_json(out / "penalty_on_data.json", scale)
         scores, curves, seconds, wall, unfinished = [], {}, 0.0, 0.0, False
         seeds = range(cfg.seed, cfg.seed + cfg.seeds)
-        trainer = _Seeds(agent, agent_cfg, spec, model, real, starts, task, cfg, hooks, config, until, log, started)
+        trainer = _Seeds(agent, agent_cfg, spec, model, real, starts, task, cfg, hooks, run_folder.config, until, log, started)
         with interrupt.graceful_stop():  # SIGTERM / Ctrl-C: checkpoint after the current block and raise Stopped
             if parallel_seeds:
                 outcomes = trainer.together(seeds, out)

@@ -116,7 +116,7 @@ def train_offline(dataset: Dataset, task, cfg: OfflineConfig, out: str | Path, *
     agent_cfg = agent_config or agent.Config()
     config = {"offline": dataclasses.asdict(cfg), "agent": dataclasses.asdict(agent_cfg), "task": task.id,
               "dataset": dataset_record(dataset)}
-    RunFolder.open(out, config, resume=resume, force=force, seeds_key="offline.seeds")
+    config = RunFolder.open(out, config, resume=resume, force=force, seeds_key="offline.seeds").config  # as the run knows it
 
     data, norm, reward_scale = prepare(dataset, cfg)
     spec = AgentSpec(task.obs_dim, task.act_dim, task.act_low, task.act_high)

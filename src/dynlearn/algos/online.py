@@ -98,11 +98,11 @@ def train_online(cfg: OnlineConfig, out: str | Path, *, resume: bool = False, fo
     agent = agents.get(cfg.agent)
     agent_cfg = agent_config or agent.Config()
     config = {"online": dataclasses.asdict(cfg), "agent": dataclasses.asdict(agent_cfg)}
+    if resume and Checkpoint(out / "checkpoint", "").saved() is None:
+        raise DataError(str(out), "has no checkpoint to resume from.", "start a new run without --resume.")
+    config = RunFolder.open(out, config, resume=resume, force=force).config  # as the run knows it: its checkpoints' tag
     store = Checkpoint(out / "checkpoint", fingerprint(config), owner=str(out), other="another run (its config.json differs)",
                        where=out)
-    if resume and store.saved() is None:
-        raise DataError(str(out), "has no checkpoint to resume from.", "start a new run without --resume.")
-    RunFolder.open(out, config, resume=resume, force=force)
 
     spec = AgentSpec(task.obs_dim, task.act_dim, task.act_low, task.act_high)
     root = jax.random.key(cfg.seed)

@@ -141,7 +141,7 @@ def train_pets(cfg: PETSConfig, out: str | Path, *, resume: bool = False, force:
     task = get_task(cfg.task)
     run_folder = RunFolder.open(out, {"method": "pets", "config": cfg.to_dict()}, resume=resume, force=force)
     out = run_folder.path
-    ckpt = Checkpoint(out / "checkpoint", fingerprint(cfg.to_dict()), owner="pets")
+    ckpt = Checkpoint(out / "checkpoint", fingerprint(run_folder.config["config"]), owner="pets")
     loaded = ckpt.load(lambda progress: _empty(cfg, task, jax.random.key(cfg.seed))) if resume else None
     state, progress = loaded if loaded is not None else (_empty(cfg, task, jax.random.key(cfg.seed)), {})
     progress.setdefault("episode", 0)
