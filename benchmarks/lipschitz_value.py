@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -43,6 +42,8 @@ from dynlearn.agents.sac import SACConfig
 from dynlearn.algos.mbpo_online import MBPOOnlineConfig, train_mbpo_online
 from dynlearn.stats import bootstrap_diff, welch
 from dynlearn.tasks import get as get_task
+
+from _online import cpu_time  # benchmarks/_online.py
 
 TRAINED = ("single-lipschitz", "single")
 """Arms ``run`` trains."""
@@ -70,14 +71,9 @@ def run(args) -> None:
             out = _folder(args.runs, arm, args.task, args.steps, seed)
             if (out / "results.json").is_file():
                 continue
-            spent = json.loads((out / "cpu.json").read_text())["cpu_s"] if (out / "cpu.json").is_file() else 0.0
-            started = time.process_time()
-            try:
+            with cpu_time(out):
                 cfg = config(arm, args.task, args.steps, seed, args.every, args.start_steps)
                 train_mbpo_online(cfg, out, resume=(out / "config.json").is_file())
-            finally:
-                if out.is_dir():
-                    (out / "cpu.json").write_text(json.dumps({"cpu_s": spent + time.process_time() - started}) + "\n")
 
 
 def _visited_states(state, task, episodes: int, seed: int) -> np.ndarray:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,8 @@ from dynlearn.algos.coplanner import COPlannerConfig
 from dynlearn.algos.mbpo_online import MBPOOnlineConfig, train_mbpo_online
 from dynlearn.algos.online import OnlineConfig, train_online
 from dynlearn.stats import bootstrap_diff, welch
+
+from _online import cpu_time, curves_figure  # benchmarks/_online.py
 
 METHODS = ("mbpo", "coplanner", "sac")
 RESULTS = Path(__file__).parent / "results" / "planning"
@@ -60,13 +61,8 @@ def run(args) -> None:
             out = _folder(args.runs, method, args.task, args.steps, seed)
             if (out / "results.json").is_file():
                 continue
-            spent = json.loads((out / "cpu.json").read_text())["cpu_s"] if (out / "cpu.json").is_file() else 0.0
-            started = time.process_time()
-            try:
+            with cpu_time(out):
                 _train(method, args.task, args.steps, seed, out, args.every, args.start_steps)
-            finally:
-                if out.is_dir():
-                    (out / "cpu.json").write_text(json.dumps({"cpu_s": spent + time.process_time() - started}) + "\n")
 
 
 def _evals(out: Path) -> dict[int, float]:
@@ -129,24 +125,10 @@ def report(args) -> None:
 
 
 def _figure(args, found: dict, grid: list[int]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    for method, data in found.items():
-        y = np.array([[c.get(str(s), np.nan) for s in grid] for c in data["curves"]], float)
-        ax.plot(grid, np.nanmean(y, 0), label=f"{method} ({len(data['seeds'])} seeds)")
-        ax.fill_between(grid, np.nanmin(y, 0), np.nanmax(y, 0), alpha=0.2)
-    ax.set_xlabel("real environment steps")
-    ax.set_ylabel("evaluation return (deterministic policy)")
-    ax.set_title(f"{args.task}, {args.steps:,} real steps (band: min-max over seeds)")
-    ax.legend()
-    fig.tight_layout()
-    args.figure.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.figure, dpi=120)
-    print(f"wrote {args.figure}")
+    series = {f"{method} ({len(data['seeds'])} seeds)": [[c.get(str(s), np.nan) for s in grid] for c in data["curves"]]
+              for method, data in found.items()}
+    curves_figure(args.figure, grid, series, title=f"{args.task}, {args.steps:,} real steps (band: min-max over seeds)",
+                  ylabel="evaluation return (deterministic policy)")
 
 
 def main() -> None:

@@ -34,6 +34,8 @@ from dynlearn.models import EnsembleConfig
 from dynlearn.planning import CEMConfig, ObjectiveConfig
 from dynlearn.stats import bootstrap_diff, welch
 
+from _online import curves_figure  # benchmarks/_online.py
+
 _MODEL = EnsembleConfig(members=5, elites=5, hidden=(200, 200, 200), weight_decay=(3.3e-5,) * 4)
 TASKS = {  # task -> (folder slug, PETS settings, evaluation interval: PETS' window and SAC's evaluations)
     "Pendulum-v1": ("pendulum", dict(task="Pendulum-v1", initial_steps=200, train_every=200, fit_epochs=100, model=_MODEL,
@@ -111,24 +113,8 @@ def report(args) -> None:
                                               "bootstrap_95": [lo, hi]}}, indent=1))
         print(f"wrote {path}")
     if args.figure is not None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        for name, key in (("PETS", "pets"), ("SAC", "sac")):
-            y = np.array([row[key] for row in table], float)
-            ax.plot(grid, np.nanmean(y, 1), label=name)
-            ax.fill_between(grid, np.nanmin(y, 1), np.nanmax(y, 1), alpha=0.2)
-        ax.set_xlabel("real environment steps")
-        ax.set_ylabel("episode return")
-        ax.set_title(f"{args.task}, {len(seeds)} seeds (band: min-max)")
-        ax.legend()
-        fig.tight_layout()
-        args.figure.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(args.figure, dpi=120)
-        print(f"wrote {args.figure}")
+        series = {name: np.array([row[key] for row in table], float).T for name, key in (("PETS", "pets"), ("SAC", "sac"))}
+        curves_figure(args.figure, grid, series, title=f"{args.task}, {len(seeds)} seeds (band: min-max)", ylabel="episode return")
 
 
 def main() -> None:
