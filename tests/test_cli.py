@@ -138,6 +138,27 @@ def test_train_passes_the_ensemble_fit_options_and_refuses_misplaced_ones(tmp_pa
     assert "--model-holdout, --horizon, --only-seed only apply to the offline model-based methods" in err and "td3bc" in err
 
 
+def test_a_preset_sets_the_defaults_and_flags_change_them(tmp_path, capsys, monkeypatch):
+    """train mbpo-online | coplanner --preset NAME: the paper's values, a flag beside it wins; an unknown name is one line."""
+    from dynlearn.algos import coplanner, mbpo_online
+
+    seen = []
+    monkeypatch.setattr(mbpo_online, "run_job", seen.append)
+    monkeypatch.setattr(coplanner, "run_job", seen.append)
+    assert main(["train", "mbpo-online", "--preset", "hopper", "--utd", "3", "--out", str(tmp_path / "a")]) == 0
+    cfg = seen[0].config
+    assert (cfg.task, cfg.utd, cfg.rollout_batch, cfg.rollout_schedule, cfg.sac.target_entropy) == ("Hopper-v5", 3, 100_000,
+                                                                                                   (20, 100, 1, 15), -1.0)
+    assert main(["train", "coplanner", "--preset", "halfcheetah", "--candidates", "3", "--out", str(tmp_path / "b")]) == 0
+    assert type(seen[1].config).__name__ == "COPlannerConfig" and (seen[1].config.utd, seen[1].config.candidates) == (40, 3)
+    assert main(["train", "mbpo-online", "--out", str(tmp_path / "c")]) == 0
+    assert seen[2].config == mbpo_online.MBPOOnlineConfig()  # no preset: the CPU defaults
+    capsys.readouterr()
+    assert main(["train", "mbpo-online", "--preset", "walker"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "known: cpu, hopper" in err and len(err.strip().splitlines()) == 1
+
+
 # ----- issue 21, item 3: CSV through the CLI -------------------------------------------------------------------------
 _CSV_COLS = ["--obs-cols", "o1,o2", "--act-cols", "a", "--rew-col", "r", "--terminal-col", "d", "--json"]
 _CSV_ROWS = [f"{i},{i * 2},{0.1 * i},1.0,{int(i == 9)}" for i in range(10)]

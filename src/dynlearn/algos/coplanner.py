@@ -188,7 +188,8 @@ def train_coplanner(cfg: COPlannerConfig, out: str | Path, **kwargs) -> dict:
 @dataclasses.dataclass(frozen=True)
 class COPlannerJob:
     """dynlearn train coplanner: COPlanner online in a task (MBPO with conservative model rollouts and optimistic
-    exploration, both planned by UP-MPC); writes a run folder with results.json, metrics.jsonl, the agent and the ensemble."""
+    exploration, both planned by UP-MPC); writes a run folder with results.json, metrics.jsonl, the agent and the ensemble.
+    --preset NAME starts the MBPO part from a preset of train mbpo-online (cpu, hopper, halfcheetah, ...); flags change it."""
 
     config: Annotated[COPlannerConfig, tyro.conf.arg(name="")] = COPlannerConfig()
     out: Annotated[Path, tyro.conf.arg(aliases=("-o",))] = Path("runs/coplanner")

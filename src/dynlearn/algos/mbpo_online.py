@@ -452,7 +452,8 @@ def _finish(cfg: MBPOOnlineConfig, out: Path, task, agent, state: dict, progress
 @dataclasses.dataclass(frozen=True)
 class MBPOOnlineJob:
     """dynlearn train mbpo-online: MBPO online in a task (SAC on branched rollouts of an ensemble refitted as data comes
-    in); writes a run folder with results.json (the final policy's evaluation), metrics.jsonl, the agent and the ensemble."""
+    in); writes a run folder with results.json (the final policy's evaluation), metrics.jsonl, the agent and the ensemble.
+    --preset NAME starts from a preset (cpu, hopper, halfcheetah, inverted-pendulum, single-lipschitz); flags change it."""
 
     config: Annotated[MBPOOnlineConfig, tyro.conf.arg(name="")] = MBPOOnlineConfig()
     out: Annotated[Path, tyro.conf.arg(aliases=("-o",))] = Path("runs/mbpo-online")

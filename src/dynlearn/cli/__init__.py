@@ -30,7 +30,7 @@ from ..planning.job import PlanJob, run_plan
 from ..planning.navigation_job import NavigationFit, NavigationPlan, navigation_fit, navigation_plan
 from ..training import log_to
 from . import data, dsr, model, train
-from .parsing import Command, command, force_replace_folders, log_to_option, user_message
+from .parsing import Command, command, force_replace_folders, log_to_option, preset_command, user_message
 
 __all__ = ["USAGE", "main"]
 
@@ -48,8 +48,8 @@ def commands() -> dict[str, Command]:
         **{name: Command(job, lambda args, prog, job=job: train.run_method(job, args, prog)) for name, job in methods.items()},
         **{name: Command(job, lambda args, prog, job=job: train.run_agent(job, args, prog)) for name, job in learners.items()},
         "train pets": command(PETSJob, run_pets),
-        "train mbpo-online": command(mbpo_online.MBPOOnlineJob, mbpo_online.run_job),
-        "train coplanner": command(coplanner.COPlannerJob, coplanner.run_job),
+        "train mbpo-online": preset_command(mbpo_online.MBPOOnlineJob, mbpo_online.run_job, mbpo_online.MBPOOnlineConfig.preset),
+        "train coplanner": preset_command(coplanner.COPlannerJob, coplanner.run_job, coplanner.COPlannerConfig.preset),
         "train hypercrl": command(hypercrl.HyperCRLJob, hypercrl.run_job),
         "plan": command(PlanJob, run_plan),
         "navigation fit": command(NavigationFit, navigation_fit),

@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import re
 import typing
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import tyro
 
@@ -45,6 +45,24 @@ def parse(cls: type, args: list[str], *, prog: str):
     their ConfigError is then printed as one line by :func:`dynlearn.cli.main` (tyro would wrap it in a box of its
     own)."""
     raw = tyro.cli(unchecked(cls), args=args, prog=prog, description=cls.__doc__)
+    return cls(**values(raw))
+
+
+def preset_command(cls: type, handler: Callable, presets: Callable[[str], Any]) -> Command:
+    """A command like :func:`command` whose ``--preset NAME`` (optional) starts every flag's default from
+    ``cls(config=presets(NAME))``; the flags given beside it change that."""
+    return Command(cls, lambda args, prog: handler(parse_with_preset(cls, args, presets, prog=prog)))
+
+
+def parse_with_preset(cls: type, args: list[str], presets: Callable[[str], Any], *, prog: str):
+    """``args`` parsed into ``cls`` (a job with a ``config`` field) as :func:`parse` does, the defaults taken from the
+    preset that ``--preset NAME`` names (the last one given), if any."""
+    rest, chosen = _take_option(args, "--preset", "a preset's name", "NAME")
+    if not chosen:
+        return parse(cls, rest, prog=prog)
+    job = unchecked(cls)
+    default = job(**{**values(job()), "config": presets(chosen[-1])})
+    raw = tyro.cli(job, args=rest, prog=prog, description=cls.__doc__, default=default)
     return cls(**values(raw))
 
 
