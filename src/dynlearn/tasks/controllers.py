@@ -39,3 +39,25 @@ class InvertedPendulumBalance:
     def __call__(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         u = obs @ self.gains
         return np.clip(u, -self.max_force, self.max_force)[:, None].astype(np.float32)
+
+
+class ReacherReach:
+    """Reacher-v5: Jacobian-transpose control of the two-link arm, ``u = kp J(q)^T (target - fingertip) - kd qdot``.
+
+    The arm's links are 0.1 and 0.11 long to the fingertip (Gymnasium's ``reacher.xml``); ``obs`` holds ``cos q``,
+    ``sin q``, the target, ``qdot`` and ``fingertip - target``. The gains were picked on 30 episodes from a small grid
+    (kp 5-40, kd 0.05-0.2) for the return, whose action cost ``||u||^2`` weighs as much as the distance.
+    """
+
+    def __init__(self, *, kp: float = 20.0, kd: float = 0.05, links: tuple[float, float] = (0.1, 0.11)):
+        self.kp, self.kd, self.links = kp, kd, links
+
+    def __call__(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        q1, q2 = np.arctan2(obs[:, 2], obs[:, 0]), np.arctan2(obs[:, 3], obs[:, 1])
+        l1, l2 = self.links
+        s1, c1, s12, c12 = np.sin(q1), np.cos(q1), np.sin(q1 + q2), np.cos(q1 + q2)
+        ex, ey = -obs[:, 8], -obs[:, 9]  # target minus fingertip
+        # J = [[-l1 s1 - l2 s12, -l2 s12], [l1 c1 + l2 c12, l2 c12]]; u = kp J^T e - kd qdot
+        u1 = self.kp * ((-l1 * s1 - l2 * s12) * ex + (l1 * c1 + l2 * c12) * ey) - self.kd * obs[:, 6]
+        u2 = self.kp * (-l2 * s12 * ex + l2 * c12 * ey) - self.kd * obs[:, 7]
+        return np.clip(np.stack([u1, u2], axis=1), -1.0, 1.0).astype(np.float32)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from .controllers import InvertedPendulumBalance, PendulumSwingUp
+from .controllers import InvertedPendulumBalance, PendulumSwingUp, ReacherReach
 from .policy import Policy, RandomPolicy
 
-CONTROLLERS = {"Pendulum-v1": PendulumSwingUp, "InvertedPendulum-v5": InvertedPendulumBalance}
+CONTROLLERS = {"Pendulum-v1": PendulumSwingUp, "InvertedPendulum-v5": InvertedPendulumBalance, "Reacher-v5": ReacherReach}
 
 
 def policy_from_name(name: str, task) -> Policy:
