@@ -3,7 +3,7 @@
     python benchmarks/hypercrl.py run --seeds 0 1 2 [--sequence pendulum-mass] [--methods ...] [--runs runs/hypercrl]
     python benchmarks/hypercrl.py report [--sequence pendulum-mass] [--runs runs/hypercrl] [--save]
     python benchmarks/hypercrl.py run --preset reference --seeds 0 1 2     # the reference's gravity sequence and budget
-    python benchmarks/hypercrl.py run --smoke --seeds 0 --runs /tmp/hypercrl-smoke     # minutes: tiny budget, 2 tasks
+    python benchmarks/hypercrl.py run --smoke --seeds 0 --runs runs/hypercrl-smoke   # minutes: tiny budget, 2 tasks
 
 Each run is :func:`dynlearn.algos.hypercrl.train_hypercrl` with :class:`~dynlearn.algos.hypercrl.HyperCRLConfig`'s
 defaults (the reference's Pendulum settings on a CPU budget of 2,000 real steps per task; see that module) and only
